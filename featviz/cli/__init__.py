@@ -1,0 +1,66 @@
+"""The ``featviz`` command line: a thin layer over the library.
+
+Each ``cmd_*.py`` module in this package defines one click command named
+``command``; they are discovered here so that adding a command touches one file.
+Errors a user can fix end in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import FeatvizError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="featviz")
+def cli() -> None:
+    """featviz: hierarchical quadratic DenseNets, joint vs layerwise training,
+    feature visualization and adversarial probing."""
+
+
+def _register() -> None:
+    for mod in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("cmd_")):
+        command = importlib.import_module(f"{__name__}.{mod}").command
+        cli.add_command(command)
+
+
+_register()
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(f"featviz: error: {' '.join(str(message).split())}", err=True)
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``featviz`` console script."""
+    try:
+        rv = cli.main(args=argv, prog_name="featviz", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `featviz`: show help
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        rv = 0
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "featviz"
+        rv = _fail(f"{exc.format_message()} (see `{cmd} --help`)", 2)
+    except click.ClickException as exc:
+        rv = _fail(exc.format_message(), 2)
+    except FeatvizError as exc:
+        rv = _fail(exc.one_line(), exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("featviz: interrupted", err=True)
+        rv = 130
+    except BrokenPipeError:
+        rv = 0
+    except Exception as exc:  # an internal error: still one line unless debugging
+        if os.environ.get("FEATVIZ_DEBUG"):
+            raise
+        rv = _fail(f"internal error: {exc.__class__.__name__}: {exc} "
+                   "(set FEATVIZ_DEBUG=1 for the traceback and please report it)", 1)
+    sys.exit(rv if isinstance(rv, int) else 0)

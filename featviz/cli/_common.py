@@ -1,0 +1,76 @@
+"""Options and helpers shared by the commands."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..errors import FeatvizError
+from ..fileio import to_json
+
+
+def common_options(out: bool = True, json_flag: bool = True, force: bool = True) -> Callable:
+    """Add ``--seed``, ``--device`` and, as asked, ``--out``/``--force`` and ``--json``."""
+
+    def decorate(fn: Callable) -> Callable:
+        opts = [
+            click.option("--seed", type=int, default=0, show_default=True, help="Seed for every random draw."),
+            click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N] or mps."),
+        ]
+        if out:
+            opts.append(click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+                                     help="Output folder."))
+            if force:
+                opts.append(click.option("--force", is_flag=True, help="Replace a non-empty --out."))
+        if json_flag:
+            opts.append(click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."))
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
+    """Refuse an ``--out`` that is a file, or a non-empty folder without ``--force``.
+
+    A folder that already holds ``marker`` (e.g. the ``card.json`` of a checkpoint
+    that this command would write atomically anyway) also needs ``--force``.
+    """
+    if path.exists() and not path.is_dir():
+        raise FeatvizError(f"--out {path} is a file", "choose a folder path")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise FeatvizError(f"--out {path} is not empty", "choose another folder or pass --force to replace it")
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise FeatvizError(f"--out {path}: cannot write under {parent}", "choose a writable folder")
+    return path
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(to_json(obj))
+
+
+def command_line() -> str:
+    """The command as typed, for model cards (program name normalized)."""
+    return shlex.join(["featviz"] + sys.argv[1:])
+
+
+def with_device(fn: Callable) -> Callable:
+    """Resolve ``--device`` into a torch.device before the command body runs."""
+
+    @wraps(fn)
+    def wrapper(*args, device: str = "auto", **kwargs):
+        from ..devices import resolve_device
+
+        return fn(*args, device=resolve_device(device), **kwargs)
+
+    return wrapper

@@ -1,0 +1,69 @@
+"""featviz train"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..data import DATASETS
+from ..nets import ACTIVATIONS
+from ..train import MODES
+from ._common import check_out, command_line, common_options, emit_json, with_device
+
+
+@click.command("train")
+@click.option("--dataset", type=click.Choice(DATASETS), default="digits", show_default=True)
+@click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
+@click.option("--download", is_flag=True, help="Let torchvision download the dataset into --data-root.")
+@click.option("--mode", type=click.Choice(MODES), default="joint", show_default=True)
+@click.option("--act", type=click.Choice(ACTIVATIONS), default="quadratic", show_default=True)
+@click.option("--depth", type=click.IntRange(1, 32), help="Blocks (default 3).")
+@click.option("--width", type=click.IntRange(1, 4096), help="Units per layer (MLP, default 48) or channels "
+              "of block 1 (conv, default 16; later blocks get 2x).")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs per stage (digits 30, synthetic 60).")
+@click.option("--lr", type=float, help="Learning rate (default 3e-3).")
+@click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 256).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--image-size", type=click.IntRange(4, 512), help="Resize images to this side (digits: 16).")
+@click.option("--d", "syn_d", type=click.IntRange(1), default=20, show_default=True, help="Synthetic: input dim.")
+@click.option("--k", "syn_k", type=click.IntRange(1), default=4, show_default=True,
+              help="Synthetic: teacher units per layer.")
+@click.option("--teacher-depth", type=click.IntRange(1, 16), default=3, show_default=True,
+              help="Synthetic: teacher layers.")
+@click.option("--alpha", type=float, default=0.3, show_default=True, help="Synthetic: information gap.")
+@click.option("--n-train", type=click.IntRange(1), default=20000, show_default=True,
+              help="Synthetic: training samples.")
+@click.option("--name", help="A name for the model card.")
+@common_options()
+@with_device
+def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
+            syn_d, syn_k, teacher_depth, alpha, n_train, name, seed, device, out, force, as_json):
+    """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
+
+    Writes a checkpoint folder (model.safetensors + card.json) to --out.
+    """
+    from ..checkpoint import summarize
+    from ..recipes import TrainSpec, run_training
+
+    check_out(out, force)
+    synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
+    spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
+                     batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
+                     data_root=str(data_root) if data_root else None, download=download,
+                     synthetic=synthetic if dataset == "synthetic" else {}, name=name)
+    ckpt = run_training(spec, out, device=device, command=command_line())
+    summary = summarize(ckpt.card) | {"checkpoint": str(out), "seconds": ckpt.card["training"]["seconds"]}
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict) -> None:
+    key = "test_accuracy" if "test_accuracy" in summary["metrics"] else "rel_test_mse"
+    for stage in summary["stages"]:
+        value = stage.get("test_accuracy", stage.get("test_rel_mse"))
+        click.echo(f"  {stage['name']:<8} {stage['epochs']:>4} epochs  test {key.replace('test_', '')} {value:.4f}")
+    click.echo(f"{summary['mode']} {summary['dataset']} model: test {key.replace('test_', '')} "
+               f"{summary['metrics'][key]:.4f} in {summary['seconds']:.1f} s -> {summary['checkpoint']}")

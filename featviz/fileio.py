@@ -1,0 +1,104 @@
+"""Atomic writes: the one place where featviz puts bytes on disk.
+
+A reader (or a crash, or ``kill -9``) sees either the previous file or the complete
+new one, never a half-written file: data goes to a temporary file in the same folder,
+is flushed to disk, and is then renamed over the target (``os.replace`` is atomic on
+POSIX and Windows within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy / torch scalars and arrays
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def _finite(obj: Any) -> Any:
+    """Replace NaN/Inf floats by None so the JSON stays standard (RFC 8259)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    """Serialize to standard JSON (NaN/Inf become null, keys keep their order)."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=indent)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, to_json(obj) + "\n")
+
+
+def save_png(path: str | os.PathLike, image) -> Path:
+    """Save a PIL image as PNG atomically."""
+    import io
+
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name, then swap it into place.
+
+    Yields the temporary folder to fill. On success the previous content of
+    ``target`` (if any) is replaced in two renames; on failure the temporary
+    folder is removed and ``target`` is left exactly as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
