@@ -1,0 +1,63 @@
+"""featviz gallery"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import FeatvizError
+from ._common import check_out, common_options, emit_json, with_device
+
+
+def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> list[list[Path]]:
+    """``--vis CHECKPOINT=DIR`` (or plain ``DIR`` when there is one checkpoint) -> folders per checkpoint."""
+    folders: list[list[Path]] = [[] for _ in checkpoints]
+    resolved = [c.resolve() for c in checkpoints]
+    for spec in specs:
+        ckpt, sep, folder = spec.rpartition("=")
+        if not sep:
+            if len(checkpoints) != 1:
+                raise FeatvizError(f"--vis {spec}: say which checkpoint it belongs to",
+                                   "write --vis CHECKPOINT=DIR when the gallery has several checkpoints")
+            folders[0].append(Path(folder))
+            continue
+        try:
+            index = resolved.index(Path(ckpt).resolve())
+        except ValueError:
+            raise FeatvizError(f"--vis {spec}: {ckpt} is not one of the checkpoints given",
+                               "use the same path as in the CHECKPOINT arguments") from None
+        folders[index].append(Path(folder))
+    return folders
+
+
+@click.command("gallery")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--vis", "vis_specs", multiple=True, metavar="CHECKPOINT=DIR",
+              help="A `featviz maximize` output folder for one checkpoint (repeatable).")
+@click.option("--attacks", type=click.Path(path_type=Path), help="A `featviz attack` output folder.")
+@click.option("--hierarchy", type=click.Path(path_type=Path), help="A `featviz hierarchy run` output folder.")
+@click.option("--data-root", type=click.Path(path_type=Path),
+              help="Dataset folder for mnist/fashion-mnist/cifar10 (used to match units across models).")
+@click.option("--reference-eps", type=click.FloatRange(0, None),
+              help="ε at which the overview reports robust accuracy (default: the adversarial-training ε).")
+@click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
+@common_options()
+@with_device
+def command(checkpoints, vis_specs, attacks, hierarchy, data_root, reference_eps, title, seed, device, out, force,
+            as_json):
+    """Build a static, offline HTML gallery of CHECKPOINTs and result folders.
+
+    The first checkpoint is the reference that comparison pages match the others
+    against. Open OUT/index.html in a browser; it needs no server and no network.
+    """
+    from ..report import build_gallery
+
+    check_out(out, force)
+    summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
+                            attacks=attacks, hierarchy=hierarchy, data_root=data_root, reference_eps=reference_eps,
+                            title=title, device=device)
+    if as_json:
+        emit_json(summary)
+        return
+    click.echo(f"{len(summary['pages'])} pages, {summary['bytes']['total'] / 1e6:.2f} MB -> {summary['index']}")

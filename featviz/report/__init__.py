@@ -1,0 +1,12 @@
+"""The static HTML gallery and its plots.
+
+    from featviz.report import build_gallery
+    build_gallery(["models/digits-joint", "models/digits-layerwise"], "gallery",
+                  attacks="runs/attack", hierarchy="runs/hierarchy")
+"""
+
+from .gallery import GalleryModel, build_gallery, layer_summary, slugify, write_gallery
+from .matching import correlation_matrix, match_units, unit_activations
+
+__all__ = ["GalleryModel", "build_gallery", "correlation_matrix", "layer_summary", "match_units", "slugify",
+           "unit_activations", "write_gallery"]

@@ -1,0 +1,315 @@
+"""``build_gallery``: a static, offline HTML site over checkpoints and result folders.
+
+The site is plain files: HTML pages rendered from autoescaped Jinja2 templates, one
+stylesheet, PNGs referenced by relative links (never inlined as base64, so pages stay
+small) and loaded lazily. No script runs and nothing is fetched from the network; each
+page carries a Content-Security-Policy that forbids both. The whole folder is built
+under a temporary name and swapped into place, so a crash or an interrupted rebuild
+leaves the previous gallery intact.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..errors import DataError, FeatvizError
+from ..fileio import atomic_directory
+from . import plots
+from .matching import match_units, unit_activations
+from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_visuals,
+                      robust_accuracy_at)
+from .site import Site
+
+# Bounds that keep every page small whatever the inputs hold.
+MAX_UNITS = 64          # units per layer page and per comparison page
+MAX_EXAMPLES = 5        # dataset examples per unit
+MAX_ATTACK_IMAGES = 120
+MAX_HIERARCHY_IMAGES = 40
+MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
+
+
+@dataclass
+class GalleryModel:
+    """A checkpoint as the gallery shows it."""
+
+    checkpoint: Checkpoint
+    slug: str
+    visuals: Visuals = field(default_factory=Visuals)
+    robust: dict[str, Any] | None = None  # {"eps", "robust_accuracy", "attack"} at the reference ε
+
+    @property
+    def label(self) -> str:
+        return self.checkpoint.name
+
+    @property
+    def layers(self) -> list[str]:
+        return [str(layer.get("name")) for layer in self.checkpoint.card.get("layers", [])]
+
+    def layer_page(self, layer: str) -> str:
+        return f"model-{self.slug}-{slugify(layer)}.html"
+
+
+def slugify(text: str, taken: Iterable[str] = ()) -> str:
+    """A file-name-safe, lower-case version of ``text`` (no path separators, no dots
+    leading anywhere), made unique against ``taken`` with a numeric suffix."""
+    base = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40] or "model"
+    taken = set(taken)
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
+    """Median image metrics of one layer, one row per regularizer setting."""
+    units = vis.layers.get(layer, {})
+    rows = []
+    for reg in vis.regs:
+        images = [u.images[reg] for u in units.values() if reg in u.images]
+        if images:
+            rows.append({"reg": reg, "units": len(images),
+                         **{k: _median(getattr(im, k) for im in images)
+                            for k in ("activation", "hf_ratio", "tv", "shift_stability")}})
+    return rows
+
+
+def _reference_eps(models: list[GalleryModel], attacks: dict[str, Any] | None, given: float | None) -> float | None:
+    """The ε the index reports: as given, else the ε an adversarially trained model was
+    trained at, else the middle of the attack sweep."""
+    if given is not None:
+        return given
+    for m in models:
+        adv = m.checkpoint.card.get("training", {}).get("adv")
+        if isinstance(adv, dict) and isinstance(adv.get("eps"), (int, float)):
+            return float(adv["eps"])
+    if attacks:
+        eps = sorted({p["eps"] for model in attacks["models"] for a in model["attacks"] for p in a["curve"]})
+        if eps:
+            return eps[len(eps) // 2]
+    return None
+
+
+def _pick_attack(attacks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The attack the index summarizes: PGD (L∞) when present, else the first."""
+    for attack in attacks:
+        if str(attack.get("attack", "")).lower() in ("pgd", "pgd-linf"):
+            return attack
+    return attacks[0] if attacks else None
+
+
+def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | None:
+    """The gallery model an attack result belongs to (same folder, else same name)."""
+    ref = str(entry.get("checkpoint", ""))
+    for m in models:
+        if ref and Path(ref).resolve() == m.checkpoint.path.resolve():
+            return m
+    for m in models:
+        if ref and Path(ref).name in (m.checkpoint.path.name, m.label):
+            return m
+    return None
+
+
+def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
+                  visuals: Mapping[int, Sequence[Path]] | Sequence[Sequence[Path]] | None = None,
+                  attacks: str | Path | None = None, hierarchy: str | Path | None = None,
+                  data_root: str | Path | None = None, reference_eps: float | None = None,
+                  title: str = "featviz gallery", notes: Sequence[str] = (), device: torch.device | str = "cpu",
+                  progress: bool = True) -> dict[str, Any]:
+    """Write the gallery's files into the existing folder ``site_dir`` (see :func:`build_gallery`)."""
+    site_dir = Path(site_dir)
+    if not checkpoints:
+        raise FeatvizError("the gallery needs at least one checkpoint", "pass checkpoint folders made by `featviz train`")
+    models: list[GalleryModel] = []
+    for i, item in enumerate(checkpoints):
+        ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
+        slug = slugify(ckpt.name, (m.slug for m in models))
+        folders = list(visuals[i]) if visuals is not None and i < len(visuals) else []
+        models.append(GalleryModel(ckpt, slug, read_visuals([Path(f) for f in folders])))
+    attack_data = read_attacks(Path(attacks)) if attacks else None
+    hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
+    ref_eps = _reference_eps(models, attack_data, reference_eps)
+
+    site = Site(site_dir, title=title)
+    bar = tqdm(total=4 + sum(len(m.layers) for m in models), desc="gallery", unit="page", leave=False,
+               disable=not progress)
+
+    # --- attacks: curves for the index plot and the table
+    attack_ctx = None
+    if attack_data:
+        series, rows = [], []
+        for entry in attack_data["models"]:
+            owner = _owner(entry, models)
+            label = owner.label if owner else Path(str(entry.get("checkpoint", "?"))).name
+            for attack in entry["attacks"]:
+                curve = attack["curve"]
+                name = str(attack.get("attack", "?"))
+                series.append((f"{label} · {name}", [p["eps"] for p in curve], [p["robust_accuracy"] for p in curve]))
+                min_eps = attack.get("min_eps") if isinstance(attack.get("min_eps"), dict) else {}
+                rows.append({"model": label, "slug": owner.slug if owner else None, "attack": name,
+                             "norm": attack.get("norm"), "steps": attack.get("steps"),
+                             "restarts": attack.get("restarts"), "clean": entry["clean_accuracy"],
+                             "curve": curve, "min_eps_median": min_eps.get("median"),
+                             "min_eps_mean": min_eps.get("mean")})
+            chosen = _pick_attack(entry["attacks"])
+            if owner and chosen and ref_eps is not None:
+                at = robust_accuracy_at(chosen["curve"], ref_eps)
+                if at:
+                    owner.robust = {"eps": at[0], "robust_accuracy": at[1], "attack": chosen.get("attack")}
+        plot = site.plot("img/robustness.png", lambda p: plots.robustness_plot(series, p, ref_eps))
+        images = site.copy_images(sorted(Path(attacks).rglob("*.png")), "img/attacks", limit=MAX_ATTACK_IMAGES,
+                                  exclude=("robust",))
+        attribution = [im for im in images if "attr" in im["caption"].lower() or "saliency" in im["caption"].lower()]
+        examples = [im for im in images if im not in attribution]
+        attack_ctx = {"plot": plot, "rows": rows, "examples": examples, "attributions": attribution,
+                      "seconds": attack_data.get("seconds"), "eps": sorted({p["eps"] for r in rows for p in r["curve"]})}
+        site.render("attacks.html", "attacks.html", attacks=attack_ctx, reference_eps=ref_eps)
+    bar.update()
+
+    # --- hierarchy study
+    hier_ctx = None
+    if hier_data:
+        pngs = sorted(Path(hierarchy).glob("*.png"))
+        hier_ctx = {"rows": hierarchy_rows(hier_data), "config": hier_data.get("config") or {},
+                    "seconds": hier_data.get("seconds"),
+                    "images": site.copy_images(pngs, "img/hierarchy", limit=MAX_HIERARCHY_IMAGES)}
+        site.render("hierarchy.html", "hierarchy.html", hierarchy=hier_ctx)
+    bar.update()
+
+    # --- per model and layer: unit grids
+    hf_rows = []
+    for m in models:
+        for layer in m.layers:
+            units = m.visuals.layers.get(layer, {})
+            summary = layer_summary(m.visuals, layer)
+            if summary:
+                hf_rows.append((f"{m.label[:18]} {layer}", {r["reg"]: r["hf_ratio"] or 0.0 for r in summary}))
+            cards = []
+            for unit in sorted(units)[:MAX_UNITS]:
+                uv = units[unit]
+                cards.append({
+                    "unit": unit,
+                    "images": [dict(site.image(uv.images[reg].file, f"img/{m.slug}/{slugify(layer)}"),
+                                    reg=reg, metrics=uv.images[reg]) for reg in m.visuals.regs if reg in uv.images],
+                    "examples": [dict(site.image(f, f"img/{m.slug}/{slugify(layer)}/examples"), activation=a)
+                                 for f, a in uv.examples[:MAX_EXAMPLES]],
+                })
+            site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
+                        total_units=len(units), regs=m.visuals.regs, models=models)
+            bar.update()
+    hf_plot = site.plot("img/hf_ratio.png", lambda p: plots.hf_ratio_plot(hf_rows, p)) if hf_rows else None
+
+    # --- comparison pages: the same layer across models, units matched by correlation
+    compare = _comparisons(site, models, data_root=data_root, device=device)
+    bar.update()
+
+    site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
+                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes))
+    bar.update()
+    bar.close()
+    site.write_static()
+    return site.summary() | {
+        "models": [{"name": m.label, "slug": m.slug, "checkpoint": str(m.checkpoint.path),
+                    "mode": m.checkpoint.card.get("training", {}).get("mode"),
+                    "test_accuracy": m.checkpoint.card.get("metrics", {}).get("test_accuracy"),
+                    "robust_accuracy": (m.robust or {}).get("robust_accuracy")} for m in models],
+        "reference_eps": ref_eps,
+        "comparisons": [c["page"] for c in compare.get("pages", [])],
+    }
+
+
+def _comparisons(site: Site, models: list[GalleryModel], *, data_root, device) -> dict[str, Any]:
+    """Write ``compare-<layer>.html`` for every layer the first model shares with others."""
+    ref = models[0]
+    ref_ds = ref.checkpoint.card.get("dataset", {})
+    peers = [m for m in models[1:] if m.checkpoint.card.get("dataset", {}).get("name") == ref_ds.get("name")
+             and m.checkpoint.card.get("dataset", {}).get("image_size") == ref_ds.get("image_size")]
+    if not peers:
+        return {"pages": [], "note": None if len(models) == 1 else "no other model was trained on the same data"}
+    try:
+        x = _match_data(ref_ds, data_root)
+    except DataError as exc:
+        return {"pages": [], "note": f"comparison pages skipped: {exc.one_line()}"}
+    pages = []
+    for layer in ref.layers:
+        group = [m for m in peers if layer in m.layers]
+        if not group:
+            continue
+        acts = {m.slug: unit_activations(m.checkpoint.model, layer, x) for m in [ref] + group}
+        pairs = {m.slug: match_units(acts[ref.slug], acts[m.slug]) for m in group}
+        rows = []
+        for unit in range(min(acts[ref.slug].shape[1], MAX_UNITS)):
+            cells = [_compare_cell(site, ref, layer, unit, None)]
+            for m in group:
+                other, corr = pairs[m.slug][unit]
+                cells.append(_compare_cell(site, m, layer, other, corr))
+            rows.append({"unit": unit, "cells": cells})
+        mean_corr = {m.slug: _median(c for _, c in pairs[m.slug]) for m in group}
+        page = f"compare-{slugify(layer)}.html"
+        site.render(page, "compare.html", layer=layer, models=[ref] + group, rows=rows, mean_corr=mean_corr,
+                    n_examples=len(x), dataset=ref_ds.get("name"))
+        pages.append({"page": page, "layer": layer})
+    return {"pages": pages, "note": None}
+
+
+def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, corr: float | None) -> dict[str, Any]:
+    cell: dict[str, Any] = {"unit": unit, "corr": corr, "image": None, "example": None}
+    uv = m.visuals.layers.get(layer, {}).get(unit) if unit is not None else None
+    if uv:
+        reg = next((r for r in reversed(m.visuals.regs) if r in uv.images), None)
+        if reg:
+            cell["image"] = dict(site.image(uv.images[reg].file, f"img/{m.slug}/{slugify(layer)}"), reg=reg)
+        if uv.examples:
+            cell["example"] = site.image(uv.examples[0][0], f"img/{m.slug}/{slugify(layer)}/examples")
+    return cell
+
+
+def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
+    """Test images of the checkpoints' dataset, used to correlate units."""
+    from ..data import load_dataset
+
+    name = dataset.get("name")
+    if not name or name == "synthetic":
+        raise DataError("the models were not trained on an image dataset")
+    data = load_dataset(name, data_root=data_root, image_size=dataset.get("image_size"))
+    return data.x_test[:MATCH_EXAMPLES]
+
+
+def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Path, **options: Any) -> dict[str, Any]:
+    """Build the static gallery for ``checkpoints`` in the folder ``out``, atomically.
+
+    Args:
+        checkpoints: checkpoint folders (or loaded :class:`Checkpoint` objects); the
+            first is the reference the comparison pages match the others against.
+        out: the gallery folder; an existing one is replaced only once the new one is complete.
+        visuals: for checkpoint ``i``, ``visuals[i]`` lists ``featviz maximize`` output
+            folders (each with ``metrics.json``) whose images fill its layer pages.
+        attacks: a ``featviz attack`` output folder (``results.json`` + PNGs).
+        hierarchy: a ``featviz hierarchy run`` output folder (``results.json`` + PNGs).
+        data_root: where mnist/fashion-mnist/cifar10 live (digits needs nothing).
+        reference_eps: the ε at which the index reports robust accuracy (default: the
+            adversarial-training ε of a model, else the middle of the sweep).
+        title, notes: page title and lines shown on the index (e.g. skipped stages).
+        device, progress: where activations are computed; show a tqdm bar on stderr.
+
+    Returns a summary: ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
+    """
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        summary = write_gallery(tmp, checkpoints, **options)
+    return summary | {"index": str(out / "index.html"), "out": str(out)}
+
+
+__all__ = ["GalleryModel", "build_gallery", "layer_summary", "slugify", "write_gallery"]

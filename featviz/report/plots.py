@@ -1,0 +1,72 @@
+"""Plots for the gallery, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never open a window, never need a display server
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from ..fileio import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as PNG atomically and close it; no timestamp or version metadata,
+    so the same data gives the same bytes."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def robustness_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float | None]]], path: str | Path,
+                    reference_eps: float | None = None) -> Path:
+    """Robust accuracy vs ε, one line per ``(label, eps, accuracy)`` series, all on one chart.
+
+    Accuracies are fractions in [0, 1]; missing points (None) are skipped. A dotted
+    vertical line marks ``reference_eps`` (the ε the index table reports).
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label, eps, acc in series:
+        points = [(e, a) for e, a in zip(eps, acc) if a is not None]
+        if points:
+            ax.plot([e for e, _ in points], [100 * a for _, a in points], marker="o", markersize=3, label=label)
+    if reference_eps is not None:
+        ax.axvline(reference_eps, color="0.5", linestyle=":", linewidth=1)
+    ax.set_xlabel("ε (L∞ unless stated)")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, path)
+
+
+def hf_ratio_plot(rows: Sequence[tuple[str, dict[str, float]]], path: str | Path) -> Path:
+    """Median high-frequency energy ratio per model/layer (x) and regularizer (bars).
+
+    ``rows`` is ``[(label, {reg: median_hf_ratio})]``: the bar chart makes the noise
+    of unregularized images (a high ratio) visible at a glance.
+    """
+    regs: list[str] = []
+    for _, values in rows:
+        regs += [r for r in values if r not in regs]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 2), 3.2))
+    width = 0.8 / max(len(regs), 1)
+    for k, reg in enumerate(regs):
+        xs = [i + (k - (len(regs) - 1) / 2) * width for i in range(len(rows))]
+        ax.bar(xs, [values.get(reg, 0.0) for _, values in rows], width=width, label=reg)
+    ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("median hf_ratio")
+    ax.set_ylim(0, 1)
+    ax.grid(axis="y", alpha=0.3)
+    if regs:
+        ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,210 @@
+"""Readers for the result folders the gallery shows (formats fixed in CONTRACT.md).
+
+Each reader validates what the gallery needs and raises a :class:`FeatvizError`
+naming the file and the field when something is missing, so a broken folder gives
+one clear line instead of a half-built site. Paths of images are resolved against
+the folder they came from and must stay inside it (a hostile ``file`` field such as
+``../../etc/passwd`` is refused).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FeatvizError
+
+NEURON = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*):(?P<unit>\d+)(?:@\d+,\d+)?$")
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Load a JSON object from ``path`` or raise one clear error naming ``what`` it should be."""
+    if not path.is_file():
+        raise FeatvizError(f"{path} does not exist", f"expected the {what}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeatvizError(f"{path} is not valid JSON ({exc.__class__.__name__})", f"regenerate the {what}") from None
+    if not isinstance(data, dict):
+        raise FeatvizError(f"{path} must hold a JSON object", f"regenerate the {what}")
+    return data
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None for missing/null/NaN values (results may hold nulls)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _inside(folder: Path, name: Any, source: Path) -> Path:
+    """``folder / name`` if it names an existing file inside ``folder``, else an error."""
+    if not isinstance(name, str) or not name:
+        raise FeatvizError(f"{source}: an image entry has no file name", "regenerate the results")
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise FeatvizError(f"{source}: file {name!r} points outside {folder}", "refusing to read it")
+    if not path.is_file():
+        raise FeatvizError(f"{source}: listed file {name!r} is missing", "regenerate the results")
+    return path
+
+
+# ---------------------------------------------------------------- visualizations
+
+@dataclass
+class UnitImage:
+    """One synthesized image of a unit under one regularizer setting."""
+
+    reg: str
+    file: Path
+    activation: float | None = None
+    hf_ratio: float | None = None
+    tv: float | None = None
+    shift_stability: float | None = None
+    steps: int | None = None
+
+
+@dataclass
+class UnitVisuals:
+    """Everything shown for one unit: images per regularizer and top dataset examples."""
+
+    layer: str
+    unit: int
+    images: dict[str, UnitImage] = field(default_factory=dict)
+    examples: list[tuple[Path, float | None]] = field(default_factory=list)
+
+
+@dataclass
+class Visuals:
+    """The ``featviz maximize`` results of one model: ``layers[layer][unit]``."""
+
+    layers: dict[str, dict[int, UnitVisuals]] = field(default_factory=dict)
+    regs: list[str] = field(default_factory=list)
+
+    def unit(self, layer: str, unit: int) -> UnitVisuals:
+        units = self.layers.setdefault(layer, {})
+        return units.setdefault(unit, UnitVisuals(layer, unit))
+
+
+def _parse_neuron(spec: Any, source: Path) -> tuple[str, int]:
+    match = NEURON.match(spec) if isinstance(spec, str) else None
+    if not match:
+        raise FeatvizError(f"{source}: neuron {spec!r} is not LAYER:UNIT", "regenerate the results")
+    return match["layer"], int(match["unit"])
+
+
+def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
+    """Merge the ``metrics.json`` of several ``featviz maximize`` output folders.
+
+    Entries whose neuron is not a single unit (``logits:3`` is kept, ``block2:*`` never
+    appears in a result) are grouped by layer and unit; regularizer settings keep the
+    order in which they first appear.
+    """
+    vis = into or Visuals()
+    for folder in folders:
+        folder = Path(folder)
+        source = folder / "metrics.json"
+        metrics = read_json(source, "metrics.json written by `featviz maximize`")
+        images = metrics.get("images")
+        if not isinstance(images, list):
+            raise FeatvizError(f"{source} has no 'images' list", "regenerate it with `featviz maximize`")
+        for entry in images:
+            if not isinstance(entry, dict):
+                raise FeatvizError(f"{source}: 'images' must hold objects")
+            layer, unit = _parse_neuron(entry.get("neuron"), source)
+            reg = str(entry.get("reg") or "none")
+            steps = _number(entry.get("steps"))
+            vis.unit(layer, unit).images[reg] = UnitImage(
+                reg=reg, file=_inside(folder, entry.get("file"), source),
+                activation=_number(entry.get("activation")), hf_ratio=_number(entry.get("hf_ratio")),
+                tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
+                steps=None if steps is None else int(steps))
+            if reg not in vis.regs:
+                vis.regs.append(reg)
+        for entry in metrics.get("dataset_examples") or []:
+            if not isinstance(entry, dict):
+                raise FeatvizError(f"{source}: 'dataset_examples' must hold objects")
+            layer, unit = _parse_neuron(entry.get("neuron"), source)
+            files = entry.get("files") or []
+            acts = entry.get("activations") or [None] * len(files)
+            if not isinstance(files, list) or not isinstance(acts, list):
+                raise FeatvizError(f"{source}: dataset example files/activations must be lists")
+            vis.unit(layer, unit).examples = [(_inside(folder, f, source), _number(a))
+                                              for f, a in zip(files, acts + [None] * len(files))]
+    return vis
+
+
+# ---------------------------------------------------------------- attacks
+
+def read_attacks(folder: Path) -> dict[str, Any]:
+    """``results.json`` of ``featviz attack``, checked for the fields the gallery reads.
+
+    Returns the parsed object with curves sorted by ε and every number made finite or None.
+    """
+    folder = Path(folder)
+    source = folder / "results.json"
+    data = read_json(source, "results.json written by `featviz attack`")
+    models = data.get("models")
+    if not isinstance(models, list) or not models:
+        raise FeatvizError(f"{source} has no 'models' list", "is this a `featviz attack` output folder?")
+    for model in models:
+        if not isinstance(model, dict) or not isinstance(model.get("attacks"), list):
+            raise FeatvizError(f"{source}: every model needs an 'attacks' list")
+        model["clean_accuracy"] = _number(model.get("clean_accuracy"))
+        for attack in model["attacks"]:
+            curve = attack.get("curve") if isinstance(attack, dict) else None
+            if not isinstance(curve, list):
+                raise FeatvizError(f"{source}: every attack needs a 'curve' list of {{eps, robust_accuracy}}")
+            points = []
+            for p in curve:
+                eps = _number(p.get("eps")) if isinstance(p, dict) else None
+                if eps is None:
+                    raise FeatvizError(f"{source}: a curve point has no numeric 'eps'")
+                points.append({"eps": eps, "robust_accuracy": _number(p.get("robust_accuracy")),
+                               "mean_norm": _number(p.get("mean_norm"))})
+            attack["curve"] = sorted(points, key=lambda p: p["eps"])
+    return data
+
+
+def robust_accuracy_at(curve: list[dict[str, Any]], eps: float) -> tuple[float, float | None] | None:
+    """The curve point whose ε is closest to ``eps``: ``(eps_used, robust_accuracy)``."""
+    if not curve:
+        return None
+    point = min(curve, key=lambda p: (abs(p["eps"] - eps), p["eps"]))
+    return point["eps"], point["robust_accuracy"]
+
+
+# ---------------------------------------------------------------- hierarchy
+
+LEARNERS = ("joint", "layerwise", "layerwise+joint", "shallow", "kernel")
+
+
+def read_hierarchy(folder: Path) -> dict[str, Any]:
+    """``results.json`` of ``featviz hierarchy run`` (needs ``config`` and ``summary``)."""
+    folder = Path(folder)
+    source = folder / "results.json"
+    data = read_json(source, "results.json written by `featviz hierarchy run`")
+    if not isinstance(data.get("summary"), dict):
+        raise FeatvizError(f"{source} has no 'summary' object", "is this a `featviz hierarchy run` output folder?")
+    return data
+
+
+def hierarchy_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table row per learner: relative test MSE, its ratio to joint, feature R² per layer."""
+    summary = data["summary"]
+    names = [n for n in LEARNERS if n in summary] + [n for n in summary if n not in LEARNERS]
+    joint = _number((summary.get("joint") or {}).get("rel_test_mse"))
+    rows = []
+    for name in names:
+        entry = summary[name] if isinstance(summary[name], dict) else {}
+        mse = _number(entry.get("rel_test_mse"))
+        r2 = entry.get("feature_r2")
+        rows.append({"learner": name, "rel_test_mse": mse,
+                     "vs_joint": mse / joint if mse is not None and joint else None,
+                     "feature_r2": [_number(v) for v in r2] if isinstance(r2, list) else [],
+                     "epochs": entry.get("epochs")})
+    return rows
