@@ -42,7 +42,8 @@ def _fail(message: str, code: int) -> int:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``featviz`` console script."""
     try:
-        rv = cli.main(args=argv, prog_name="featviz", standalone_mode=False)
+        args = list(sys.argv[1:] if argv is None else argv)
+        rv = cli.main(args=args, prog_name="featviz", standalone_mode=False, obj={"argv": args})
     except click.exceptions.NoArgsIsHelpError as exc:  # bare `featviz`: show help
         click.echo(exc.ctx.get_help() if exc.ctx else "")
         rv = 0

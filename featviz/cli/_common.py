@@ -61,7 +61,10 @@ def emit_json(obj: Any) -> None:
 
 def command_line() -> str:
     """The command as typed, for model cards (program name normalized)."""
-    return shlex.join(["featviz"] + sys.argv[1:])
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    args = obj["argv"] if isinstance(obj, dict) and "argv" in obj else sys.argv[1:]
+    return shlex.join(["featviz"] + [str(a) for a in args])
 
 
 def with_device(fn: Callable) -> Callable:

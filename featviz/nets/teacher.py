@@ -103,6 +103,12 @@ class Teacher(nn.Module):
         return self._combine(self.features(x))
 
     def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` inputs x ~ N(0, I_d) from ``gen`` and return (x, y)."""
-        x = torch.randn(n, self.d, generator=gen)
+        """Draw ``n`` inputs x ~ N(0, I_d) from ``gen`` and return (x, y).
+
+        Rows are drawn in fixed blocks of 256 (torch's vectorized ``randn`` orders its
+        draws by tensor size), so a larger ``n`` extends a smaller draw instead of
+        reshuffling it.
+        """
+        blocks = [torch.randn(256, self.d, generator=gen) for _ in range(-(-n // 256))]
+        x = torch.cat(blocks)[:n] if blocks else torch.zeros(0, self.d)
         return x, self(x)
