@@ -17,8 +17,7 @@ from ..fileio import atomic_write_bytes, atomic_write_text
 STYLESHEET = "static/style.css"
 # No scripts, no frames, no plugins, nothing from the network: images and the
 # stylesheet from the gallery's own folder only.
-CSP = ("default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'none'; "
-       "frame-ancestors 'self'")
+CSP = "default-src 'none'; img-src 'self'; style-src 'self'; base-uri 'none'; form-action 'none'"
 
 
 def _fmt(value: Any, digits: int = 3) -> str:

@@ -1,0 +1,200 @@
+"""The gallery in a real browser: headless Chromium loads every page and reports back.
+
+A test-only harness page (served beside the gallery, so it shares its origin) opens
+each gallery page in an iframe, switches its lazy images to eager, waits for them and
+writes a JSON report into its own DOM, which ``--dump-dom`` prints. Console messages
+come from Chromium's log on stderr; every request that would leave the machine goes
+to a recording proxy (Chromium sends loopback requests direct and everything else to
+``--proxy-server``). A negative control checks that the harness does catch a broken
+image, a foreign request and a console error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socketserver
+import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from featviz.report import build_gallery
+from test_report import HOSTILE, LAYERS, make_attacks, make_checkpoint, make_hierarchy, make_visuals
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (/usr/bin/chromium) is not installed; "
+                                                         "CI installs Debian's `chromium` package")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+         "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter", "--disable-default-apps",
+         "--disable-domain-reliability", "--no-pings"]
+# Chromium's own updater and sign-in services still call home whatever the flags; the
+# proxy ignores exactly those hosts (page requests are also checked in the harness,
+# through the resource-timing entries, and blocked by the CSP, which logs to the console).
+BROWSER_SERVICES = ("update.googleapis.com", "accounts.google.com", "clients2.google.com")
+REPO_GALLERY = Path(__file__).resolve().parents[1] / "gallery"
+
+HARNESS = """<!DOCTYPE html><html><body><pre id="result">pending</pre><script>
+const pages = %s;
+async function check(url) {
+  const frame = document.createElement("iframe");
+  frame.style.width = "1200px"; frame.style.height = "800px";
+  const loaded = new Promise(r => frame.onload = r);
+  frame.src = url; document.body.appendChild(frame);
+  await loaded;
+  const doc = frame.contentDocument;
+  const imgs = Array.from(doc.images);
+  imgs.forEach(img => { img.loading = "eager"; });
+  await Promise.all(imgs.map(img => img.complete ? null :
+    new Promise(r => { img.addEventListener("load", r); img.addEventListener("error", r); })));
+  const broken = imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.getAttribute("src"));
+  const resources = frame.contentWindow.performance.getEntriesByType("resource").map(e => e.name);
+  const sheets = doc.styleSheets.length;
+  frame.remove();
+  return {url, images: imgs.length, broken, resources, sheets};
+}
+(async () => { const out = []; for (const p of pages) out.push(await check(p));
+  document.getElementById("result").textContent = JSON.stringify(out); })()
+  .catch(e => { document.getElementById("result").textContent = "ERROR " + e; });
+</script></body></html>"""
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+class _RecordingProxy(socketserver.ThreadingTCPServer):
+    """Answers every proxied request with 502 and remembers its first line."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        self.seen: list[str] = []
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                line = self.rfile.readline(4096).decode("latin-1").strip()
+                if line and not any(host in line for host in BROWSER_SERVICES):
+                    server.seen.append(line)
+                self.wfile.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def _serve(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+def _chromium(args: list[str], profile: Path, timeout: int = 90) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def _console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def _run_harness(root: Path, pages: list[str], tmp: Path, mode: str) -> tuple[list[dict], list[str], list[str]]:
+    """Open ``pages`` (paths relative to ``root``) through the harness over ``mode``
+    (``http`` on 127.0.0.1 behind the recording proxy, or ``file``). Returns the per-page
+    reports, the console lines and the requests the proxy saw."""
+    (root / "check.html").write_text(HARNESS % json.dumps(pages), encoding="utf-8")
+    budget = ["--virtual-time-budget=30000", "--dump-dom"]
+    if mode == "file":
+        res = _chromium(["--allow-file-access-from-files", *budget, (root / "check.html").as_uri()], tmp / "profile-f")
+        seen: list[str] = []
+    else:
+        http = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+        proxy = _RecordingProxy()
+        _serve(http), _serve(proxy)
+        try:
+            res = _chromium([f"--proxy-server=http://127.0.0.1:{proxy.server_address[1]}", *budget,
+                             f"http://127.0.0.1:{http.server_address[1]}/check.html"], tmp / "profile-h")
+        finally:
+            http.shutdown(), proxy.shutdown()
+            http.server_close(), proxy.server_close()
+        seen = list(proxy.seen)
+    match = re.search(r'<pre id="result">(.*?)</pre>', res.stdout, re.S)
+    assert match and match.group(1).startswith("["), f"harness did not finish: {res.stdout[-500:]} {res.stderr[-2000:]}"
+    return json.loads(match.group(1).replace("&amp;", "&")), _console(res.stderr), seen
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """A gallery built from hand-made results (fast), under a root that also holds the harness."""
+    root = tmp_path_factory.mktemp("browser")
+    inputs = root / "inputs"
+    ckpts = [make_checkpoint(inputs / "joint", "joint", "joint", 1),
+             make_checkpoint(inputs / "layerwise", HOSTILE, "layerwise", 2),
+             make_checkpoint(inputs / "adv", "adv", "joint", 3, adv={"attack": "pgd", "eps": 0.1})]
+    visuals = [[make_visuals(inputs / f"vis{i}", LAYERS, i)] for i in range(3)]
+    build_gallery(ckpts, root / "gallery", visuals=visuals, attacks=make_attacks(inputs / "attacks", ckpts),
+                  hierarchy=make_hierarchy(inputs / "hierarchy"), progress=False)
+    return root
+
+
+def _galleries(site: Path) -> list[Path]:
+    found = [site / "gallery"]
+    if (REPO_GALLERY / "index.html").is_file():  # the shipped example gallery, when it has been built
+        found.append(REPO_GALLERY)
+    return found
+
+
+@pytest.mark.parametrize("mode", ["http", "file"])
+def test_every_page_loads_every_image_with_no_console_error_and_no_foreign_request(site, tmp_path, mode):
+    for gallery in _galleries(site):
+        root = tmp_path / "root"
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.copytree(gallery, root / "gallery")
+        pages = sorted(f"gallery/{p.name}" for p in (root / "gallery").glob("*.html"))
+        reports, console, seen = _run_harness(root, pages, tmp_path, mode)
+        assert [r["url"] for r in reports] == pages
+        assert sum(r["images"] for r in reports) > 10
+        for r in reports:
+            assert r["broken"] == [], r
+            assert r["sheets"] == 1, r  # the stylesheet applied despite the CSP
+            if mode == "http":
+                assert all(u.startswith("http://127.0.0.1:") for u in r["resources"]), r
+        assert console == [], console
+        assert seen == [], seen
+
+
+def test_harness_catches_broken_images_foreign_requests_and_console_errors(site, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(site / "gallery", root / "gallery")
+    (root / "gallery" / "bad.html").write_text(
+        '<!DOCTYPE html><img src="missing.png"><img src="http://featviz.invalid/x.png">'
+        '<script>console.error("boom")</script>', encoding="utf-8")
+    reports, console, seen = _run_harness(root, ["gallery/index.html", "gallery/bad.html"], tmp_path, "http")
+    assert reports[0]["broken"] == [] and sorted(reports[1]["broken"]) == ["http://featviz.invalid/x.png",
+                                                                          "missing.png"]
+    assert any("boom" in line for line in console)
+    assert any("featviz.invalid" in line for line in seen)
+
+
+def test_screenshot_of_the_index(site, tmp_path):
+    gallery = _galleries(site)[-1]
+    shot = tmp_path / "gallery.png"
+    res = _chromium(["--window-size=1280,1600", f"--screenshot={shot}", (gallery / "index.html").as_uri()],
+                    tmp_path / "profile-s")
+    assert shot.is_file() and shot.stat().st_size > 10_000, res.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1280, 1600)
+        assert len(im.convert("L").resize((64, 80)).getcolors(4096)) > 8  # not a blank page
+    target = os.environ.get("FEATVIZ_SCREENSHOT")
+    if target:  # e.g. FEATVIZ_SCREENSHOT=docs/gallery.png to refresh the README picture
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, target)
