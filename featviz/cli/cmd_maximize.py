@@ -1,0 +1,108 @@
+"""featviz maximize"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import check_out, common_options, emit_json, with_device
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    from ..errors import FeatvizError
+
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise FeatvizError(f"{what} {text!r} is not a comma-separated list of numbers", f"e.g. {what} 0.5,0.5,0.5")
+
+
+@click.command("maximize")
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
+@click.option("--neuron", "neurons", multiple=True, required=True, metavar="SPEC",
+              help="LAYER:UNIT, LAYER:UNIT@Y,X, LAYER:*, LAYER:A-B or logits:CLASS (repeatable).")
+@click.option("--reg", "regs", multiple=True, metavar="NAME[:WEIGHT]",
+              help="Regularizer (repeatable; combined, or compared with --compare-regs; join with + to combine "
+                   "inside one compared setting): none, l1, l2, tv, blur, jitter, scale, rotate, pad, fft, "
+                   "decorrelate, standard.  [default: none]")
+@click.option("--param", type=click.Choice(["pixel", "fft"]), help="Image parameterization (default: pixel, or "
+              "fft when a regularizer implies it).")
+@click.option("--steps", type=click.IntRange(0, 100000), default=256, show_default=True, help="Gradient steps.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="Adam learning rate.")
+@click.option("--compare-regs", is_flag=True, help="Render each --reg setting separately (default: "
+              "none, l2, tv, blur, jitter, fft, standard) and write grid.png plus a metrics table.")
+@click.option("--top-k", type=click.IntRange(0, 100), default=6, show_default=True,
+              help="Dataset examples per unit (0: none).")
+@click.option("--dataset", help="Dataset for the examples (default: the checkpoint's).")
+@click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
+@click.option("--model", "model_ref", metavar="MODULE:FACTORY",
+              help="Any model instead of a checkpoint: FACTORY() in an importable module returns an nn.Module.")
+@click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model.")
+@click.option("--input-shape", help="C,H,W of the --model input.")
+@click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it).")
+@click.option("--std", help="Per-channel std for --mean.")
+@click.option("--upscale", type=click.IntRange(1, 64), help="Nearest-neighbour enlargement of saved PNGs "
+              "(default: to about 128 px).")
+@click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
+              help="Most units rendered in one batch.")
+@common_options()
+@with_device
+def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model_ref,
+            weights, input_shape, mean, std, upscale, max_batch, seed, device, out, force, as_json):
+    """Synthesize the images that maximize units of a model, measure them, and save
+    them beside the dataset images that activate the units most.
+
+    Writes OUT/*.png, OUT/grid.png and OUT/metrics.json.
+    """
+    from ..fileio import atomic_directory
+    from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
+    from ..vis.models import load_target
+
+    check_out(out, force)
+    target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
+                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
+                         data_root=data_root, want_data=top_k > 0, device=device)
+    if compare_regs:
+        settings = list(regs) or list(COMPARE_SETTINGS)
+    else:
+        settings = ["+".join(regs) if regs else "none"]
+    result = maximize(target.model, list(neurons), settings, shape=target.input_shape, steps=steps, lr=lr,
+                      param=param, seed=seed, device=device, preprocess=target.preprocess, dataset=target.images,
+                      top_k=top_k, max_batch=max_batch, progress=True)
+    result.config["model"] = target.name
+    with atomic_directory(out) as tmp:
+        metrics = save_maximization(result, tmp, upscale=upscale)
+    if as_json:
+        emit_json(metrics | {"out": str(out)})
+        return
+    _print_table(metrics, out, target.note)
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_table(metrics: dict, out: Path, note: str | None) -> None:
+    if note:
+        click.echo(note, err=True)
+    images = metrics["images"]
+    if len(images) <= 16:
+        click.echo(f"{'neuron':<16} {'reg':<16} {'activation':>10} {'vs data':>8} {'hf_ratio':>8} {'tv':>6} "
+                   f"{'shift':>6}")
+        for img in images:
+            click.echo(f"{img['neuron']:<16} {img['reg']:<16} {_fmt(img['activation']):>10} "
+                       f"{_fmt(img['relative_activation']):>8} {_fmt(img['hf_ratio'], '.3f'):>8} "
+                       f"{_fmt(img['tv'], '.3f'):>6} {_fmt(img['shift_stability'], '.3f'):>6}")
+    click.echo(f"medians over units: {'reg':<16} {'n':>4} {'activation':>10} {'vs none':>8} {'vs data':>8} "
+               f"{'hf_ratio':>8} {'tv':>6} {'shift':>6}")
+    for reg, s in metrics["summary"].items():
+        click.echo(f"{'':<20}{reg:<16} {s['n']:>4} {_fmt(s['median_activation']):>10} "
+                   f"{_fmt(s['activation_vs_none'], '.2f'):>8} {_fmt(s['median_relative_activation'], '.2f'):>8} "
+                   f"{_fmt(s['median_hf_ratio'], '.3f'):>8} {_fmt(s['median_tv'], '.3f'):>6} "
+                   f"{_fmt(s['median_shift_stability'], '.3f'):>6}")
+    click.echo(f"{len(images)} images, {len(metrics['dataset_examples'])} example sets -> {out}/ "
+               f"(metrics.json, grid.png) in {metrics['seconds']:.1f} s")

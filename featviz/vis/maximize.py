@@ -1,0 +1,302 @@
+"""Activation maximization end to end: render neuron specs under one or several
+regularization settings, measure every image, rank dataset examples, save it all.
+
+    from featviz.vis import maximize, save_maximization
+    result = maximize(model, ["block2:*"], regs=["none", "standard"], dataset=x_train)
+    metrics = save_maximization(result, "out/")   # PNGs, grid.png, metrics.json
+
+``metrics.json`` (stable; the gallery reads it)::
+
+    {"images": [{"neuron", "reg", "file", "activation", "relative_activation",
+                 "hf_ratio", "tv", "shift_stability", "steps", "param", "objective"}],
+     "dataset_examples": [{"neuron", "activations", "files", "indices"}],
+     "summary": {REG: {"n", "median_activation", "median_relative_activation",
+                       "median_hf_ratio", "median_tv", "median_shift_stability",
+                       "above_best_example", "activation_vs_none", "none_hf_over_this"}},
+     "settings": [recipe dicts], "grid": "grid.png", "steps", "lr", "seed", "input_shape", "seconds"}
+
+``activation`` is the objective on the final, untransformed image;
+``relative_activation`` divides it by the unit's strongest dataset example;
+``activation_vs_none`` is the median over units of activation / activation under
+``none``; ``none_hf_over_this`` is median hf_ratio under ``none`` / under this setting.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from statistics import median
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import SpecError
+from ..fileio import atomic_write_bytes, atomic_write_json, save_png
+from .examples import TopExamples, top_examples
+from .hooks import Preprocess
+from .metrics import hf_ratio, shift_stability, total_variation
+from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
+from .regularizers import Recipe, parse_regs
+from .render import data_decorrelation, input_shape_of, render
+
+# What --compare-regs renders when no --reg is given: from nothing to the full recipe.
+COMPARE_SETTINGS = ("none", "l2", "tv", "blur", "jitter", "fft", "standard")
+
+
+@dataclass
+class RenderedNeuron:
+    """One synthesized image and its measurements (see the module docstring)."""
+
+    neuron: Neuron
+    reg: str
+    param: str
+    objective: str
+    image: torch.Tensor  # (C, H, W) in [0, 1]
+    activation: float
+    hf_ratio: float
+    tv: float
+    shift_stability: float
+    steps: int
+    relative_activation: float | None = None
+    file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"neuron": self.neuron.label, "reg": self.reg, "file": self.file, "activation": self.activation,
+                "relative_activation": self.relative_activation, "hf_ratio": self.hf_ratio, "tv": self.tv,
+                "shift_stability": self.shift_stability, "steps": self.steps, "param": self.param,
+                "objective": self.objective}
+
+
+@dataclass
+class Maximization:
+    """Result of :func:`maximize`: ``images`` (one per neuron and setting, settings
+    outermost), ``examples`` (one per neuron, may be empty), the ``recipes`` used."""
+
+    images: list[RenderedNeuron]
+    examples: list[TopExamples]
+    recipes: list[Recipe]
+    neuron_sets: list[NeuronSet]
+    config: dict[str, Any] = field(default_factory=dict)
+    example_files: dict[str, list[str]] = field(default_factory=dict)
+    grid_file: str | None = None
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Medians per setting (NaN-free: undefined values are skipped)."""
+        by_reg: dict[str, list[RenderedNeuron]] = {}
+        for img in self.images:
+            by_reg.setdefault(img.reg, []).append(img)
+        none = {img.neuron: img for img in by_reg.get("none", [])}
+        none_hf = _median([img.hf_ratio for img in none.values()])
+        out = {}
+        for reg, imgs in by_reg.items():
+            rel = [i.relative_activation for i in imgs if i.relative_activation is not None]
+            hf = _median([i.hf_ratio for i in imgs])
+            vs_none = [i.activation / none[i.neuron].activation for i in imgs
+                       if i.neuron in none and none[i.neuron].activation > 0]
+            out[reg] = {
+                "n": len(imgs), "median_activation": _median([i.activation for i in imgs]),
+                "median_relative_activation": _median(rel),
+                "median_hf_ratio": hf, "median_tv": _median([i.tv for i in imgs]),
+                "median_shift_stability": _median([i.shift_stability for i in imgs]),
+                "above_best_example": (sum(r > 1 for r in rel) / len(rel)) if rel else None,
+                "activation_vs_none": _median(vs_none) if none else None,
+                "none_hf_over_this": (none_hf / hf) if none and hf and hf > 0 else None,
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics.json object."""
+        return {
+            "images": [img.to_dict() for img in self.images],
+            "dataset_examples": [{"neuron": ex.neuron.label, "activations": ex.activations,
+                                  "files": self.example_files.get(ex.neuron.label, []), "indices": ex.indices}
+                                 for ex in self.examples],
+            "summary": self.summary(),
+            "settings": [r.to_dict() for r in self.recipes],
+            "grid": self.grid_file,
+            **self.config,
+        }
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(median(vals)) if vals else None
+
+
+def _finite(x: torch.Tensor) -> list[float]:
+    return [float(v) for v in x]
+
+
+def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str | Sequence[str]] = ("none",), *,
+             shape: Sequence[int] | None = None, steps: int = 256, lr: float = 0.05, param: str | None = None,
+             seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
+             dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
+             decorrelation: torch.Tensor | None = None, max_batch: int = 256,
+             progress: bool = False) -> Maximization:
+    """Render every unit of every spec in ``neurons`` under every setting in ``regs``.
+
+    Args:
+        model: any ``nn.Module`` (see :func:`~featviz.vis.render.render`).
+        neurons: spec(s) such as ``"block2:*"``, ``"block1:3@8,8"``, ``"logits:7"``.
+        regs: settings to compare, each ``"standard"``, ``"tv:0.1+jitter:1"`` or a
+            list of names combined (default: just ``"none"``).
+        shape, steps, lr, param, seed, device, preprocess: as for ``render``; every
+            setting starts from the same seeded initial image.
+        dataset: images (N, C, H, W) in [0, 1] (or an iterable of batches) to rank
+            the top-``top_k`` examples per unit from, and to estimate the colour
+            decorrelation; ``None`` skips examples.
+        max_batch: most units rendered in one batch (memory bound).
+
+    Returns a :class:`Maximization`; images come in order setting, spec, unit.
+    """
+    start = time.perf_counter()
+    shape = input_shape_of(model, shape)
+    specs = [neurons] if isinstance(neurons, str) else list(neurons)
+    if not specs:
+        raise SpecError("no neuron given", "pass at least one --neuron LAYER:UNIT")
+    shapes = layer_shapes(model, shape, preprocess, device)
+    sets = [resolve_neurons(model, s, shape, preprocess, shapes=shapes) for s in specs]
+    recipes = [parse_regs(r, max(shape[1:]), param) for r in regs]
+    labels = [r.label for r in recipes]
+    if len(set(labels)) != len(labels):
+        raise SpecError(f"a regularization setting is listed twice ({', '.join(labels)})")
+    if decorrelation is None and isinstance(dataset, torch.Tensor):
+        decorrelation = data_decorrelation(dataset, shape[0])
+
+    examples: list[TopExamples] = []
+    if dataset is not None and top_k > 0:
+        examples = [ex for per_set in top_examples(model, sets, dataset, top_k, preprocess=preprocess,
+                                                   device=device, progress=progress) for ex in per_set]
+    best = {ex.neuron: ex.best for ex in examples}
+
+    images: list[RenderedNeuron] = []
+    for recipe in recipes:
+        for ns in sets:
+            for lo in range(0, len(ns.units), max_batch):
+                part = replace(ns, units=ns.units[lo:lo + max_batch])
+                objective = part.objective()
+                result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
+                                lr=lr, seed=seed, device=device, preprocess=preprocess,
+                                decorrelation=decorrelation, progress=progress)
+                hf = hf_ratio(result.images)
+                tv = total_variation(result.images)
+                stable = shift_stability(model, objective, result.images.to(result_device(model, device)),
+                                         preprocess).cpu()
+                for i, neuron in enumerate(part.neurons):
+                    act = float(result.scores[i])
+                    ref = best.get(neuron)
+                    rel = act / ref if ref is not None and ref > 0 else None
+                    images.append(RenderedNeuron(neuron, recipe.label, recipe.param, str(objective),
+                                                 result.images[i], act, float(hf[i]), float(tv[i]),
+                                                 float(stable[i]), steps, rel))
+    config = {"steps": steps, "lr": lr, "seed": seed, "input_shape": list(shape), "neurons": specs,
+              "seconds": round(time.perf_counter() - start, 3)}
+    return Maximization(images, examples, recipes, sets, config)
+
+
+def result_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
+def to_pil(image: torch.Tensor, upscale: int = 1):
+    """(C, H, W) in [0, 1] -> a PIL image (L for 1 channel, RGB for 3, the channel
+    mean otherwise), enlarged ``upscale``× with nearest neighbour so pixels stay sharp."""
+    from PIL import Image
+
+    img = image.detach().float().cpu().clamp(0, 1)
+    if img.shape[0] not in (1, 3):
+        img = img.mean(dim=0, keepdim=True)
+    arr = (img * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+    if upscale > 1:
+        pil = pil.resize((pil.width * upscale, pil.height * upscale), Image.NEAREST)
+    return pil
+
+
+def default_upscale(shape: Sequence[int], target: int = 128) -> int:
+    """Enlargement that brings the longer side to about ``target`` pixels (at least 1)."""
+    return max(1, target // max(shape[-2:]))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+_-]+", "-", text).strip("-") or "x"
+
+
+def save_maximization(result: Maximization, out: str | Path, upscale: int | None = None,
+                      grid: bool = True) -> dict[str, Any]:
+    """Write ``NEURON__REG.png`` per image, ``NEURON__exampleK.png`` per dataset example,
+    ``grid.png`` (rows: neurons; columns: settings and the top example) and
+    ``metrics.json`` into ``out``; return the metrics object. Files are written
+    atomically; ``file`` fields are relative to ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shape = result.config.get("input_shape") or list(result.images[0].image.shape)
+    scale = upscale or default_upscale(shape)
+    for img in result.images:
+        img.file = f"{img.neuron.slug}__{_slug(img.reg)}.png"
+        save_png(out / img.file, to_pil(img.image, scale))
+    for ex in result.examples:
+        files = []
+        for rank in range(len(ex.indices)):
+            name = f"{ex.neuron.slug}__example{rank + 1}.png"
+            save_png(out / name, to_pil(ex.images[rank], scale))
+            files.append(name)
+        result.example_files[ex.neuron.label] = files
+    if grid and result.images:
+        atomic_write_bytes(out / "grid.png", grid_png(result))
+        result.grid_file = "grid.png"
+    metrics = result.to_dict()
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def grid_png(result: Maximization, max_rows: int = 64) -> bytes:
+    """A labelled sheet (matplotlib, Agg): one row per neuron, one column per
+    setting, plus the strongest dataset example; activation under each tile."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    regs = [r.label for r in result.recipes]
+    neurons = list(dict.fromkeys(img.neuron for img in result.images))[:max_rows]
+    table = {(img.neuron, img.reg): img for img in result.images}
+    examples = {ex.neuron: ex for ex in result.examples if ex.indices}
+    cols = regs + (["top example"] if examples else [])
+    fig = Figure(figsize=(1.25 * len(cols) + 0.8, 1.35 * len(neurons) + 0.4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(neurons), len(cols), squeeze=False)
+    for r, neuron in enumerate(neurons):
+        for c, col in enumerate(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col == "top example":
+                ex = examples.get(neuron)
+                tile, note = (ex.images[0], f"{ex.best:.3g}") if ex else (None, "")
+            else:
+                img = table.get((neuron, col))
+                tile, note = (img.image, f"{img.activation:.3g}") if img else (None, "")
+            if tile is not None:
+                pixels = tile.clamp(0, 1).permute(1, 2, 0).numpy()
+                gray = pixels.shape[2] != 3
+                ax.imshow(pixels.mean(axis=2) if gray else pixels, cmap="gray" if gray else None, vmin=0, vmax=1,
+                          interpolation="nearest")
+            ax.set_xlabel(note, fontsize=7, labelpad=1)
+            if r == 0:
+                ax.set_title(col, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(neuron.label, fontsize=8)
+    fig.tight_layout(pad=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+__all__ = ["COMPARE_SETTINGS", "Maximization", "RenderedNeuron", "default_upscale", "grid_png", "maximize",
+           "save_maximization", "to_pil"]
