@@ -128,13 +128,15 @@ def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, depth: int | None = None,
              batch_size: int = 1024) -> dict[str, float]:
     """Test metrics in eval mode: ``accuracy`` and ``loss`` for classification;
-    ``mse`` and ``rel_mse`` = MSE / Var(y) for regression. The model's mode is restored."""
-    was_training = model.training
+    ``mse`` and ``rel_mse`` = MSE / Var(y) for regression. Every module's mode is restored
+    (not just the model's: a frozen block of a layerwise stage must stay in eval mode)."""
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
         outs = [model(x[i:i + batch_size], depth=depth) for i in range(0, len(x), batch_size)]
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.train(mode)
     out = torch.cat(outs)
     loss = _loss(task, out, y).item()
     if task == "regression":

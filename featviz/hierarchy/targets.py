@@ -1,0 +1,186 @@
+"""Targets of the hierarchy study and the presets that pair a target with a budget.
+
+A *target* is an ``nn.Module`` with ``d`` (input dimension), ``depth``,
+``features(x)`` -> list of (N, k_ℓ) teacher layers and ``forward(x)`` -> y (N,).
+Two kinds exist: the synthetic :class:`~featviz.nets.Teacher` (``kind="teacher"``)
+and the two toy targets of the backward-feature-correction talk (``step1``, ``step2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data import Dataset, load_synthetic
+from ..devices import generator
+from ..errors import SpecError
+
+TOY_TARGETS = ("step1", "step2")
+
+
+class ToyTarget(nn.Module):
+    """The talk's two-layer toy targets on x ~ N(0, I_d), with α the information gap.
+
+    - ``step1``: G(x) = x1² + x2² + α(x1⁴ + x2⁴); layer 1 = (x1², x2²), layer 2 = (x1⁴, x2⁴).
+      A first layer that learns a rotated basis of span(x1², x2²)... cannot square it back
+      into x1⁴ + x2⁴ unless it is wide enough to hold the two squares separately.
+    - ``step2``: G(x) = x1² + x2² + α((x1² + x3)² + (x2² + x4)²); layer 1 = (x1², x2²),
+      layer 2 = ((x1² + x3)², (x2² + x4)²). Trained alone, layer 1 absorbs part of the
+      layer-2 signal and learns (x1 + αx3)²-like features.
+
+    ``forward`` returns y / std(y) (std estimated once on a seeded calibration sample), so
+    Var(y) ≈ 1 like the teacher's. Shapes: x (N, d) -> y (N,); features: 2 × (N, 2).
+    """
+
+    def __init__(self, name: str, d: int = 10, alpha: float = 0.1, n_calibration: int = 100_000):
+        super().__init__()
+        if name not in TOY_TARGETS:
+            raise SpecError(f"unknown toy target {name!r}", f"use one of {', '.join(TOY_TARGETS)}")
+        if d < 4:
+            raise SpecError(f"toy target {name} needs d >= 4 inputs, got {d}")
+        self.name, self.d, self.alpha, self.depth = name, int(d), float(alpha), 2
+        self.register_buffer("normalizer", torch.ones(()))
+        x = torch.randn(n_calibration, self.d, generator=generator(7919))
+        self.normalizer.copy_(self._raw(x).std().clamp_min(1e-8))
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        sq = x[:, :2] ** 2
+        if self.name == "step1":
+            return [sq, sq ** 2]
+        return [sq, (sq + x[:, 2:4]) ** 2]
+
+    def _raw(self, x: torch.Tensor) -> torch.Tensor:
+        g1, g2 = self.features(x)
+        return g1.sum(1) + self.alpha * g2.sum(1)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._raw(x) / self.normalizer
+
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, self.d, generator=gen)
+        return x, self(x)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything one study run needs; presets are instances of it.
+
+    Target: ``target`` is ``"teacher"`` (d, k, depth, alpha) or a toy target name.
+    Data: ``n_train``/``n_val``/``n_test`` samples; ``r2_samples`` test points on which
+    feature alignment is measured every epoch (half to fit the linear map, half to score it).
+    Learners: deep width ``width`` with the teacher's depth and ``skip2`` connections;
+    ``epochs`` per stage, ``batch_size``, Adam with a cosine schedule and a learning
+    rate picked from ``lr_grid`` on the validation set (seed ``seeds[0]``, each learner alike).
+    Sweeps: ``n_sweep`` (training sizes) and ``width_sweep`` (as multiples of k) on
+    ``sweep_seeds`` seeds, same epochs and chosen learning rates.
+    """
+
+    target: str = "teacher"
+    d: int = 20
+    k: int = 4
+    depth: int = 3
+    alpha: float = 0.3
+    width: int = 48
+    n_train: int = 20000
+    n_val: int = 2000
+    n_test: int = 4000
+    r2_samples: int = 4000
+    seeds: int = 3
+    epochs: int = 60
+    batch_size: int = 1024
+    lr_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    kernel_degrees: tuple[int, ...] = (2, 4)
+    kernel_ridges: tuple[float, ...] = (1e-3, 1e-1)
+    kernel_landmarks: int = 2000
+    n_sweep: tuple[int, ...] = (1000, 3000, 10000)
+    width_sweep: tuple[int, ...] = (1, 2, 4, 8, 16)
+    sweep_seeds: int = 1
+    sweep_learners: tuple[str, ...] = ("joint", "layerwise", "shallow", "kernel")
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.target != "teacher" and self.target not in TOY_TARGETS:
+            raise SpecError(f"unknown target {self.target!r}", f"use teacher or one of {', '.join(TOY_TARGETS)}")
+        checks = {"--d": self.d, "--k": self.k, "--depth": self.depth, "--width": self.width,
+                  "--n-train": self.n_train, "--seeds": self.seeds, "epochs": self.epochs,
+                  "batch size": self.batch_size, "n_test": self.n_test, "n_val": self.n_val}
+        for name, value in checks.items():
+            if value < 1:
+                raise SpecError(f"{name} must be >= 1, got {value}")
+        if self.r2_samples < 8:
+            raise SpecError(f"r2_samples must be >= 8, got {self.r2_samples}")
+        if not 0 < self.alpha <= 1:
+            raise SpecError(f"--alpha must be in (0, 1], got {self.alpha}", "α < 1 makes higher layers weaker")
+        if not self.lr_grid or min(self.lr_grid) <= 0:
+            raise SpecError("the learning-rate grid must hold positive values")
+        if any(n < 2 for n in self.n_sweep) or any(w <= 0 for w in self.width_sweep):
+            raise SpecError("n_sweep sizes must be >= 2 and width_sweep multiples > 0")
+        if self.target in TOY_TARGETS and self.depth != 2:
+            raise SpecError(f"the {self.target} target has 2 layers, got --depth {self.depth}", "drop --depth")
+
+    @property
+    def seed_list(self) -> list[int]:
+        return [self.seed + i for i in range(self.seeds)]
+
+    @property
+    def teacher_units(self) -> int:
+        return 2 if self.target in TOY_TARGETS else self.k
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("extra")
+        out.update(self.extra)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+PRESETS: dict[str, StudyConfig] = {
+    # The acceptance setting: a 3-layer teacher with gap α=0.3 and a learner 12× wider than it.
+    "default": StudyConfig(),
+    # Seconds, for tests and smoke runs: a tiny 2-layer teacher, one seed, short sweeps.
+    "quick": StudyConfig(d=8, k=2, depth=2, alpha=0.3, width=16, n_train=2000, n_val=500, n_test=1000,
+                         r2_samples=1000, seeds=1, epochs=20, batch_size=256, lr_grid=(1e-2,),
+                         kernel_degrees=(2,), kernel_ridges=(1e-2,), kernel_landmarks=500,
+                         n_sweep=(500,), width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
+    # The talk's toy targets (α = 0.1), two-layer learners.
+    "step1": StudyConfig(target="step1", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
+                         seeds=3, epochs=60, n_sweep=(1000, 3000), width_sweep=(1, 2, 4, 8, 16)),
+    "step2": StudyConfig(target="step2", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
+                         seeds=3, epochs=60, n_sweep=(1000, 3000), width_sweep=(1, 2, 4, 8, 16)),
+}
+
+
+def preset(name: str, **overrides: Any) -> StudyConfig:
+    """A preset with some fields replaced (``None`` values are ignored)."""
+    if name not in PRESETS:
+        raise SpecError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
+    config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
+    config.validate()
+    return config
+
+
+def make_target(config: StudyConfig, seed: int) -> nn.Module:
+    """The target of one seed: a teacher drawn from ``seed``, or the (fixed) toy target."""
+    if config.target == "teacher":
+        return load_synthetic(config.d, config.k, config.depth, config.alpha, 1, 0, 1, seed=seed).teacher
+    return ToyTarget(config.target, d=config.d, alpha=config.alpha)
+
+
+def make_dataset(config: StudyConfig, seed: int, n_train: int | None = None) -> Dataset:
+    """Train/val/test data of one seed. Each split comes from its own seeded generator,
+    so a smaller ``n_train`` (the n-sweep) is a prefix of the full training set and
+    the validation and test sets never change with it."""
+    n_train = config.n_train if n_train is None else n_train
+    if config.target == "teacher":
+        return load_synthetic(config.d, config.k, config.depth, config.alpha, n_train, config.n_val,
+                              config.n_test, seed=seed)
+    target = make_target(config, seed)
+    splits = [target.sample(n, generator(seed * 1000 + i)) for i, n in
+              enumerate((n_train, config.n_val, config.n_test), start=1)]
+    info = {"name": config.target, "task": "regression", "d": config.d, "alpha": config.alpha,
+            "n_train": n_train, "n_val": config.n_val, "n_test": config.n_test, "seed": seed}
+    return Dataset(config.target, "regression", *splits[0], *splits[1], *splits[2], info=info, teacher=target)
