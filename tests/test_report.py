@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -283,24 +281,20 @@ def test_slugify_is_safe_and_unique():
     assert slugify("Joint", ["joint", "joint-2"]) == "joint-3"
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "featviz", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_cli_gallery_json_and_errors(inputs, tmp_path):
+def test_cli_gallery_json_and_errors(inputs, tmp_path, run_cli):
     joint, lw, _ = inputs["checkpoints"]
     out = tmp_path / "site"
-    res = _cli("gallery", str(joint), str(lw), "--vis", f"{joint}={inputs['visuals'][0][0]}",
-               "--hierarchy", str(inputs["hierarchy"]), "--out", str(out), "--json")
-    assert res.returncode == 0, res.stderr
-    summary = json.loads(res.stdout)
+    res = run_cli("gallery", joint, lw, "--vis", f"{joint}={inputs['visuals'][0][0]}",
+                  "--hierarchy", inputs["hierarchy"], "--out", out, "--json")
+    assert res.code == 0, res.err
+    summary = json.loads(res.out)
     assert Path(summary["index"]) == out / "index.html" and (out / "index.html").is_file()
     assert "attacks.html" not in summary["pages"] and "hierarchy.html" in summary["pages"]
-    for args, message in [((str(tmp_path / "nope"),), "does not exist"),
-                          ((str(joint), str(lw), "--vis", str(inputs["visuals"][0][0])), "say which checkpoint"),
-                          ((str(joint), "--attacks", str(tmp_path)), "results.json does not exist")]:
-        res = _cli("gallery", *args, "--out", str(tmp_path / "x"))
-        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
-    res = _cli("gallery", str(joint), "--out", str(out))
-    assert res.returncode == 2 and "--force" in res.stderr
+    for args, message in [((tmp_path / "nope",), "does not exist"),
+                          ((joint, lw, "--vis", inputs["visuals"][0][0]), "say which checkpoint"),
+                          ((joint, "--attacks", tmp_path), "results.json does not exist")]:
+        res = run_cli("gallery", *args, "--out", tmp_path / "x")
+        assert res.code == 2 and message in res.err and "Traceback" not in res.err, res.err
+        assert len(res.err.strip().splitlines()) == 1
+    res = run_cli("gallery", joint, "--out", out)
+    assert res.code == 2 and "--force" in res.err
