@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from .data import Dataset
 from .devices import generator
+from .distributed import SINGLE, DistContext, all_reduce_sum, restore_batchnorm, shard_range, use_global_batchnorm
 from .errors import DivergenceError, FeatvizError
 
 MODES = ("joint", "layerwise", "layerwise+joint")
@@ -163,6 +164,30 @@ def _divergence(stage: Stage, epoch: int, loss: float, cfg: TrainConfig) -> Dive
     )
 
 
+@dataclass
+class ResumeState:
+    """Where an interrupted run stopped: after ``epoch`` completed epochs of stage
+    ``stage_index``, with the optimizer, schedule and shuffling generator as they were.
+    Restoring it and training on gives bit-identical weights to an uninterrupted run."""
+
+    stage_index: int
+    epoch: int
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    generator: torch.Tensor
+    history: list[dict[str, Any]]
+    stages: list[dict[str, Any]]
+    seconds: float
+
+
+class TrainingInterrupted(Exception):
+    """Raised at an epoch boundary when ``should_stop()`` turned true; carries the state to resume."""
+
+    def __init__(self, state: ResumeState):
+        super().__init__(f"interrupted after epoch {state.epoch} of stage {state.stage_index + 1}")
+        self.state = state
+
+
 def train_model(
     model: nn.Module,
     data: Dataset,
@@ -172,6 +197,9 @@ def train_model(
     adversary: Adversary | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    resume: ResumeState | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dist: DistContext | None = None,
 ) -> TrainResult:
     """Train ``model`` (a :class:`~featviz.nets.HierarchicalNet`) on ``data`` in place.
 
@@ -179,47 +207,77 @@ def train_model(
     ``config.seed``; per-epoch metrics go to ``TrainResult.history``, per-stage
     summaries to ``TrainResult.stages``. Raises :class:`DivergenceError` on NaN/Inf
     or runaway loss, before anything is saved.
+
+    ``should_stop`` is polled after every epoch; when it returns true the loop raises
+    :class:`TrainingInterrupted` carrying a :class:`ResumeState`, which ``resume=``
+    continues from. Under ``torchrun`` (``dist`` with several ranks) every global batch
+    is split across ranks, BatchNorm statistics and gradients are reduced over all of
+    them, and the result matches one process up to float summation order.
     """
     config.validate()
+    dist = dist or SINGLE
     device = torch.device(device)
     model.to(device)
     data = data.to(device)
+    if dist.enabled:
+        use_global_batchnorm(model)
     gen = generator(config.seed)
     result = TrainResult()
-    start = time.perf_counter()
+    elapsed = 0.0
+    if resume is not None:
+        gen.set_state(resume.generator)
+        result.history, result.stages, elapsed = list(resume.history), list(resume.stages), resume.seconds
+    start = time.perf_counter() - elapsed
     n = len(data.x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     metric = "rel_mse" if data.task == "regression" else "accuracy"
-    for stage in plan_stages(config.mode, model.depth, config.epochs, config.joint_epochs):
+    show = progress and dist.is_main
+    stages = plan_stages(config.mode, model.depth, config.epochs, config.joint_epochs)
+    for stage_index, stage in enumerate(stages):
+        if resume is not None and stage_index < resume.stage_index:
+            continue
         stage_start = time.perf_counter()
         params = _set_stage(model, stage)
         opt, sched = _make_optimizer(params, config, stage.epochs * steps_per_epoch)
-        bar = tqdm(range(1, stage.epochs + 1), desc=f"train {stage.name}", disable=not progress,
+        first = 1
+        if resume is not None and stage_index == resume.stage_index:
+            opt.load_state_dict(resume.optimizer)
+            sched.load_state_dict(resume.scheduler)
+            first = resume.epoch + 1
+        net = _data_parallel(model, dist)
+        bar = tqdm(range(first, stage.epochs + 1), desc=f"train {stage.name}", disable=not show,
                    leave=False, unit="ep")
         for epoch in bar:
             order = torch.randperm(n, generator=gen).to(device)
-            total, correct = 0.0, 0
+            sums = torch.zeros(2, dtype=torch.float64)  # loss * count, correct
             for i in range(0, n, config.batch_size):
                 idx = order[i:i + config.batch_size]
-                xb, yb = data.x_train[idx], data.y_train[idx]
+                local = idx[_shard(len(idx), dist)]
+                xb, yb = data.x_train[local], data.y_train[local]
                 if adversary is not None:
                     xb = adversary(model, xb, yb)
                     _set_stage(model, stage)  # the adversary may have switched modes
-                out = model(xb, depth=stage.depth)
+                out = net(xb, depth=stage.depth)
                 loss = _loss(data.task, out, yb)
-                value = loss.item()
+                # scale so that averaging gradients over ranks gives the global-batch mean
+                scaled = loss * (len(local) * dist.world_size / len(idx)) if dist.enabled else loss
+                opt.zero_grad(set_to_none=True)
+                scaled.backward()
+                batch = all_reduce_sum(torch.tensor([loss.item() * len(local), float(len(local))],
+                                                    dtype=torch.float64), dist)
+                value = float(batch[0] / batch[1])
                 if not math.isfinite(value) or value > config.max_loss:
                     raise _divergence(stage, epoch, value, config)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
                 opt.step()
                 sched.step()
-                total += value * len(idx)
+                sums[0] += batch[0]
                 if data.task == "classification":
-                    correct += int((out.argmax(1) == yb).sum())
-            record = {"stage": stage.name, "epoch": epoch, "train_loss": total / n}
+                    sums[1] += float((out.argmax(1) == yb).sum())
             if data.task == "classification":
-                record["train_accuracy"] = correct / n
+                sums[1] = all_reduce_sum(sums[1:].clone(), dist)[0]
+            record = {"stage": stage.name, "epoch": epoch, "train_loss": float(sums[0]) / n}
+            if data.task == "classification":
+                record["train_accuracy"] = float(sums[1]) / n
             test = evaluate(model, data.x_test, data.y_test, data.task, depth=stage.depth)
             record.update({f"test_{k}": v for k, v in test.items()})
             if len(data.x_val):
@@ -229,12 +287,21 @@ def train_model(
             bar.set_postfix(loss=f"{record['train_loss']:.4g}", **{metric: f"{record['test_' + metric]:.4f}"})
             if on_epoch is not None:
                 on_epoch(model, stage, record)
+            finished = stage_index == len(stages) - 1 and epoch == stage.epochs
+            if should_stop is not None and not finished and should_stop():
+                if dist.enabled:
+                    restore_batchnorm(model)
+                raise TrainingInterrupted(ResumeState(
+                    stage_index, epoch, opt.state_dict(), sched.state_dict(), gen.get_state(),
+                    list(result.history), list(result.stages), time.perf_counter() - start))
         summary = {"name": stage.name, "trainable": [f"block{l}" for l in stage.trainable], "depth": stage.depth,
                    "epochs": stage.epochs, "seconds": round(time.perf_counter() - stage_start, 3)}
         summary.update({k: v for k, v in result.history[-1].items() if k not in ("stage", "epoch")})
         result.stages.append(summary)
-        if progress:
+        if show:
             tqdm.write(f"stage {stage.name}: test {metric} {summary['test_' + metric]:.4f}", file=sys.stderr)
+    if dist.enabled:
+        restore_batchnorm(model)
     _set_stage(model, plan_stages("joint", model.depth, 1)[0])
     for p in model.parameters():
         p.requires_grad_(True)
@@ -246,6 +313,22 @@ def train_model(
         result.metrics["rel_test_mse"] = final["test_rel_mse"]
     result.metrics["stages"] = result.stages
     return result
+
+
+def _shard(batch: int, dist: DistContext) -> slice:
+    part = shard_range(batch, dist)
+    return slice(part.start, part.stop)
+
+
+def _data_parallel(model: nn.Module, dist: DistContext) -> nn.Module:
+    """Wrap for this stage: DDP registers only parameters that require grad now, so the
+    frozen blocks of a layerwise stage are left out of gradient synchronization."""
+    if not dist.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [dist.device.index] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def config_dict(config: TrainConfig) -> dict[str, Any]:
