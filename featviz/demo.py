@@ -23,6 +23,7 @@ stage stay beside the pages under ``out/results/``.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .errors import CheckpointError, FeatvizError
-from .fileio import atomic_directory, atomic_write_json
+from .fileio import atomic_directory, atomic_write_json, to_json
 from .recipes import TrainSpec, run_training
 
 STAGES = ("models", "hierarchy", "visualize", "attacks", "gallery")
@@ -52,11 +53,13 @@ class Budget:
     adv_attack: str = "pgd"
     adv_steps: int = 5
     synthetic_epochs: int = 60
+    synthetic_data: str = "default"             # a preset of featviz.data.SYNTHETIC_PRESETS
     hierarchy_preset: str = "quick"
     hierarchy_overrides: dict[str, Any] = field(default_factory=dict)
     vis_steps: int = 256
     vis_layers: tuple[str, ...] | None = None   # None: every layer
     vis_top_k: int = 5
+    vis_data: int | None = None                 # training images searched for top examples (None: all)
     attack_sweep: tuple[float, float, int] = (0.0, 0.3, 8)
     attack_steps: int = 20
     attack_examples: int | None = None          # None: the whole test set
@@ -64,9 +67,11 @@ class Budget:
 
 
 FULL = Budget()
-QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=2, vis_steps=8, vis_top_k=2,
-               hierarchy_overrides={"epochs": 2, "n_train": 300, "n_val": 100, "n_test": 200, "r2_samples": 100,
-                                    "kernel_landmarks": 100, "n_sweep": (100,), "width_sweep": (1,)},
+QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1, synthetic_data="quick",
+               vis_steps=8, vis_top_k=2, vis_data=256, vis_layers=("block2",),
+               hierarchy_overrides={"epochs": 1, "n_train": 200, "n_val": 100, "n_test": 100, "r2_samples": 50,
+                                    "kernel_landmarks": 100, "n_sweep": (), "width_sweep": (1,),
+                                    "sweep_learners": ("joint",)},
                attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48)
 
 
@@ -93,8 +98,10 @@ def model_specs(budget: Budget, seed: int = 0, synthetic: bool = False) -> list[
              replace(base, mode="layerwise", name="digits-layerwise"),
              replace(base, epochs=budget.adv_epochs, adv=adv, name="digits-adversarial")]
     if synthetic:
+        from .data import SYNTHETIC_PRESETS
+
         specs.append(TrainSpec(dataset="synthetic", mode="joint", epochs=budget.synthetic_epochs, seed=seed,
-                               name="synthetic-joint"))
+                               synthetic=dict(SYNTHETIC_PRESETS[budget.synthetic_data]), name="synthetic-joint"))
     return specs
 
 
@@ -102,7 +109,7 @@ def _recipe_of(card: dict[str, Any]) -> dict[str, Any]:
     """The parts of a card that say how a model was trained (what reuse must match)."""
     training = card.get("training", {})
     arch = card.get("arch", {})
-    return {"dataset": card.get("dataset", {}).get("name"), "mode": training.get("mode"),
+    return {"dataset": card.get("dataset"), "mode": training.get("mode"),
             "adv": training.get("adv"), "epochs": training.get("epochs"), "seed": training.get("seed"),
             "lr": training.get("lr"), "batch_size": training.get("batch_size"), "act": arch.get("act"),
             "widths": arch.get("widths")}
@@ -116,7 +123,8 @@ def expected_recipe(spec: TrainSpec) -> dict[str, Any]:
     d = spec.defaults()
     data = load_dataset(spec.dataset, seed=spec.seed, image_size=spec.image_size, **spec.synthetic)
     arch = build_for(data, spec).arch
-    return {"dataset": spec.dataset, "mode": spec.mode, "adv": spec.adv, "epochs": spec.epochs or d["epochs"],
+    info = json.loads(to_json(data.info))  # as the card stores it
+    return {"dataset": info, "mode": spec.mode, "adv": spec.adv, "epochs": spec.epochs or d["epochs"],
             "seed": spec.seed, "lr": spec.lr or d["lr"], "batch_size": spec.batch_size or d["batch_size"],
             "act": arch.get("act"), "widths": arch.get("widths")}
 
@@ -221,7 +229,7 @@ class Demo:
             folder = self.results / "vis" / ckpt.path.name
             result = maximize(ckpt.model.to(self.device), [f"{layer}:*" for layer in layers], ["none", "standard"],
                               steps=self.budget.vis_steps, seed=self.seed, device=self.device,
-                              dataset=data.x_train, top_k=self.budget.vis_top_k, progress=self.progress)
+                              dataset=data.x_train[:self.budget.vis_data], top_k=self.budget.vis_top_k, progress=self.progress)
             save_maximization(result, folder, grid=False)
             ckpt.model.cpu()
             self.visuals.append([folder])
@@ -276,7 +284,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: tor
             demo = Demo(root, budget, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
                         retrain=retrain, progress=progress)
             demo.stage("models", lambda s: demo.models(s, synthetic=save_models))
-        return _summary(demo, None, start)
+        return _summary(demo, None, start, root, None)
     out = Path(out)
     with atomic_directory(out) as root:
         demo = Demo(root, budget, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
@@ -287,8 +295,8 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: tor
         demo.stage("attacks", demo.run_attacks, needs=("featviz.attacks", "run_attacks"))
         site: dict[str, Any] = {}
         demo.stage("gallery", lambda s: site.update(demo.gallery(s)))
-        summary = _summary(demo, site, start)
-        atomic_write_json(root / "results" / "summary.json", summary | {"index": "index.html"})
+        summary = _summary(demo, site, start, root, out)
+        atomic_write_json(root / "results" / "summary.json", summary)
     return summary | {"index": str(out / "index.html"), "out": str(out)}
 
 
@@ -304,12 +312,21 @@ def _scratch(out):
     return scratch()
 
 
-def _summary(demo: Demo, site: dict[str, Any] | None, start: float) -> dict[str, Any]:
+def _summary(demo: Demo, site: dict[str, Any] | None, start: float, root: Path, out: Path | None) -> dict[str, Any]:
+    """What the run did; paths inside the temporary build folder are given as they
+    will be once it is swapped into ``out``."""
+
+    def public(path: Path) -> str:
+        path = Path(path)
+        if path.is_relative_to(root):
+            return str(out / path.relative_to(root)) if out is not None else ""
+        return str(path)
+
     robust = {m["checkpoint"]: m for m in (site or {}).get("models", [])}
     models = []
     for ckpt in demo.checkpoints:
         card = ckpt.card
-        entry = {"name": ckpt.name, "checkpoint": str(ckpt.path), "mode": card["training"].get("mode"),
+        entry = {"name": ckpt.name, "checkpoint": public(ckpt.path), "mode": card["training"].get("mode"),
                  "adv": card["training"].get("adv"), "test_accuracy": card["metrics"].get("test_accuracy")}
         site_entry = robust.get(str(ckpt.path))
         if site_entry:

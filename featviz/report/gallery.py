@@ -102,6 +102,15 @@ def _reference_eps(models: list[GalleryModel], attacks: dict[str, Any] | None, g
     return None
 
 
+# The hierarchy figures in reading order: the training story first, then the sweeps.
+FIGURE_ORDER = ("training_error", "error_curves", "feature_r2", "error_vs_n", "error_vs_width")
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    stem = path.stem.lower()
+    return (FIGURE_ORDER.index(stem) if stem in FIGURE_ORDER else len(FIGURE_ORDER), stem)
+
+
 def _pick_attack(attacks: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The attack the index summarizes: PGD (L∞) when present, else the first."""
     for attack in attacks:
@@ -112,12 +121,13 @@ def _pick_attack(attacks: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | None:
     """The gallery model an attack result belongs to (same folder, else same name)."""
-    ref = str(entry.get("checkpoint", ""))
+    ref = str(entry.get("checkpoint") or "")
     for m in models:
         if ref and Path(ref).resolve() == m.checkpoint.path.resolve():
             return m
+    names = {str(entry.get("name") or ""), Path(ref).name if ref else ""} - {""}
     for m in models:
-        if ref and Path(ref).name in (m.checkpoint.path.name, m.label):
+        if names & {m.checkpoint.path.name, m.label}:
             return m
     return None
 
@@ -156,7 +166,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
             for attack in entry["attacks"]:
                 curve = attack["curve"]
                 name = str(attack.get("attack", "?"))
-                series.append((f"{label} · {name}", [p["eps"] for p in curve], [p["robust_accuracy"] for p in curve]))
+                series.append((label, name, [p["eps"] for p in curve], [p["robust_accuracy"] for p in curve]))
                 min_eps = attack.get("min_eps") if isinstance(attack.get("min_eps"), dict) else {}
                 rows.append({"model": label, "slug": owner.slug if owner else None, "attack": name,
                              "norm": attack.get("norm"), "steps": attack.get("steps"),
@@ -181,7 +191,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     # --- hierarchy study
     hier_ctx = None
     if hier_data:
-        pngs = sorted(Path(hierarchy).glob("*.png"))
+        pngs = sorted(Path(hierarchy).glob("*.png"), key=_figure_order)
         hier_ctx = {"rows": hierarchy_rows(hier_data), "config": hier_data.get("config") or {},
                     "seconds": hier_data.get("seconds"),
                     "images": site.copy_images(pngs, "img/hierarchy", limit=MAX_HIERARCHY_IMAGES)}

@@ -26,21 +26,32 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def robustness_plot(series: Sequence[tuple[str, Sequence[float], Sequence[float | None]]], path: str | Path,
+def _text(label: str) -> str:
+    """A label as literal text: matplotlib would read ``$...$`` in a model name as math."""
+    return label.replace("$", r"\$")
+
+
+def robustness_plot(series: Sequence[tuple[str, str, Sequence[float], Sequence[float | None]]], path: str | Path,
                     reference_eps: float | None = None) -> Path:
-    """Robust accuracy vs ε, one line per ``(label, eps, accuracy)`` series, all on one chart.
+    """Robust accuracy vs ε for every ``(model, attack, eps, accuracy)`` series, all on one chart:
+    one colour per model, one line style per attack.
 
     Accuracies are fractions in [0, 1]; missing points (None) are skipped. A dotted
     vertical line marks ``reference_eps`` (the ε the index table reports).
     """
+    models = list(dict.fromkeys(s[0] for s in series))
+    attacks = list(dict.fromkeys(s[1] for s in series))
+    styles = ["-", "--", ":", "-."]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for label, eps, acc in series:
+    for model, attack, eps, acc in series:
         points = [(e, a) for e, a in zip(eps, acc) if a is not None]
         if points:
-            ax.plot([e for e, _ in points], [100 * a for _, a in points], marker="o", markersize=3, label=label)
+            ax.plot([e for e, _ in points], [100 * a for _, a in points], marker="o", markersize=3,
+                    color=f"C{models.index(model) % 10}", linestyle=styles[attacks.index(attack) % len(styles)],
+                    label=_text(f"{model} · {attack}"))
     if reference_eps is not None:
         ax.axvline(reference_eps, color="0.5", linestyle=":", linewidth=1)
-    ax.set_xlabel("ε (L∞ unless stated)")
+    ax.set_xlabel("ε")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.grid(alpha=0.3)
@@ -63,7 +74,7 @@ def hf_ratio_plot(rows: Sequence[tuple[str, dict[str, float]]], path: str | Path
     for k, reg in enumerate(regs):
         xs = [i + (k - (len(regs) - 1) / 2) * width for i in range(len(rows))]
         ax.bar(xs, [values.get(reg, 0.0) for _, values in rows], width=width, label=reg)
-    ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(rows)), [_text(label) for label, _ in rows], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("median hf_ratio")
     ax.set_ylim(0, 1)
     ax.grid(axis="y", alpha=0.3)
