@@ -4,18 +4,19 @@ carded checkpoint out. ``featviz train`` and ``featviz demo`` both go through he
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from .checkpoint import Checkpoint, make_card, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, make_card, save_checkpoint
 from .data import Dataset, load_dataset
 from .devices import seeded
+from .distributed import SINGLE, DistContext, barrier
 from .errors import FeatvizError
 from .nets import HierarchicalNet, QuadraticDenseConvNet, QuadraticDenseMLP
-from .train import Adversary, TrainConfig, train_model
+from .train import Adversary, TrainConfig, TrainingInterrupted, train_model
 
 # Per-task defaults: what each dataset trains well with on a laptop CPU.
 DEFAULTS = {
@@ -67,23 +68,61 @@ def build_for(data: Dataset, spec: TrainSpec) -> HierarchicalNet:
 
 
 def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.device | str = "cpu",
-                 adversary: Adversary | None = None, progress: bool = True,
-                 command: str = "") -> Checkpoint:
-    """Load data, build, train, card and (if ``out``) save a model. Returns the checkpoint."""
+                 adversary: Adversary | None = None, progress: bool = True, command: str = "",
+                 resume_from: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
+                 dist: DistContext | None = None) -> Checkpoint:
+    """Load data, build, train, card and (if ``out``) save a model. Returns the checkpoint.
+
+    ``resume_from`` continues an interrupted run from its checkpoint folder (weights and
+    resume state; ``spec`` must be the one stored in its card, see :func:`spec_from_card`).
+    When ``should_stop()`` turns true, the run stops at the next epoch boundary, writes a
+    resumable checkpoint to ``out`` and raises :class:`~featviz.train.TrainingInterrupted`.
+    Under torchrun only rank 0 writes.
+    """
+    from .resume import load_resume_state, resume_files
+
+    dist = dist or SINGLE
     d = spec.defaults()
     start = time.perf_counter()
     data = load_dataset(spec.dataset, data_root=spec.data_root, download=spec.download,
                         image_size=spec.image_size, seed=spec.seed, **spec.synthetic)
     model = build_for(data, spec)
+    state = None
+    if resume_from is not None:
+        state = load_resume_state(resume_from)
+        model = load_checkpoint(resume_from).model
     config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],
                          batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed)
-    result = train_model(model, data, config, device=device, adversary=adversary, progress=progress)
-    model.cpu()
     training = {"mode": spec.mode, "adv": spec.adv, "epochs": config.epochs, "seed": spec.seed,
                 "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
-                "schedule": config.schedule, "command": command,
-                "seconds": round(time.perf_counter() - start, 2)}
+                "schedule": config.schedule, "command": command, "spec": asdict(spec)}
+    try:
+        result = train_model(model, data, config, device=device, adversary=adversary, progress=progress,
+                             resume=state, should_stop=should_stop, dist=dist)
+    except TrainingInterrupted as stop:
+        model.cpu()
+        partial = {"test_" + k[5:]: v for k, v in (stop.state.history[-1] if stop.state.history else {}).items()
+                   if k.startswith("test_")}
+        training.update(resumable=True, interrupted={"stage": stop.state.stage_index + 1, "epoch": stop.state.epoch},
+                        seconds=round(stop.state.seconds, 2))
+        card = make_card(model, dataset=data.info, training=training, metrics=partial, name=spec.name)
+        if out is not None and dist.is_main:
+            save_checkpoint(out, model, card, extra_files=resume_files(stop.state))
+        raise
+    model.cpu()
+    training["seconds"] = round(time.perf_counter() - start + (state.seconds if state else 0.0), 2)
     card = make_card(model, dataset=data.info, training=training, metrics=result.metrics, name=spec.name)
-    if out is not None:
+    if out is not None and dist.is_main:
         save_checkpoint(out, model, card)
+    barrier(dist)
     return Checkpoint(model=model, card=card, path=Path(out) if out else Path("."))
+
+
+def spec_from_card(card: dict[str, Any]) -> TrainSpec:
+    """The :class:`TrainSpec` a checkpoint was trained with (for ``--resume``)."""
+    stored = card.get("training", {}).get("spec")
+    if not isinstance(stored, dict):
+        raise FeatvizError("the checkpoint's card has no training spec to resume from",
+                           "only checkpoints written by `featviz train` can be resumed")
+    known = {f.name for f in fields(TrainSpec)}
+    return TrainSpec(**{k: v for k, v in stored.items() if k in known})

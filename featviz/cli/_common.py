@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import sys
+import threading
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -15,7 +18,8 @@ from ..errors import FeatvizError
 from ..fileio import to_json
 
 
-def common_options(out: bool = True, json_flag: bool = True, force: bool = True) -> Callable:
+def common_options(out: bool = True, json_flag: bool = True, force: bool = True,
+                   out_required: bool = True) -> Callable:
     """Add ``--seed``, ``--device`` and, as asked, ``--out``/``--force`` and ``--json``."""
 
     def decorate(fn: Callable) -> Callable:
@@ -24,7 +28,7 @@ def common_options(out: bool = True, json_flag: bool = True, force: bool = True)
             click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda[:N] or mps."),
         ]
         if out:
-            opts.append(click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+            opts.append(click.option("--out", "out", type=click.Path(path_type=Path), required=out_required,
                                      help="Output folder."))
             if force:
                 opts.append(click.option("--force", is_flag=True, help="Replace a non-empty --out."))
@@ -53,6 +57,28 @@ def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
     if not os.access(parent, os.W_OK):
         raise FeatvizError(f"--out {path}: cannot write under {parent}", "choose a writable folder")
     return path
+
+
+@contextlib.contextmanager
+def stop_on_sigint(what: str = "finishing this epoch, then saving a resumable checkpoint") -> Iterator[Callable[[], bool]]:
+    """Turn the first Ctrl-C into a polite stop request (polled by the caller); a second
+    Ctrl-C aborts at once. Yields the ``should_stop`` function."""
+    requested = {"stop": False}
+
+    def handler(signum, frame):
+        if requested["stop"]:
+            raise KeyboardInterrupt
+        requested["stop"] = True
+        click.echo(f"featviz: interrupt received: {what} (Ctrl-C again aborts)", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: requested["stop"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def emit_json(obj: Any) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import torch
 
 from ..data import DATASETS
 from ..nets import ACTIVATIONS
 from ..train import MODES
-from ._common import check_out, command_line, common_options, emit_json, with_device
+from ._common import check_out, command_line, common_options, emit_json, stop_on_sigint
 
 
 @click.command("train")
@@ -35,24 +36,53 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
 @click.option("--n-train", type=click.IntRange(1), default=20000, show_default=True,
               help="Synthetic: training samples.")
 @click.option("--name", help="A name for the model card.")
-@common_options()
-@with_device
+@click.option("--resume", type=click.Path(path_type=Path),
+              help="Continue a run stopped with Ctrl-C from its checkpoint folder (its settings are reused; "
+                   "--out defaults to that folder).")
+@common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
-            syn_d, syn_k, teacher_depth, alpha, n_train, name, seed, device, out, force, as_json):
+            syn_d, syn_k, teacher_depth, alpha, n_train, name, resume, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
-    Writes a checkpoint folder (model.safetensors + card.json) to --out.
+    Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
+    current epoch and leaves a resumable checkpoint (continue with --resume); launched with
+    `torchrun --nproc-per-node N -m featviz train ...` it trains data-parallel.
     """
-    from ..checkpoint import summarize
-    from ..recipes import TrainSpec, run_training
+    from ..checkpoint import read_card, summarize
+    from ..distributed import all_reduce_sum, init_distributed, shutdown
+    from ..recipes import TrainSpec, run_training, spec_from_card
+    from ..train import TrainingInterrupted
 
-    check_out(out, force)
-    synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
-    spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
-                     batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
-                     data_root=str(data_root) if data_root else None, download=download,
-                     synthetic=synthetic if dataset == "synthetic" else {}, name=name)
-    ckpt = run_training(spec, out, device=device, command=command_line())
+    if resume is not None:
+        spec = spec_from_card(read_card(resume))
+        out = out or resume
+        if out != resume:
+            check_out(out, force)
+    else:
+        if out is None:
+            raise click.UsageError("Missing option '--out'.")
+        check_out(out, force)
+        synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
+        spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
+                         batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
+                         data_root=str(data_root) if data_root else None, download=download,
+                         synthetic=synthetic if dataset == "synthetic" else {}, name=name)
+    dist = init_distributed(device)
+    try:
+        with stop_on_sigint() as stop_requested:
+            # every rank must stop at the same epoch: a stop on any rank stops all
+            should_stop = (lambda: bool(all_reduce_sum(torch.tensor([float(stop_requested())]), dist)[0] > 0))
+            try:
+                ckpt = run_training(spec, out, device=dist.device, command=command_line(), resume_from=resume,
+                                    should_stop=should_stop, dist=dist)
+            except TrainingInterrupted as stop:
+                click.echo(f"featviz: interrupted after epoch {stop.state.epoch} of stage {stop.state.stage_index + 1}; "
+                           f"resumable checkpoint in {out} (continue with: featviz train --resume {out})", err=True)
+                raise SystemExit(130) from None
+    finally:
+        shutdown(dist)
+    if not dist.is_main:
+        return
     summary = summarize(ckpt.card) | {"checkpoint": str(out), "seconds": ckpt.card["training"]["seconds"]}
     if as_json:
         emit_json(summary)

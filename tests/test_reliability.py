@@ -1,0 +1,88 @@
+"""Interruption, resumption and atomicity of `featviz train` in real processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+SYN = ["--dataset", "synthetic", "--d", "6", "--k", "2", "--teacher-depth", "2", "--n-train", "2000",
+       "--depth", "2", "--width", "8", "--batch-size", "32", "--mode", "layerwise+joint", "--epochs", "40"]
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("TQDM_DISABLE", None)  # the test watches the progress bar to know training has begun
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _start_and_wait_for_training(args):
+    proc = subprocess.Popen([sys.executable, "-m", "featviz", "train", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env(), text=True)
+    seen = threading.Event()
+    err: list[str] = []
+
+    def pump():
+        while True:
+            chunk = proc.stderr.read(64)
+            if not chunk:
+                break
+            err.append(chunk)
+            if "train layer1" in "".join(err[-4:]):
+                seen.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    assert seen.wait(120), "training never started"
+    time.sleep(0.5)
+    return proc, err
+
+
+def test_sigint_saves_resumable_checkpoint_and_resume_is_bit_identical(tmp_path, run_cli):
+    out = tmp_path / "run"
+    proc, err = _start_and_wait_for_training([*SYN, "--out", str(out)])
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(120) == 130
+    time.sleep(0.2)
+    stderr = "".join(err)
+    assert "resumable checkpoint" in stderr and "Traceback" not in stderr
+    card = json.loads((out / "card.json").read_text())
+    assert card["training"]["resumable"] is True
+    assert (out / "resume.safetensors").is_file() and (out / "resume.json").is_file()
+
+    env = _env()
+    done = subprocess.run([sys.executable, "-m", "featviz", "train", "--resume", str(out)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads((out / "card.json").read_text())
+    assert "resumable" not in resumed["training"] and not (out / "resume.json").exists()
+
+    full = tmp_path / "full"
+    ref = subprocess.run([sys.executable, "-m", "featviz", "train", *SYN, "--out", str(full)], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    assert (out / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
+    assert [s["name"] for s in resumed["metrics"]["stages"]] == ["layer1", "layer2", "joint"]
+
+
+def test_kill_9_leaves_the_previous_checkpoint_intact(tmp_path):
+    out = tmp_path / "ck"
+    first = subprocess.run([sys.executable, "-m", "featviz", "train", *SYN[:-2], "--epochs", "1", "--out", str(out)],
+                           capture_output=True, text=True, env=_env(), timeout=300)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc, _ = _start_and_wait_for_training([*SYN, "--out", str(out), "--force"])
+    proc.kill()
+    proc.wait(60)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_refuses_a_finished_checkpoint(tmp_path, run_cli):
+    out = tmp_path / "done"
+    assert run_cli("train", *SYN[:-2], "--epochs", "1", "--out", out).code == 0
+    res = run_cli("train", "--resume", out)
+    assert res.code == 2 and "not a resumable checkpoint" in res.err
