@@ -61,9 +61,11 @@ class Budget:
     vis_top_k: int = 5
     vis_data: int | None = None                 # training images searched for top examples (None: all)
     attack_sweep: tuple[float, float, int] = (0.0, 0.3, 8)
-    attack_steps: int = 20
+    attack_steps: int | None = None             # None: each attack's default (PGD 20, FGSM 1)
     attack_examples: int | None = None          # None: the whole test set
     attacks: tuple[str, ...] = ("pgd", "fgsm")
+    attack_bisect: int = 5                      # bisections refining each example's minimal ε
+    attack_show: int = 6                        # examples drawn per model and attack
 
 
 FULL = Budget()
@@ -72,7 +74,8 @@ QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1,
                hierarchy_overrides={"epochs": 1, "n_train": 200, "n_val": 100, "n_test": 100, "r2_samples": 50,
                                     "kernel_landmarks": 100, "n_sweep": (), "width_sweep": (1,),
                                     "sweep_learners": ("joint",)},
-               attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48)
+               attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48, attacks=("pgd",),
+               attack_bisect=1, attack_show=3)
 
 
 @dataclass
@@ -140,6 +143,14 @@ def reusable(folder: Path, spec: TrainSpec) -> Checkpoint | None:
     return ckpt if _recipe_of(ckpt.card) == expected_recipe(spec) else None
 
 
+def _available(module: str, name: str) -> bool:
+    """Whether this installation provides ``module.name`` (a stage's library piece)."""
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ModuleNotFoundError:
+        return False
+
+
 def _log(message: str) -> None:
     tqdm.write(f"demo: {message}", file=sys.stderr)
 
@@ -165,8 +176,7 @@ class Demo:
         stage = Stage(name)
         _log(f"stage {name} ...")
         start = time.perf_counter()
-        missing = needs is not None and not hasattr(importlib.import_module(needs[0]), needs[1])
-        if missing:
+        if needs is not None and not _available(*needs):
             stage.status, stage.note = "skipped", f"{needs[0]}.{needs[1]} is not available in this version"
         else:
             body(stage)
@@ -179,7 +189,7 @@ class Demo:
     def models(self, stage: Stage, synthetic: bool) -> None:
         reused = 0
         for spec in model_specs(self.budget, self.seed, synthetic):
-            if spec.adv and not hasattr(importlib.import_module("featviz.attacks"), "training_adversary"):
+            if spec.adv and not _available("featviz.attacks", "training_adversary"):
                 stage.note += f"{spec.name} skipped: adversarial training is not available in this version; "
                 continue
             saved = self.models_dir / spec.name if self.models_dir else None
@@ -235,14 +245,17 @@ class Demo:
             self.visuals.append([folder])
 
     def run_attacks(self, stage: Stage) -> None:
-        from .attacks import run_attacks
+        from .attacks.session import AttackSession
 
         lo, hi, k = self.budget.attack_sweep
+        session = AttackSession.from_options(
+            checkpoints=[str(c.path) for c in self.checkpoints], attacks=list(self.budget.attacks), eps=None,
+            eps_sweep=f"{lo}:{hi}:{k}", steps=self.budget.attack_steps, restarts=1, step_size=None, loss="ce",
+            n_examples=self.budget.attack_examples, bisect_steps=self.budget.attack_bisect,
+            n_show=self.budget.attack_show, seed=self.seed, device=self.device)
         self.attacks = self.results / "attacks"
-        run_attacks([c.path for c in self.checkpoints], self.attacks, attacks=self.budget.attacks,
-                    eps=[lo + (hi - lo) * i / (k - 1) for i in range(k)], steps=self.budget.attack_steps,
-                    n_examples=self.budget.attack_examples, seed=self.seed, device=self.device,
-                    progress=self.progress)
+        results = session.run(self.attacks, progress=self.progress)
+        stage.note = f"{', '.join(self.budget.attacks)} on {len(results['models'])} models, ε sweep {lo:g}..{hi:g}"
 
     def gallery(self, stage: Stage) -> dict[str, Any]:
         from .report import write_gallery
@@ -292,7 +305,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: tor
         demo.stage("models", lambda s: demo.models(s, synthetic=save_models))
         demo.stage("hierarchy", demo.run_hierarchy, needs=("featviz.hierarchy", "write_study"))
         demo.stage("visualize", demo.visualize, needs=("featviz.vis.maximize", "save_maximization"))
-        demo.stage("attacks", demo.run_attacks, needs=("featviz.attacks", "run_attacks"))
+        demo.stage("attacks", demo.run_attacks, needs=("featviz.attacks.session", "AttackSession"))
         site: dict[str, Any] = {}
         demo.stage("gallery", lambda s: site.update(demo.gallery(s)))
         summary = _summary(demo, site, start, root, out)

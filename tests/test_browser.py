@@ -186,7 +186,8 @@ def test_harness_catches_broken_images_foreign_requests_and_console_errors(site,
 def test_screenshot_of_the_index(site, tmp_path):
     gallery = _galleries(site)[-1]
     shot = tmp_path / "gallery.png"
-    res = _chromium(["--window-size=1280,1600", f"--screenshot={shot}", (gallery / "index.html").as_uri()],
+    res = _chromium(["--window-size=1280,1600", "--virtual-time-budget=10000", f"--screenshot={shot}",
+                     (gallery / "index.html").as_uri()],
                     tmp_path / "profile-s")
     assert shot.is_file() and shot.stat().st_size > 10_000, res.stderr[-2000:]
     from PIL import Image

@@ -14,7 +14,7 @@ import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +34,9 @@ MAX_EXAMPLES = 5        # dataset examples per unit
 MAX_ATTACK_IMAGES = 120
 MAX_HIERARCHY_IMAGES = 40
 MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
+# An image with at least this share of its spectral energy beyond half the Nyquist
+# radius is flagged as noise (white noise has about 0.8, a smooth blob about 0).
+NOISE_HF = 0.5
 
 
 @dataclass
@@ -82,7 +85,7 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
         if images:
             rows.append({"reg": reg, "units": len(images),
                          **{k: _median(getattr(im, k) for im in images)
-                            for k in ("activation", "hf_ratio", "tv", "shift_stability")}})
+                            for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
     return rows
 
 
@@ -133,7 +136,7 @@ def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | 
 
 
 def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
-                  visuals: Mapping[int, Sequence[Path]] | Sequence[Sequence[Path]] | None = None,
+                  visuals: Sequence[Sequence[Path]] | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
                   data_root: str | Path | None = None, reference_eps: float | None = None,
                   title: str = "featviz gallery", notes: Sequence[str] = (), device: torch.device | str = "cpu",
@@ -217,7 +220,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
                                  for f, a in uv.examples[:MAX_EXAMPLES]],
                 })
             site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
-                        total_units=len(units), regs=m.visuals.regs, models=models)
+                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF)
             bar.update()
     hf_plot = site.plot("img/hf_ratio.png", lambda p: plots.hf_ratio_plot(hf_rows, p)) if hf_rows else None
 

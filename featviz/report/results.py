@@ -62,6 +62,7 @@ class UnitImage:
     reg: str
     file: Path
     activation: float | None = None
+    relative_activation: float | None = None  # activation / the unit's strongest dataset example
     hf_ratio: float | None = None
     tv: float | None = None
     shift_stability: float | None = None
@@ -120,7 +121,8 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
             steps = _number(entry.get("steps"))
             vis.unit(layer, unit).images[reg] = UnitImage(
                 reg=reg, file=_inside(folder, entry.get("file"), source),
-                activation=_number(entry.get("activation")), hf_ratio=_number(entry.get("hf_ratio")),
+                activation=_number(entry.get("activation")),
+                relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
                 steps=None if steps is None else int(steps))
             if reg not in vis.regs:
