@@ -27,7 +27,8 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 256).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--image-size", type=click.IntRange(4, 512), help="Resize images to this side (digits: 16).")
-@click.option("--d", "syn_d", type=click.IntRange(1), default=20, show_default=True, help="Synthetic: input dim.")
+@click.option("--d", "--input-dim", "syn_d", type=click.IntRange(1), default=20, show_default=True,
+              help="Synthetic: input dim (spell it --input-dim under torchrun, whose parser claims --d).")
 @click.option("--k", "syn_k", type=click.IntRange(1), default=4, show_default=True,
               help="Synthetic: teacher units per layer.")
 @click.option("--teacher-depth", type=click.IntRange(1, 16), default=3, show_default=True,
@@ -35,13 +36,18 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--alpha", type=float, default=0.3, show_default=True, help="Synthetic: information gap.")
 @click.option("--n-train", type=click.IntRange(1), default=20000, show_default=True,
               help="Synthetic: training samples.")
+@click.option("--adv", type=click.Choice(["fgsm", "pgd"]), help="Adversarial training: train on FGSM or PGD "
+              "(L∞, random start) examples of radius --eps.")
+@click.option("--eps", "adv_eps", type=float, help="L∞ radius of the adversarial training examples (with --adv).")
+@click.option("--adv-steps", type=click.IntRange(1, 1000), help="PGD steps per training batch (default 5).")
 @click.option("--name", help="A name for the model card.")
 @click.option("--resume", type=click.Path(path_type=Path),
               help="Continue a run stopped with Ctrl-C from its checkpoint folder (its settings are reused; "
                    "--out defaults to that folder).")
 @common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
-            syn_d, syn_k, teacher_depth, alpha, n_train, name, resume, seed, device, out, force, as_json):
+            syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, resume, seed, device, out,
+            force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -63,10 +69,11 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
             raise click.UsageError("Missing option '--out'.")
         check_out(out, force)
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
+        adv_spec = _adv_spec(adv, adv_eps, adv_steps)
         spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
-                         synthetic=synthetic if dataset == "synthetic" else {}, name=name)
+                         synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec)
     dist = init_distributed(device)
     try:
         with stop_on_sigint() as stop_requested:
@@ -88,6 +95,21 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         emit_json(summary)
     else:
         _print_summary(summary)
+
+
+def _adv_spec(adv: str | None, eps: float | None, steps: int | None) -> dict | None:
+    """The card's ``training.adv`` from --adv/--eps/--adv-steps (validated by the attacks package)."""
+    if adv is None:
+        if eps is not None or steps is not None:
+            raise click.UsageError("--eps and --adv-steps need --adv fgsm|pgd")
+        return None
+    if eps is None:
+        raise click.UsageError(f"--adv {adv} needs --eps (e.g. --eps 0.1)")
+    from ..attacks.training import check_adv
+
+    spec = {"attack": adv, "eps": eps, "steps": steps or (1 if adv == "fgsm" else 5)}
+    check_adv(spec)
+    return spec
 
 
 def _print_summary(summary: dict) -> None:
