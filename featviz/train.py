@@ -61,6 +61,10 @@ class TrainConfig:
     batch_size: int = 64
     seed: int = 0
     max_loss: float = 1e8  # a loss above this is treated as divergence
+    # GPU fast paths (all off by default; results stay correct, bf16 only less precise):
+    amp: str | None = None  # "bf16": autocast the forward pass and loss to bfloat16
+    channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on GPUs)
+    compile: bool = False  # torch.compile the model, falling back to eager if it cannot
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -73,6 +77,8 @@ class TrainConfig:
             raise FeatvizError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.optimizer not in ("adam", "sgd"):
             raise FeatvizError(f"unknown optimizer {self.optimizer!r}", "use adam or sgd")
+        if self.amp not in (None, "bf16"):
+            raise FeatvizError(f"unknown --amp {self.amp!r}", "use bf16 (or leave it off)")
         if self.schedule not in ("cosine", "constant"):
             raise FeatvizError(f"unknown schedule {self.schedule!r}", "use cosine or constant")
 
@@ -221,6 +227,8 @@ def train_model(
     data = data.to(device)
     if dist.enabled:
         use_global_batchnorm(model)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     gen = generator(config.seed)
     result = TrainResult()
     elapsed = 0.0
@@ -244,7 +252,7 @@ def train_model(
             opt.load_state_dict(resume.optimizer)
             sched.load_state_dict(resume.scheduler)
             first = resume.epoch + 1
-        net = _data_parallel(model, dist)
+        net = fast_forward(_data_parallel(model, dist), config.compile)
         bar = tqdm(range(first, stage.epochs + 1), desc=f"train {stage.name}", disable=not show,
                    leave=False, unit="ep")
         for epoch in bar:
@@ -254,11 +262,14 @@ def train_model(
                 idx = order[i:i + config.batch_size]
                 local = idx[_shard(len(idx), dist)]
                 xb, yb = data.x_train[local], data.y_train[local]
+                if config.channels_last and xb.dim() == 4:
+                    xb = xb.contiguous(memory_format=torch.channels_last)
                 if adversary is not None:
                     xb = adversary(model, xb, yb)
                     _set_stage(model, stage)  # the adversary may have switched modes
-                out = net(xb, depth=stage.depth)
-                loss = _loss(data.task, out, yb)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16"):
+                    out = net(xb, depth=stage.depth)
+                    loss = _loss(data.task, out.float(), yb)
                 # scale so that averaging gradients over ranks gives the global-batch mean
                 scaled = loss * (len(local) * dist.world_size / len(idx)) if dist.enabled else loss
                 opt.zero_grad(set_to_none=True)
@@ -313,6 +324,32 @@ def train_model(
         result.metrics["rel_test_mse"] = final["test_rel_mse"]
     result.metrics["stages"] = result.stages
     return result
+
+
+class fast_forward:
+    """Call ``module`` through ``torch.compile`` when asked and possible; if compiling
+    fails (no compiler toolchain, unsupported platform) warn once and run eagerly."""
+
+    def __init__(self, module: nn.Module, compile: bool):
+        self.module = module
+        self.compiled = None
+        if compile:
+            try:
+                self.compiled = torch.compile(module)
+            except Exception as exc:  # torch.compile unavailable on this build
+                self._fallback(exc)
+
+    def _fallback(self, exc: Exception) -> None:
+        print(f"featviz: torch.compile unavailable ({exc.__class__.__name__}); running eagerly", file=sys.stderr)
+        self.compiled = None
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as exc:  # compilation happens at the first call
+                self._fallback(exc)
+        return self.module(*args, **kwargs)
 
 
 def _shard(batch: int, dist: DistContext) -> slice:
