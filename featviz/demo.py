@@ -108,12 +108,17 @@ def model_specs(budget: Budget, seed: int = 0, synthetic: bool = False) -> list[
     return specs
 
 
+def _adv_key(adv: dict[str, Any] | None) -> tuple | None:
+    """Adversarial training as far as reuse cares (cards may add derived fields)."""
+    return None if not adv else (adv.get("attack"), float(adv.get("eps", 0)), adv.get("steps"))
+
+
 def _recipe_of(card: dict[str, Any]) -> dict[str, Any]:
     """The parts of a card that say how a model was trained (what reuse must match)."""
     training = card.get("training", {})
     arch = card.get("arch", {})
     return {"dataset": card.get("dataset"), "mode": training.get("mode"),
-            "adv": training.get("adv"), "epochs": training.get("epochs"), "seed": training.get("seed"),
+            "adv": _adv_key(training.get("adv")), "epochs": training.get("epochs"), "seed": training.get("seed"),
             "lr": training.get("lr"), "batch_size": training.get("batch_size"), "act": arch.get("act"),
             "widths": arch.get("widths")}
 
@@ -127,7 +132,7 @@ def expected_recipe(spec: TrainSpec) -> dict[str, Any]:
     data = load_dataset(spec.dataset, seed=spec.seed, image_size=spec.image_size, **spec.synthetic)
     arch = build_for(data, spec).arch
     info = json.loads(to_json(data.info))  # as the card stores it
-    return {"dataset": info, "mode": spec.mode, "adv": spec.adv, "epochs": spec.epochs or d["epochs"],
+    return {"dataset": info, "mode": spec.mode, "adv": _adv_key(spec.adv), "epochs": spec.epochs or d["epochs"],
             "seed": spec.seed, "lr": spec.lr or d["lr"], "batch_size": spec.batch_size or d["batch_size"],
             "act": arch.get("act"), "widths": arch.get("widths")}
 
@@ -199,8 +204,9 @@ class Demo:
                 _log(f"reusing {saved} (same recipe)")
             else:
                 _log(f"training {spec.name}")
+                # an adversarial spec (spec.adv) gets its adversary from the recipe itself
                 ckpt = run_training(spec, self.results / "models" / spec.name, device=self.device,
-                                    adversary=self._adversary(spec), progress=self.progress,
+                                    progress=self.progress,
                                     command="featviz demo" + (" --quick" if self.budget is QUICK else ""))
                 if self.save_models and saved is not None:
                     save_checkpoint(saved, ckpt.model, ckpt.card)
@@ -210,13 +216,6 @@ class Demo:
         stage.status = "reused" if reused and reused == len(self.checkpoints) else "done"
         if reused:
             stage.note += f"{reused} reused, {len(self.checkpoints) - reused} trained"
-
-    def _adversary(self, spec: TrainSpec):
-        if not spec.adv:
-            return None
-        from .attacks import training_adversary
-
-        return training_adversary(spec.adv, seed=spec.seed)
 
     def run_hierarchy(self, stage: Stage) -> None:
         from .hierarchy import preset, run_study, write_study
