@@ -2,7 +2,9 @@
 
 A regularizer is one of three kinds, and a :class:`Recipe` collects them:
 
-- a **penalty** subtracted from the objective, per image: ``l1``, ``l2``, ``tv``;
+- a **penalty** subtracted from the objective, per image: ``l1``, ``l2``, ``tv``,
+  each charged in units of the image's own activation (``|activation| × weight ×
+  penalty``), so one weight means the same for a weak and a strong unit;
 - a **random transform** the image must survive: ``pad``, ``jitter``, ``scale``, ``rotate``;
 - a choice of **parameterization** or an operation on it: ``fft``, ``decorrelate``, ``blur``.
 
@@ -27,10 +29,10 @@ from .metrics import total_variation
 # amounts means "scaled to the image size" (see transforms.standard_sizes).
 REGULARIZERS: dict[str, tuple[str, float | None, str]] = {
     "none": ("preset", None, "no regularization: plain gradient ascent"),
-    "l1": ("penalty", 0.05, "weight on the mean |image - 0.5| (sparsity around grey)"),
-    "l2": ("penalty", 0.05, "weight on the mean (image - 0.5)^2 (keeps pixels away from saturation)"),
-    "tv": ("penalty", 0.05, "weight on the total variation (mean |neighbour difference|)"),
-    "blur": ("param", 0.5, "sigma in pixels of a Gaussian blur of the image every 4 steps"),
+    "l1": ("penalty", 0.5, "weight on the mean |image - 0.5| (sparsity around grey), times |activation|"),
+    "l2": ("penalty", 1.0, "weight on the mean (image - 0.5)^2 (keeps pixels from saturating), times |activation|"),
+    "tv": ("penalty", 1.0, "weight on the total variation (mean |neighbour difference|), times |activation|"),
+    "blur": ("param", 0.35, "sigma in pixels of a Gaussian blur of the image every 4 steps"),
     "jitter": ("transform", None, "largest random shift in pixels (default ~size/16, at least 1)"),
     "scale": ("transform", 0.1, "largest random zoom: factors in [1 - W, 1 + W]"),
     "rotate": ("transform", 10.0, "largest random rotation in degrees"),

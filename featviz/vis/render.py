@@ -155,7 +155,10 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             if scores.shape != (batch,):
                 raise SpecError(f"objective {objective} gave shape {tuple(scores.shape)}, expected ({batch},)",
                                 "an objective returns one score per image")
-            loss = (recipe.penalty(images) - scores).sum()
+            # Penalties are charged in units of each image's own activation: a unit's
+            # scale is arbitrary (z² compounds over layers), so an absolute weight would
+            # be negligible for one unit and overwhelming for the next.
+            loss = (scores.detach().abs() * recipe.penalty(images) - scores).sum()
             if not torch.isfinite(loss):
                 raise _diverged(step, lr, "objective")
             grads = torch.autograd.grad(loss, params)
