@@ -229,19 +229,13 @@ class Demo:
                       f"{summary['joint']['rel_test_mse']:.3g}, layerwise {summary['layerwise']['rel_test_mse']:.3g}")
 
     def visualize(self, stage: Stage) -> None:
-        from .data import load_dataset
-        from .vis.maximize import maximize, save_maximization
+        from .report.visuals import render_visuals
 
         for ckpt in self.checkpoints:
-            data = load_dataset(ckpt.card["dataset"]["name"], image_size=ckpt.card["dataset"].get("image_size"))
-            layers = self.budget.vis_layers or [layer["name"] for layer in ckpt.card["layers"]]
-            folder = self.results / "vis" / ckpt.path.name
-            result = maximize(ckpt.model.to(self.device), [f"{layer}:*" for layer in layers], ["none", "standard"],
-                              steps=self.budget.vis_steps, seed=self.seed, device=self.device,
-                              dataset=data.x_train[:self.budget.vis_data], top_k=self.budget.vis_top_k, progress=self.progress)
-            save_maximization(result, folder, grid=False)
-            ckpt.model.cpu()
-            self.visuals.append([folder])
+            self.visuals.append([render_visuals(
+                ckpt, self.results / "vis" / ckpt.path.name, layers=self.budget.vis_layers,
+                steps=self.budget.vis_steps, top_k=self.budget.vis_top_k, data_limit=self.budget.vis_data,
+                seed=self.seed, device=self.device, progress=self.progress)])
 
     def run_attacks(self, stage: Stage) -> None:
         from .attacks.session import AttackSession

@@ -284,11 +284,16 @@ def test_slugify_is_safe_and_unique():
 def test_cli_gallery_json_and_errors(inputs, tmp_path, run_cli):
     joint, lw, _ = inputs["checkpoints"]
     out = tmp_path / "site"
-    res = run_cli("gallery", joint, lw, "--vis", f"{joint}={inputs['visuals'][0][0]}",
+    res = run_cli("gallery", joint, lw, "--vis", f"{joint}={inputs['visuals'][0][0]}", "--render-steps", "4",
                   "--hierarchy", inputs["hierarchy"], "--out", out, "--json")
     assert res.code == 0, res.err
     summary = json.loads(res.out)
     assert Path(summary["index"]) == out / "index.html" and (out / "index.html").is_file()
+    # the second checkpoint had no --vis: its units were rendered by the gallery itself
+    rendered = json.loads((out / "results" / "vis" / "script-alert-x-script" / "metrics.json").read_text())
+    assert {im["reg"] for im in rendered["images"]} == {"none", "standard"} and rendered["dataset_examples"]
+    page = (out / "model-script-alert-x-script-block2.html").read_text(encoding="utf-8")
+    assert page.count("<h3>unit") == LAYERS["block2"] and "<code>standard</code>" in page
     assert "attacks.html" not in summary["pages"] and "hierarchy.html" in summary["pages"]
     for args, message in [((tmp_path / "nope",), "does not exist"),
                           ((joint, lw, "--vis", inputs["visuals"][0][0]), "say which checkpoint"),

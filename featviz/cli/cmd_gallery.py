@@ -41,22 +41,26 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
               help="Dataset folder for mnist/fashion-mnist/cifar10 (used to match units across models).")
 @click.option("--reference-eps", type=click.FloatRange(0, None),
               help="ε at which the overview reports robust accuracy (default: the adversarial-training ε).")
+@click.option("--render-steps", type=click.IntRange(0, 100000), default=256, show_default=True,
+              help="Render the units of checkpoints given no --vis (regularizers none and standard) with this "
+                   "many steps; 0 skips.")
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
 @common_options()
 @with_device
-def command(checkpoints, vis_specs, attacks, hierarchy, data_root, reference_eps, title, seed, device, out, force,
-            as_json):
+def command(checkpoints, vis_specs, attacks, hierarchy, data_root, reference_eps, render_steps, title, seed, device, out,
+            force, as_json):
     """Build a static, offline HTML gallery of CHECKPOINTs and result folders.
 
     The first checkpoint is the reference that comparison pages match the others
-    against. Open OUT/index.html in a browser; it needs no server and no network.
+    against. Units of checkpoints without --vis are rendered here (see
+    --render-steps). Open OUT/index.html in a browser; it needs no server and no network.
     """
     from ..report import build_gallery
 
     check_out(out, force)
     summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
                             attacks=attacks, hierarchy=hierarchy, data_root=data_root, reference_eps=reference_eps,
-                            title=title, device=device)
+                            title=title, render_steps=render_steps, seed=seed, device=device)
     if as_json:
         emit_json(summary)
         return

@@ -139,20 +139,26 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
                   visuals: Sequence[Sequence[Path]] | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
                   data_root: str | Path | None = None, reference_eps: float | None = None,
-                  title: str = "featviz gallery", notes: Sequence[str] = (), device: torch.device | str = "cpu",
-                  progress: bool = True) -> dict[str, Any]:
+                  title: str = "featviz gallery", notes: Sequence[str] = (), render_steps: int = 0,
+                  seed: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
     """Write the gallery's files into the existing folder ``site_dir`` (see :func:`build_gallery`)."""
     site_dir = Path(site_dir)
     if not checkpoints:
         raise FeatvizError("the gallery needs at least one checkpoint", "pass checkpoint folders made by `featviz train`")
+    # read every result folder first: a broken one fails fast, before any rendering
+    attack_data = read_attacks(Path(attacks)) if attacks else None
+    hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
     models: list[GalleryModel] = []
     for i, item in enumerate(checkpoints):
         ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
         slug = slugify(ckpt.name, (m.slug for m in models))
-        folders = list(visuals[i]) if visuals is not None and i < len(visuals) else []
-        models.append(GalleryModel(ckpt, slug, read_visuals([Path(f) for f in folders])))
-    attack_data = read_attacks(Path(attacks)) if attacks else None
-    hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
+        folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
+        if not folders and render_steps > 0 and ckpt.card.get("layers"):
+            from .visuals import render_visuals
+
+            folders = [render_visuals(ckpt, site_dir / "results" / "vis" / slug, steps=render_steps,
+                                      data_root=data_root, seed=seed, device=device, progress=progress)]
+        models.append(GalleryModel(ckpt, slug, read_visuals(folders)))
     ref_eps = _reference_eps(models, attack_data, reference_eps)
 
     site = Site(site_dir, title=title)
@@ -315,7 +321,10 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         reference_eps: the ε at which the index reports robust accuracy (default: the
             adversarial-training ε of a model, else the middle of the sweep).
         title, notes: page title and lines shown on the index (e.g. skipped stages).
-        device, progress: where activations are computed; show a tqdm bar on stderr.
+        render_steps: when > 0, a checkpoint given no ``visuals`` has every unit rendered
+            here (regularizers ``none`` and ``standard``, this many steps) into
+            ``out/results/vis/``.
+        seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
 
     Returns a summary: ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
     """
