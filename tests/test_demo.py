@@ -54,3 +54,43 @@ def test_reuse_needs_the_same_recipe():
 def test_demo_without_out_is_a_one_line_error(run_cli):
     res = run_cli("demo", "--quick")
     assert res.code == 2 and "--out" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_a_stage_whose_library_piece_is_missing_is_skipped_with_the_reason(tmp_path):
+    import torch
+
+    from featviz.demo import Demo
+
+    demo = Demo(tmp_path, QUICK, seed=0, device=torch.device("cpu"), models_dir=None, save_models=False,
+                retrain=False, progress=False)
+    ran = []
+    stage = demo.stage("attacks", lambda s: ran.append(s), needs=("featviz.no_such_module", "run"))
+    assert ran == [] and stage.status == "skipped" and "featviz.no_such_module.run is not available" in stage.note
+    stage = demo.stage("gallery", lambda s: ran.append(s), needs=("featviz.report", "write_gallery"))
+    assert ran == [stage] and stage.status == "done"
+
+
+def test_reusable_refuses_a_corrupt_or_different_checkpoint(tmp_path):
+    from featviz.demo import reusable
+
+    spec = model_specs(QUICK)[0]
+    assert reusable(tmp_path / "missing", spec) is None
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "card.json").write_text("{not json")
+    assert reusable(tmp_path / "bad", spec) is None
+
+
+def test_format_summary_lists_stages_models_and_the_index():
+    from featviz.demo import format_summary
+
+    text = format_summary({
+        "stages": [{"name": "models", "status": "reused", "seconds": 1.0, "note": "3 reused"},
+                   {"name": "attacks", "status": "skipped", "seconds": 0.0, "note": "not available"}],
+        "models": [{"name": "digits-adversarial", "mode": "joint", "adv": {"attack": "pgd", "eps": 0.1},
+                    "test_accuracy": 0.97, "robust_accuracy": 0.71}],
+        "reference_eps": 0.1, "seconds": 12.3, "index": "gallery/index.html"})
+    lines = text.splitlines()
+    assert lines[-1] == "open gallery/index.html"
+    assert any(line.startswith("attacks") and "skipped" in line and "not available" in line for line in lines)
+    assert any("digits-adversarial" in line and "pgd 0.1" in line and "97.0%" in line and "71.0%" in line
+               for line in lines)
