@@ -54,6 +54,8 @@ def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
     parent = path.resolve().parent
     while not parent.exists():
         parent = parent.parent
+    if not parent.is_dir():
+        raise FeatvizError(f"--out {path}: {parent} is a file, not a folder", "choose a folder path")
     if not os.access(parent, os.W_OK):
         raise FeatvizError(f"--out {path}: cannot write under {parent}", "choose a writable folder")
     return path

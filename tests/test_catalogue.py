@@ -1,0 +1,168 @@
+"""The bad-input catalogue: every user mistake ends in exit code 2, one line on stderr naming the
+problem, no traceback, and nothing written. Each case runs the real CLI entry point."""
+
+import json
+import pickle
+import shutil
+
+import pytest
+
+SYN = ["--dataset", "synthetic", "--d", "4", "--k", "2", "--teacher-depth", "2", "--n-train", "64",
+       "--depth", "2", "--width", "4", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny valid checkpoint, damaged copies of it, and dataset folders good and bad."""
+    from featviz.cli import main
+
+    root = tmp_path_factory.mktemp("catalogue")
+    good = root / "good"
+    try:
+        main(["train", "--dataset", "digits", "--image-size", "8", "--width", "4", "--depth", "2", "--epochs", "1",
+              "--out", str(good)])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    blob = (good / "model.safetensors").read_bytes()
+    card = json.loads((good / "card.json").read_text())
+
+    def variant(name, weights=blob, card_obj=card, card_text=None):
+        path = root / name
+        path.mkdir()
+        (path / "model.safetensors").write_bytes(weights)
+        (path / "card.json").write_text(card_text if card_text is not None else json.dumps(card_obj))
+        return path
+
+    variant("truncated", weights=blob[: len(blob) // 3])
+    flipped = bytearray(blob)
+    flipped[2] ^= 0x7F
+    variant("flipped", weights=bytes(flipped))
+    variant("oldformat", card_obj=card | {"format": "featviz-checkpoint/0"})
+    variant("nokeys", card_obj={k: v for k, v in card.items() if k not in ("arch", "layers")})
+    variant("shapes", card_obj=card | {"arch": card["arch"] | {"widths": [8, 16]}})
+    variant("pickle", weights=pickle.dumps({"block1.conv.weight": [0.0]}))
+    variant("notjson", card_text="{ this is not json")
+    variant("jsonlist", card_text="[1, 2, 3]")
+    (root / "nocard").mkdir()
+    (root / "nocard" / "model.safetensors").write_bytes(blob)
+    (root / "afile").write_text("not a folder")
+    (root / "full").mkdir()
+    (root / "full" / "keep.txt").write_text("precious")
+    (root / "emptydata").mkdir()
+    bad_mnist = root / "badmnist" / "MNIST" / "raw"
+    bad_mnist.mkdir(parents=True)
+    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+              "t10k-labels-idx1-ubyte"]:
+        (bad_mnist / f).write_bytes(b"\x00\x00\x08\x03garbage")
+    bad_cifar = root / "badcifar" / "cifar-10-batches-bin"
+    bad_cifar.mkdir(parents=True)
+    for f in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        (bad_cifar / f).write_bytes(b"\x01" * 1000)
+    hier = root / "hier-bad"
+    hier.mkdir()
+    (hier / "results.json").write_text("{broken")
+    (root / "hier-empty").mkdir()
+    return root
+
+
+T = "{root}"
+CASES = [
+    # --- train ---
+    ("train-unknown-dataset", ["train", "--dataset", "imagenet", "--out", T + "/o"], "imagenet"),
+    ("train-unknown-mode", ["train", "--mode", "sideways", "--out", T + "/o"], "sideways"),
+    ("train-zero-epochs", ["train", "--epochs", "0", "--out", T + "/o"], "--epochs"),
+    ("train-negative-epochs", ["train", "--epochs", "-3", "--out", T + "/o"], "--epochs"),
+    ("train-nan-lr", ["train", *SYN, "--lr", "nan", "--out", T + "/o"], "--lr"),
+    ("train-negative-lr", ["train", *SYN, "--lr", "-1", "--out", T + "/o"], "--lr"),
+    ("train-zero-batch", ["train", *SYN, "--batch-size", "0", "--out", T + "/o"], "--batch-size"),
+    ("train-zero-width", ["train", *SYN, "--width", "0", "--out", T + "/o"], "--width"),
+    ("train-bad-alpha", ["train", *SYN, "--alpha", "1.5", "--out", T + "/o"], "alpha"),
+    ("train-mnist-no-root", ["train", "--dataset", "mnist", "--out", T + "/o"], "--data-root"),
+    ("train-mnist-missing-files", ["train", "--dataset", "mnist", "--data-root", T + "/emptydata", "--out", T + "/o"],
+     "train-images-idx3-ubyte"),
+    ("train-mnist-root-is-file", ["train", "--dataset", "mnist", "--data-root", T + "/afile", "--out", T + "/o"],
+     "is a file"),
+    ("train-mnist-malformed", ["train", "--dataset", "mnist", "--data-root", T + "/badmnist", "--out", T + "/o"],
+     "cannot read"),
+    ("train-cifar-malformed", ["train", "--dataset", "cifar10", "--data-root", T + "/badcifar", "--out", T + "/o"],
+     "CIFAR-10"),
+    ("train-out-is-file", ["train", *SYN, "--out", T + "/afile"], "is a file"),
+    ("train-out-not-empty", ["train", *SYN, "--out", T + "/full"], "not empty"),
+    ("train-out-under-file", ["train", *SYN, "--out", T + "/afile/sub"], "afile"),
+    ("train-missing-cuda", ["train", *SYN, "--device", "cuda:3", "--out", T + "/o"], "cuda"),
+    ("train-unknown-device", ["train", *SYN, "--device", "tpu", "--out", T + "/o"], "tpu"),
+    ("train-huge-image", ["train", "--image-size", "100000", "--out", T + "/o"], "--image-size"),
+    ("train-resume-missing", ["train", "--resume", T + "/nothing"], "does not exist"),
+    ("train-resume-finished", ["train", "--resume", T + "/good"], "not a resumable"),
+    ("train-unknown-option", ["train", "--bogus"], "--bogus"),
+    ("train-adv-without-eps", ["train", *SYN, "--adv", "pgd", "--out", T + "/o"], "--eps"),
+    # --- info: damaged and hostile checkpoints ---
+    ("info-missing", ["info", T + "/nothing"], "does not exist"),
+    ("info-file", ["info", T + "/afile"], "is a file"),
+    ("info-no-card", ["info", T + "/nocard"], "card.json"),
+    ("info-truncated", ["info", T + "/truncated"], "safetensors"),
+    ("info-bitflipped", ["info", T + "/flipped"], "safetensors"),
+    ("info-old-format", ["info", T + "/oldformat"], "format"),
+    ("info-missing-keys", ["info", T + "/nokeys"], "lacks"),
+    ("info-shape-mismatch", ["info", T + "/shapes"], "shape"),
+    ("info-pickle", ["info", T + "/pickle"], "never loads pickles"),
+    ("info-card-not-json", ["info", T + "/notjson"], "not valid JSON"),
+    ("info-card-not-object", ["info", T + "/jsonlist"], "JSON object"),
+    # --- maximize ---
+    ("max-unknown-layer", ["maximize", T + "/good", "--neuron", "block9:0", "--out", T + "/o"], "block1"),
+    ("max-unit-out-of-range", ["maximize", T + "/good", "--neuron", "block1:99", "--out", T + "/o"], "99"),
+    ("max-malformed-spec", ["maximize", T + "/good", "--neuron", "block1:abc", "--out", T + "/o"], "block1:abc"),
+    ("max-bad-range", ["maximize", T + "/good", "--neuron", "block1:3-1", "--out", T + "/o"], "3-1"),
+    ("max-unknown-reg", ["maximize", T + "/good", "--neuron", "block1:0", "--reg", "sparkle", "--out", T + "/o"],
+     "sparkle"),
+    ("max-negative-steps", ["maximize", T + "/good", "--neuron", "block1:0", "--steps", "-1", "--out", T + "/o"],
+     "--steps"),
+    ("max-damaged-checkpoint", ["maximize", T + "/truncated", "--neuron", "block1:0", "--out", T + "/o"],
+     "safetensors"),
+    ("max-pickle-checkpoint", ["maximize", T + "/pickle", "--neuron", "block1:0", "--out", T + "/o"], "pickle"),
+    ("max-bad-factory", ["maximize", "--model", "nosuchmodule:make", "--input-shape", "1,8,8", "--neuron",
+                         "conv:0", "--out", T + "/o"], "nosuchmodule"),
+    ("max-huge-input", ["maximize", "--model", "torch.nn:Identity", "--input-shape", "3,200000,200000",
+                        "--neuron", "logits:0", "--out", T + "/o"], "memory"),
+    ("max-out-not-empty", ["maximize", T + "/good", "--neuron", "block1:0", "--out", T + "/full"], "not empty"),
+    # --- attack ---
+    ("att-negative-eps", ["attack", T + "/good", "--eps", "-0.1", "--out", T + "/o"], "eps"),
+    ("att-nan-eps", ["attack", T + "/good", "--eps", "nan", "--out", T + "/o"], "eps"),
+    ("att-absurd-eps", ["attack", T + "/good", "--eps", "1e9", "--out", T + "/o"], "eps"),
+    ("att-malformed-sweep", ["attack", T + "/good", "--eps-sweep", "0:x:3", "--out", T + "/o"], "0:x:3"),
+    ("att-empty-sweep", ["attack", T + "/good", "--eps-sweep", "0:0.3:0", "--out", T + "/o"], "sweep"),
+    ("att-zero-steps", ["attack", T + "/good", "--steps", "0", "--out", T + "/o"], "steps"),
+    ("att-unknown-attack", ["attack", T + "/good", "--attack", "laser", "--out", T + "/o"], "laser"),
+    ("att-missing-checkpoint", ["attack", T + "/nothing", "--out", T + "/o"], "does not exist"),
+    ("att-pickle-checkpoint", ["attack", T + "/pickle", "--out", T + "/o"], "pickle"),
+    # --- gallery, hierarchy, demo ---
+    ("gal-missing-checkpoint", ["gallery", T + "/nothing", "--out", T + "/o"], "does not exist"),
+    ("gal-hierarchy-no-results", ["gallery", T + "/good", "--hierarchy", T + "/hier-empty", "--render-steps", "0",
+                                  "--out", T + "/o"], "results.json"),
+    ("gal-hierarchy-broken-json", ["gallery", T + "/good", "--hierarchy", T + "/hier-bad", "--render-steps", "0",
+                                   "--out", T + "/o"], "results.json"),
+    ("hier-zero-seeds", ["hierarchy", "run", "--preset", "quick", "--seeds", "0", "--out", T + "/o"], "seeds"),
+    ("hier-bad-alpha", ["hierarchy", "run", "--preset", "quick", "--alpha", "2", "--out", T + "/o"], "alpha"),
+    ("hier-unknown-preset", ["hierarchy", "run", "--preset", "nope", "--out", T + "/o"], "nope"),
+    ("demo-out-is-file", ["demo", "--quick", "--out", T + "/afile"], "is a file"),
+    ("unknown-command", ["frobnicate"], "frobnicate"),
+]
+
+
+def test_catalogue_is_large_enough():
+    assert len(CASES) >= 40
+    assert len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("name,argv,needle", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(world, run_cli, name, argv, needle):
+    before = sorted(p.name for p in world.iterdir())
+    res = run_cli(*[a.replace(T, str(world)) for a in argv])
+    lines = [l for l in res.err.splitlines() if l.strip()]
+    assert res.code == 2, f"exit {res.code}: {res.err[-800:]}"
+    assert len(lines) == 1 and lines[0].startswith("featviz: error:"), res.err[-800:]
+    assert "Traceback" not in res.err
+    assert needle.lower() in lines[0].lower(), lines[0]
+    assert sorted(p.name for p in world.iterdir()) == before  # nothing written, nothing half-written
+    assert (world / "full" / "keep.txt").read_text() == "precious"
+    shutil.rmtree(world / "o", ignore_errors=True)
