@@ -90,12 +90,12 @@ class StudyConfig:
     n_test: int = 4000
     r2_samples: int = 4000
     seeds: int = 3
-    epochs: int = 60
+    epochs: int = 90
     batch_size: int = 1024
-    lr_grid: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    lr_grid: tuple[float, ...] = (1e-2, 3e-2)
     kernel_degrees: tuple[int, ...] = (2, 4)
     kernel_ridges: tuple[float, ...] = (1e-3, 1e-1)
-    kernel_landmarks: int = 2000
+    kernel_landmarks: int = 1000
     n_sweep: tuple[int, ...] = (1000, 3000, 10000)
     width_sweep: tuple[int, ...] = (1, 2, 4, 8, 16)
     sweep_seeds: int = 1
@@ -141,11 +141,11 @@ class StudyConfig:
 PRESETS: dict[str, StudyConfig] = {
     # The acceptance setting: a 3-layer teacher with gap α=0.3 and a learner 12× wider than it.
     "default": StudyConfig(),
-    # Seconds, for tests and smoke runs: a tiny 2-layer teacher, one seed, short sweeps.
-    "quick": StudyConfig(d=8, k=2, depth=2, alpha=0.3, width=16, n_train=2000, n_val=500, n_test=1000,
-                         r2_samples=1000, seeds=1, epochs=20, batch_size=256, lr_grid=(1e-2,),
-                         kernel_degrees=(2,), kernel_ridges=(1e-2,), kernel_landmarks=500,
-                         n_sweep=(500,), width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
+    # Seconds, for tests and smoke runs: the default teacher, a narrower learner, one seed, a third of
+    # the epochs, one learning rate, a small kernel and two-point sweeps.
+    "quick": StudyConfig(width=24, n_val=2000, n_test=2000, r2_samples=2000, seeds=1, epochs=20, lr_grid=(3e-2,),
+                         kernel_degrees=(2,), kernel_ridges=(1e-2,), kernel_landmarks=300, n_sweep=(2000,),
+                         width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
     # The talk's toy targets (α = 0.1), two-layer learners.
     "step1": StudyConfig(target="step1", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
                          seeds=3, epochs=60, n_sweep=(1000, 3000), width_sweep=(1, 2, 4, 8, 16)),

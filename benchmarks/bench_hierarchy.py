@@ -1,0 +1,58 @@
+"""Time the hierarchy study's default preset (acceptance: <= 6 minutes on 2 CPU cores)
+and print its acceptance figures.
+
+    python benchmarks/bench_hierarchy.py [--preset default] [--threads N] [--out DIR]
+
+Reports wall-clock seconds and this process's CPU seconds: on a machine shared with
+other work the wall clock is inflated by their load, the CPU time much less so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-hierarchy"))
+    parser.add_argument("--budget", type=float, default=360.0, help="seconds allowed (default 6 minutes)")
+    args = parser.parse_args()
+
+    import torch
+
+    from featviz.hierarchy import preset, run_study, write_study
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
+    wall, cpu = time.perf_counter(), time.process_time()
+    results = run_study(preset(args.preset, seed=args.seed), device="cpu", progress=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    write_study(results, args.out)
+    s, r, c = results["summary"], results["ratios"], results["correction"]
+    figures = {
+        "layerwise/joint rel. test MSE (>= 3)": r["layerwise/joint"],
+        "shallow/joint rel. test MSE (>= 10)": r["shallow/joint"],
+        "layer-1 R² joint - layerwise (>= 0.10)": s["joint"]["feature_r2"][0] - s["layerwise"]["feature_r2"][0],
+        "layer-1 R² gain of layerwise+joint over its stage 1 (>= 0.10)": c["layer1_r2_gain"],
+    }
+    print(f"preset {args.preset}: {len(results['config']['seeds'])} seeds, torch threads {torch.get_num_threads()}")
+    for name, row in s.items():
+        print(f"  {name:<16} rel. test MSE {row['rel_test_mse']:.4g} ± {row['rel_test_mse_std']:.2g}  "
+              f"R² {' '.join(f'{v:.3f}' for v in row['feature_r2'])}")
+    for name, value in figures.items():
+        print(f"  {name}: {value:.3f}")
+    print(f"wall {wall:.1f} s (budget {args.budget:.0f} s), process CPU {cpu:.1f} s, "
+          f"load average at start {load_before:.2f}, end {os.getloadavg()[0]:.2f} -> {args.out}")
+    return 0 if wall <= args.budget else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
