@@ -83,7 +83,8 @@ def make_hierarchy(folder: Path) -> Path:
                for name, mse in (("joint", 0.01), ("layerwise", 0.04), ("layerwise+joint", 0.02),
                                  ("shallow", 0.2), ("kernel", 0.3))}
     (folder / "results.json").write_text(json.dumps({"config": {"d": 20, "note": HOSTILE}, "summary": summary,
-                                                     "curves": {}, "seconds": 3.0}))
+                                                     "curves": {}, "seconds": 3.0,
+                                                     "findings": ["joint beats layerwise 4x"]}))
     _png(folder / "error_curves.png", False, 3)
     _png(folder / "feature_r2.png", False, 4)
     return folder
@@ -220,6 +221,7 @@ def test_attacks_and_hierarchy_pages(gallery):
     assert "attributions joint" in attacks and "examples joint" in attacks and "ε=0.15" in attacks
     hierarchy = (out / "hierarchy.html").read_text(encoding="utf-8")
     assert "layerwise+joint" in hierarchy and ">4<" in hierarchy  # layerwise / joint = 0.04 / 0.01
+    assert "<li>joint beats layerwise 4x</li>" in hierarchy
     assert "feature r2" in hierarchy and "error curves" in hierarchy
 
 

@@ -201,7 +201,9 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     hier_ctx = None
     if hier_data:
         pngs = sorted(Path(hierarchy).glob("*.png"), key=_figure_order)
+        findings = hier_data.get("findings")
         hier_ctx = {"rows": hierarchy_rows(hier_data), "config": hier_data.get("config") or {},
+                    "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
                     "seconds": hier_data.get("seconds"),
                     "images": site.copy_images(pngs, "img/hierarchy", limit=MAX_HIERARCHY_IMAGES)}
         site.render("hierarchy.html", "hierarchy.html", hierarchy=hier_ctx)
