@@ -42,7 +42,7 @@ from .hooks import Preprocess
 from .metrics import hf_ratio, shift_stability, total_variation
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
 from .regularizers import Recipe, parse_regs
-from .render import data_decorrelation, input_shape_of, render
+from .render import data_decorrelation, input_shape_of, model_device, render
 
 # What --compare-regs renders when no --reg is given: from nothing to the full recipe.
 COMPARE_SETTINGS = ("none", "l2", "tv", "blur", "jitter", "fft", "standard")
@@ -128,10 +128,6 @@ def _median(values: Iterable[float | None]) -> float | None:
     return float(median(vals)) if vals else None
 
 
-def _finite(x: torch.Tensor) -> list[float]:
-    return [float(v) for v in x]
-
-
 def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str | Sequence[str]] = ("none",), *,
              shape: Sequence[int] | None = None, steps: int = 256, lr: float = 0.05, param: str | None = None,
              seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
@@ -185,7 +181,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
                                 decorrelation=decorrelation, progress=progress)
                 hf = hf_ratio(result.images)
                 tv = total_variation(result.images)
-                stable = shift_stability(model, objective, result.images.to(result_device(model, device)),
+                stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
                                          preprocess).cpu()
                 for i, neuron in enumerate(part.neurons):
                     act = float(result.scores[i])
@@ -197,12 +193,6 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
     config = {"steps": steps, "lr": lr, "seed": seed, "input_shape": list(shape), "neurons": specs,
               "seconds": round(time.perf_counter() - start, 3)}
     return Maximization(images, examples, recipes, sets, config)
-
-
-def result_device(model: nn.Module, device: torch.device | str | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def to_pil(image: torch.Tensor, upscale: int = 1):

@@ -17,7 +17,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, DataError, FeatvizError, SpecError
+from ..errors import CheckpointError, DataError, SpecError
 
 
 class Normalize(nn.Module):

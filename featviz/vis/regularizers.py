@@ -16,7 +16,7 @@ pixel amounts scaled to the image size. What WEIGHT means for each name is in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import torch
@@ -184,15 +184,9 @@ def parse_regs(setting: str | Sequence[str], image_size: int, param: str | None 
         b.param = param
     transforms = tuple((k, float(b.transforms[k])) for k in _TRANSFORM_ORDER
                        if k in b.transforms and b.transforms[k] > 0)
-    recipe = Recipe(label="+".join(parts), param=b.param or "pixel", decay=float(b.decay),
-                    decorrelate=b.decorrelate, transforms=transforms,
-                    penalties=tuple((k, float(w)) for k, w in b.penalties.items() if w > 0), blur=float(b.blur))
-    return recipe
+    return Recipe(label="+".join(parts), param=b.param or "pixel", decay=float(b.decay),
+                  decorrelate=b.decorrelate, transforms=transforms,
+                  penalties=tuple((k, float(w)) for k, w in b.penalties.items() if w > 0), blur=float(b.blur))
 
 
-def with_label(recipe: Recipe, label: str) -> Recipe:
-    """The same recipe under another name."""
-    return replace(recipe, label=label)
-
-
-__all__ = ["PENALTIES", "REGULARIZERS", "Recipe", "parse_regs", "penalty_l1", "penalty_l2", "with_label"]
+__all__ = ["PENALTIES", "REGULARIZERS", "Recipe", "parse_regs", "penalty_l1", "penalty_l2"]
