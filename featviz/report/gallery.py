@@ -153,7 +153,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
         ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
         slug = slugify(ckpt.name, (m.slug for m in models))
         folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
-        if not folders and render_steps > 0 and ckpt.card.get("layers"):
+        if not folders and render_steps > 0 and _is_image_model(ckpt):
             from .visuals import render_visuals
 
             folders = [render_visuals(ckpt, site_dir / "results" / "vis" / slug, steps=render_steps,
@@ -252,37 +252,50 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
 
 
 def _comparisons(site: Site, models: list[GalleryModel], *, data_root, device) -> dict[str, Any]:
-    """Write ``compare-<layer>.html`` for every layer the first model shares with others."""
-    ref = models[0]
-    ref_ds = ref.checkpoint.card.get("dataset", {})
-    peers = [m for m in models[1:] if m.checkpoint.card.get("dataset", {}).get("name") == ref_ds.get("name")
-             and m.checkpoint.card.get("dataset", {}).get("image_size") == ref_ds.get("image_size")]
-    if not peers:
-        return {"pages": [], "note": None if len(models) == 1 else "no other model was trained on the same data"}
-    try:
-        x = _match_data(ref_ds, data_root)
-    except DataError as exc:
-        return {"pages": [], "note": f"comparison pages skipped: {exc.one_line()}"}
-    pages = []
-    for layer in ref.layers:
-        group = [m for m in peers if layer in m.layers]
-        if not group:
+    """Write ``compare-<layer>.html`` pages: models trained on the same data side by side,
+    the first of each group being the reference the others are matched against."""
+    groups: dict[tuple, list[GalleryModel]] = {}
+    for m in models:
+        ds = m.checkpoint.card.get("dataset", {})
+        if _is_image_model(m.checkpoint):
+            groups.setdefault((str(ds.get("name")), ds.get("image_size")), []).append(m)
+    groups = {key: group for key, group in groups.items() if len(group) > 1}
+    if not groups:
+        return {"pages": [], "note": None if len(models) == 1 else "no two image models were trained on the same data"}
+    pages, notes = [], []
+    for (name, _), group in groups.items():
+        prefix = "compare-" if len(groups) == 1 else f"compare-{slugify(name)}-"
+        try:
+            x = _match_data(group[0].checkpoint.card.get("dataset", {}), data_root)
+        except DataError as exc:
+            notes.append(f"comparison pages skipped: {exc.one_line()}")
             continue
-        acts = {m.slug: unit_activations(m.checkpoint.model, layer, x) for m in [ref] + group}
-        pairs = {m.slug: match_units(acts[ref.slug], acts[m.slug]) for m in group}
+        pages += _compare_group(site, group, x, prefix, name)
+    return {"pages": pages, "note": "; ".join(notes) or None}
+
+
+def _compare_group(site: Site, group: list[GalleryModel], x: torch.Tensor, prefix: str,
+                   dataset: str) -> list[dict[str, Any]]:
+    ref, pages = group[0], []
+    for layer in ref.layers:
+        peers = [m for m in group[1:] if layer in m.layers]
+        if not peers:
+            continue
+        acts = {m.slug: unit_activations(m.checkpoint.model, layer, x) for m in [ref] + peers}
+        pairs = {m.slug: match_units(acts[ref.slug], acts[m.slug]) for m in peers}
         rows = []
         for unit in range(min(acts[ref.slug].shape[1], MAX_UNITS)):
             cells = [_compare_cell(site, ref, layer, unit, None)]
-            for m in group:
+            for m in peers:
                 other, corr = pairs[m.slug][unit]
                 cells.append(_compare_cell(site, m, layer, other, corr))
             rows.append({"unit": unit, "cells": cells})
-        mean_corr = {m.slug: _median(c for _, c in pairs[m.slug]) for m in group}
-        page = f"compare-{slugify(layer)}.html"
-        site.render(page, "compare.html", layer=layer, models=[ref] + group, rows=rows, mean_corr=mean_corr,
-                    n_examples=len(x), dataset=ref_ds.get("name"))
-        pages.append({"page": page, "layer": layer})
-    return {"pages": pages, "note": None}
+        median_corr = {m.slug: _median(c for _, c in pairs[m.slug]) for m in peers}
+        page = f"{prefix}{slugify(layer)}.html"
+        site.render(page, "compare.html", layer=layer, models=[ref] + peers, rows=rows, median_corr=median_corr,
+                    n_examples=len(x), dataset=dataset)
+        pages.append({"page": page, "layer": layer if len(prefix) == len("compare-") else f"{dataset} {layer}"})
+    return pages
 
 
 def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, corr: float | None) -> dict[str, Any]:
@@ -295,6 +308,11 @@ def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, cor
         if uv.examples:
             cell["example"] = site.image(uv.examples[0][0], f"img/{m.slug}/{slugify(layer)}/examples")
     return cell
+
+
+def _is_image_model(ckpt: Checkpoint) -> bool:
+    """Whether unit images can be rendered: an image model (vector models have no picture)."""
+    return len(getattr(ckpt.model, "input_shape", ())) == 3 and bool(ckpt.card.get("layers"))
 
 
 def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
