@@ -14,7 +14,7 @@ Every neural learner goes through the one training loop, :func:`featviz.train.tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,9 @@ def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str
 
     config = TrainConfig(mode=mode, epochs=epochs, lr=lr, optimizer="adam", schedule="cosine",
                          batch_size=batch_size, seed=seed)
-    train_model(model, data, config, device=device, on_epoch=on_epoch, progress=progress)
+    # train_model moves the dataset it gets to the device: give it a shallow copy so the
+    # caller's tensors stay where they are (the kernel and the probes read them on the CPU).
+    train_model(model, replace(data), config, device=device, on_epoch=on_epoch, progress=progress)
     model.cpu()
     return Fit(curve.test_rel_mse[-1], curve.val_rel_mse[-1], probe.r2(model), probe.cca(model), curve, model)
 

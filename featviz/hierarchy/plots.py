@@ -36,6 +36,19 @@ def _band(ax, x: np.ndarray, runs: np.ndarray, name: str, label: str | None = No
         ax.fill_between(x, runs.min(0), runs.max(0), color=COLORS.get(name), alpha=0.18, lw=0)
 
 
+def _visible_from(name: str, stages: list[str]) -> int:
+    """First epoch index to draw: layerwise+joint repeats the layerwise curve until its
+    joint stage, so it is drawn from the last layerwise epoch on (else it hides layerwise)."""
+    if name == "layerwise+joint" and "joint" in stages:
+        return max(0, stages.index("joint") - 1)
+    return 0
+
+
+def _draw_runs(ax, name: str, runs: list[dict], values: np.ndarray) -> None:
+    start = _visible_from(name, runs[0]["stage"])
+    _band(ax, np.arange(1, values.shape[1] + 1)[start:], values[:, start:], name)
+
+
 def _stage_marks(ax, stages: list[str]) -> None:
     """Dotted vertical lines where a layerwise stage ends."""
     for i in range(1, len(stages)):
@@ -55,8 +68,7 @@ def _save(fig, out: Path, stem: str) -> list[str]:
 
 def plot_training_error(results: dict[str, Any], ax) -> None:
     for name, runs in results["curves"].items():
-        values = np.array([r["test_rel_mse"] for r in runs])
-        _band(ax, np.arange(1, values.shape[1] + 1), values, name)
+        _draw_runs(ax, name, runs, np.array([r["test_rel_mse"] for r in runs]))
     kernel = results["summary"]["kernel"]["rel_test_mse"]
     ax.axhline(kernel, color=COLORS["kernel"], ls="--", lw=1.2, label="kernel")
     _stage_marks(ax, results["curves"]["layerwise+joint"][0]["stage"])
@@ -71,8 +83,7 @@ def plot_feature_r2(results: dict[str, Any], axes) -> None:
             rows = [r for r in runs if r["feature_r2"] and len(r["feature_r2"][0]) > layer]
             if not rows:
                 continue
-            values = np.array([[epoch[layer] for epoch in r["feature_r2"]] for r in rows])
-            _band(ax, np.arange(1, values.shape[1] + 1), values, name)
+            _draw_runs(ax, name, rows, np.array([[epoch[layer] for epoch in r["feature_r2"]] for r in rows]))
         _stage_marks(ax, results["curves"]["layerwise+joint"][0]["stage"])
         ax.set(xlabel="epoch", title=f"layer {layer + 1}", ylim=(min(0.0, ax.get_ylim()[0]), 1.02))
     axes[0].set_ylabel("feature R² to the teacher layer")

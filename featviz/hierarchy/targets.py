@@ -25,8 +25,8 @@ class ToyTarget(nn.Module):
     """The talk's two-layer toy targets on x ~ N(0, I_d), with α the information gap.
 
     - ``step1``: G(x) = x1² + x2² + α(x1⁴ + x2⁴); layer 1 = (x1², x2²), layer 2 = (x1⁴, x2⁴).
-      A first layer that learns a rotated basis of span(x1², x2²)... cannot square it back
-      into x1⁴ + x2⁴ unless it is wide enough to hold the two squares separately.
+      Squares of two generic combinations a·x1² + b·x2² do not span x1⁴ + x2⁴, so a first
+      layer of exactly k=2 units can learn a basis that layer 2 cannot use; width fixes it.
     - ``step2``: G(x) = x1² + x2² + α((x1² + x3)² + (x2² + x4)²); layer 1 = (x1², x2²),
       layer 2 = ((x1² + x3)², (x2² + x4)²). Trained alone, layer 1 absorbs part of the
       layer-2 signal and learns (x1 + αx3)²-like features.
@@ -172,8 +172,8 @@ def make_target(config: StudyConfig, seed: int) -> nn.Module:
 
 def make_dataset(config: StudyConfig, seed: int, n_train: int | None = None) -> Dataset:
     """Train/val/test data of one seed. Each split comes from its own seeded generator,
-    so a smaller ``n_train`` (the n-sweep) is a prefix of the full training set and
-    the validation and test sets never change with it."""
+    so a smaller ``n_train`` gives a prefix of the full training set and the validation
+    and test sets never change with it."""
     n_train = config.n_train if n_train is None else n_train
     if config.target == "teacher":
         return load_synthetic(config.d, config.k, config.depth, config.alpha, n_train, config.n_val,
