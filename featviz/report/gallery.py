@@ -164,78 +164,14 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     site = Site(site_dir, title=title)
     bar = tqdm(total=4 + sum(len(m.layers) for m in models), desc="gallery", unit="page", leave=False,
                disable=not progress)
-
-    # --- attacks: curves for the index plot and the table
-    attack_ctx = None
-    if attack_data:
-        series, rows = [], []
-        for entry in attack_data["models"]:
-            owner = _owner(entry, models)
-            label = owner.label if owner else Path(str(entry.get("checkpoint", "?"))).name
-            for attack in entry["attacks"]:
-                curve = attack["curve"]
-                name = str(attack.get("attack", "?"))
-                series.append((label, name, [p["eps"] for p in curve], [p["robust_accuracy"] for p in curve]))
-                min_eps = attack.get("min_eps") if isinstance(attack.get("min_eps"), dict) else {}
-                rows.append({"model": label, "slug": owner.slug if owner else None, "attack": name,
-                             "norm": attack.get("norm"), "steps": attack.get("steps"),
-                             "restarts": attack.get("restarts"), "clean": entry["clean_accuracy"],
-                             "curve": curve, "min_eps_median": min_eps.get("median"),
-                             "min_eps_mean": min_eps.get("mean")})
-            chosen = _pick_attack(entry["attacks"])
-            if owner and chosen and ref_eps is not None:
-                at = robust_accuracy_at(chosen["curve"], ref_eps)
-                if at:
-                    owner.robust = {"eps": at[0], "robust_accuracy": at[1], "attack": chosen.get("attack")}
-        plot = site.plot("img/robustness.png", lambda p: plots.robustness_plot(series, p, ref_eps))
-        images = site.copy_images(sorted(Path(attacks).rglob("*.png")), "img/attacks", limit=MAX_ATTACK_IMAGES,
-                                  exclude=("robust",))
-        attribution = [im for im in images if "attr" in im["caption"].lower() or "saliency" in im["caption"].lower()]
-        examples = [im for im in images if im not in attribution]
-        attack_ctx = {"plot": plot, "rows": rows, "examples": examples, "attributions": attribution,
-                      "seconds": attack_data.get("seconds"), "eps": sorted({p["eps"] for r in rows for p in r["curve"]})}
-        site.render("attacks.html", "attacks.html", attacks=attack_ctx, reference_eps=ref_eps)
+    attack_ctx = _attack_pages(site, attack_data, Path(attacks), models, ref_eps) if attack_data else None
     bar.update()
-
-    # --- hierarchy study
-    hier_ctx = None
-    if hier_data:
-        pngs = sorted(Path(hierarchy).glob("*.png"), key=_figure_order)
-        findings = hier_data.get("findings")
-        hier_ctx = {"rows": hierarchy_rows(hier_data), "config": hier_data.get("config") or {},
-                    "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
-                    "seconds": hier_data.get("seconds"),
-                    "images": site.copy_images(pngs, "img/hierarchy", limit=MAX_HIERARCHY_IMAGES)}
-        site.render("hierarchy.html", "hierarchy.html", hierarchy=hier_ctx)
+    hier_ctx = _hierarchy_pages(site, hier_data, Path(hierarchy)) if hier_data else None
     bar.update()
-
-    # --- per model and layer: unit grids
-    hf_rows = []
-    for m in models:
-        for layer in m.layers:
-            units = m.visuals.layers.get(layer, {})
-            summary = layer_summary(m.visuals, layer)
-            if summary:
-                hf_rows.append((f"{m.label[:18]} {layer}", {r["reg"]: r["hf_ratio"] or 0.0 for r in summary}))
-            cards = []
-            for unit in sorted(units)[:MAX_UNITS]:
-                uv = units[unit]
-                cards.append({
-                    "unit": unit,
-                    "images": [dict(site.image(uv.images[reg].file, f"img/{m.slug}/{slugify(layer)}"),
-                                    reg=reg, metrics=uv.images[reg]) for reg in m.visuals.regs if reg in uv.images],
-                    "examples": [dict(site.image(f, f"img/{m.slug}/{slugify(layer)}/examples"), activation=a)
-                                 for f, a in uv.examples[:MAX_EXAMPLES]],
-                })
-            site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
-                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF)
-            bar.update()
+    hf_rows = _layer_pages(site, models, bar)
     hf_plot = site.plot("img/hf_ratio.png", lambda p: plots.hf_ratio_plot(hf_rows, p)) if hf_rows else None
-
-    # --- comparison pages: the same layer across models, units matched by correlation
-    compare = _comparisons(site, models, data_root=data_root, device=device)
+    compare = _comparisons(site, models, data_root=data_root)
     bar.update()
-
     site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
                 reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes))
     bar.update()
@@ -251,7 +187,73 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     }
 
 
-def _comparisons(site: Site, models: list[GalleryModel], *, data_root, device) -> dict[str, Any]:
+def _attack_pages(site: Site, data: dict[str, Any], folder: Path, models: list[GalleryModel],
+                  ref_eps: float | None) -> dict[str, Any]:
+    """``attacks.html`` and the robustness plot; sets each model's robust accuracy at ``ref_eps``."""
+    series, rows = [], []
+    for entry in data["models"]:
+        owner = _owner(entry, models)
+        label = owner.label if owner else Path(str(entry.get("checkpoint", "?"))).name
+        for attack in entry["attacks"]:
+            curve = attack["curve"]
+            name = str(attack.get("attack", "?"))
+            series.append((label, name, [p["eps"] for p in curve], [p["robust_accuracy"] for p in curve]))
+            min_eps = attack.get("min_eps") if isinstance(attack.get("min_eps"), dict) else {}
+            rows.append({"model": label, "slug": owner.slug if owner else None, "attack": name,
+                         "norm": attack.get("norm"), "steps": attack.get("steps"), "restarts": attack.get("restarts"),
+                         "clean": entry["clean_accuracy"], "curve": curve, "min_eps_median": min_eps.get("median")})
+        chosen = _pick_attack(entry["attacks"])
+        if owner and chosen and ref_eps is not None:
+            at = robust_accuracy_at(chosen["curve"], ref_eps)
+            if at:
+                owner.robust = {"eps": at[0], "robust_accuracy": at[1], "attack": chosen.get("attack")}
+    plot = site.plot("img/robustness.png", lambda p: plots.robustness_plot(series, p, ref_eps))
+    # the attack's own curve plot is replaced by ours (all models, marked reference ε)
+    images = site.copy_images(sorted(folder.rglob("*.png")), "img/attacks", limit=MAX_ATTACK_IMAGES,
+                              exclude=("robust",))
+    attribution = [im for im in images if "attr" in im["caption"].lower() or "saliency" in im["caption"].lower()]
+    ctx = {"plot": plot, "rows": rows, "examples": [im for im in images if im not in attribution],
+           "attributions": attribution, "eps": sorted({p["eps"] for r in rows for p in r["curve"]})}
+    site.render("attacks.html", "attacks.html", attacks=ctx, reference_eps=ref_eps)
+    return ctx
+
+
+def _hierarchy_pages(site: Site, data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``hierarchy.html``: the study's table, findings and figures."""
+    findings = data.get("findings")
+    ctx = {"rows": hierarchy_rows(data), "config": data.get("config") or {},
+           "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
+           "seconds": data.get("seconds"),
+           "images": site.copy_images(sorted(folder.glob("*.png"), key=_figure_order), "img/hierarchy",
+                                      limit=MAX_HIERARCHY_IMAGES)}
+    site.render("hierarchy.html", "hierarchy.html", hierarchy=ctx)
+    return ctx
+
+
+def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str, dict[str, float]]]:
+    """One unit-grid page per model and layer; returns the median hf_ratio rows for the index plot."""
+    hf_rows = []
+    for m in models:
+        for layer in m.layers:
+            units = m.visuals.layers.get(layer, {})
+            summary = layer_summary(m.visuals, layer)
+            if summary:
+                hf_rows.append((f"{m.label[:18]} {layer}", {r["reg"]: r["hf_ratio"] or 0.0 for r in summary}))
+            folder = f"img/{m.slug}/{slugify(layer)}"
+            cards = [{"unit": unit,
+                      "images": [dict(site.image(units[unit].images[reg].file, folder), reg=reg,
+                                      metrics=units[unit].images[reg])
+                                 for reg in m.visuals.regs if reg in units[unit].images],
+                      "examples": [dict(site.image(f, f"{folder}/examples"), activation=a)
+                                   for f, a in units[unit].examples[:MAX_EXAMPLES]]}
+                     for unit in sorted(units)[:MAX_UNITS]]
+            site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
+                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF)
+            bar.update()
+    return hf_rows
+
+
+def _comparisons(site: Site, models: list[GalleryModel], *, data_root) -> dict[str, Any]:
     """Write ``compare-<layer>.html`` pages: models trained on the same data side by side,
     the first of each group being the reference the others are matched against."""
     groups: dict[tuple, list[GalleryModel]] = {}
