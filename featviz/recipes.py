@@ -96,6 +96,10 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     training = {"mode": spec.mode, "adv": spec.adv, "epochs": config.epochs, "seed": spec.seed,
                 "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
                 "schedule": config.schedule, "command": command, "spec": asdict(spec)}
+    if adversary is None and spec.adv:
+        from .attacks.training import training_adversary
+
+        adversary = training_adversary(spec.adv, seed=spec.seed)
     try:
         result = train_model(model, data, config, device=device, adversary=adversary, progress=progress,
                              resume=state, should_stop=should_stop, dist=dist)

@@ -1,0 +1,150 @@
+"""``featviz attack`` as a library call: load checkpoints and their test data, run the
+attacks, write ``results.json``, ``results.csv`` and the pictures."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import SpecError
+from ..fileio import atomic_write_json, atomic_write_text
+from .core import Attack
+from .evaluate import ModelReport, evaluate_model, parse_eps_sweep, results_csv, results_dict
+from .registry import DEFAULT_SWEEP, make_attack
+
+RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a model name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"
+
+
+def examples_file(model: str, attack: str) -> str:
+    return f"examples-{slug(model)}-{attack}.png"
+
+
+def eps_grids(attacks: list[Attack], eps: float | None, eps_sweep: str | None) -> dict[str, list[float]]:
+    """ε per norm: ``--eps`` or ``--eps-sweep`` for every attack, else each norm's default sweep."""
+    if eps is not None and eps_sweep is not None:
+        raise SpecError("--eps and --eps-sweep are exclusive", "give one ε or one sweep")
+    if eps is not None:
+        if not math.isfinite(eps) or eps < 0:
+            raise SpecError(f"--eps must be a finite number >= 0, got {eps}", "e.g. --eps 0.1")
+        return {a.norm: [float(eps)] for a in attacks}
+    return {a.norm: parse_eps_sweep(eps_sweep or DEFAULT_SWEEP[a.norm]) for a in attacks}
+
+
+@dataclass
+class AttackSession:
+    checkpoints: list[str]
+    attacks: list[Attack]
+    eps: dict[str, list[float]]
+    targeted: bool = False
+    n_examples: int | None = None
+    batch_size: int = 256
+    bisect_steps: int = 5
+    attribution: str = "ig"
+    n_show: int = 6
+    check: bool = False
+    data_root: str | None = None
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @classmethod
+    def from_options(cls, *, attacks: list[str], eps: float | None, eps_sweep: str | None, steps: int | None,
+                     restarts: int, step_size: float | None, loss: str, **kw: Any) -> "AttackSession":
+        """Validate command-line values (every mistake is a :class:`SpecError`)."""
+        if not attacks:
+            raise SpecError("no attack given", "pass --attack pgd (or fgsm, pgd-l2, cw, deepfool)")
+        built = [make_attack(a, steps=steps, restarts=restarts, step_size=step_size, loss=loss)
+                 for a in dict.fromkeys(attacks)]
+        if kw.get("n_examples") is not None and kw["n_examples"] < 1:
+            raise SpecError(f"--n-examples must be >= 1, got {kw['n_examples']}")
+        if kw.get("batch_size", 1) < 1:
+            raise SpecError(f"--batch-size must be >= 1, got {kw['batch_size']}")
+        if kw.get("bisect_steps", 0) < 0:
+            raise SpecError(f"--bisect-steps must be >= 0, got {kw['bisect_steps']}")
+        return cls(attacks=built, eps=eps_grids(built, eps, eps_sweep), **kw)
+
+    def _load(self):
+        """Checkpoints with their test sets (each model is attacked on its own dataset)."""
+        from ..checkpoint import load_checkpoint
+        from ..data import load_dataset
+
+        cache: dict[tuple, Any] = {}
+        loaded, names = [], set()
+        for path in self.checkpoints:
+            ckpt = load_checkpoint(path, self.device)
+            info = ckpt.card.get("dataset", {})
+            if info.get("task") != "classification":
+                raise SpecError(f"{path} is a {info.get('task', 'non-classification')} model",
+                                "attacks need an image classifier checkpoint")
+            key = (info.get("name"), info.get("image_size"))
+            if key not in cache:
+                cache[key] = load_dataset(info["name"], data_root=self.data_root, image_size=info.get("image_size"))
+            data = cache[key]
+            x, y = data.x_test, data.y_test
+            if self.n_examples is not None:
+                x, y = x[:self.n_examples], y[:self.n_examples]
+            name, k = slug(ckpt.name), 2
+            while name in names:
+                name, k = f"{slug(ckpt.name)}-{k}", k + 1
+            names.add(name)
+            loaded.append((name, path, ckpt.model, x, y))
+        return loaded
+
+    def run(self, out: str | Path | None, progress: bool = True) -> dict[str, Any]:
+        """Evaluate every checkpoint; write the files into ``out`` (if given); return results.json's object."""
+        from ..devices import generator
+        from .attribution import clean_vs_adversarial
+        from .checks import run_checks
+        from .plots import plot_curves, plot_examples
+
+        start = time.perf_counter()
+        reports: list[ModelReport] = []
+        for name, path, model, x, y in self._load():
+            report = evaluate_model(model, x, y, self.attacks, self.eps, name=name, checkpoint=str(path),
+                                    seed=self.seed, targeted=self.targeted, batch_size=self.batch_size,
+                                    bisect_steps=self.bisect_steps, n_show=self.n_show, progress=progress,
+                                    device=self.device)
+            if self.check:
+                eps = self._check_eps()
+                sub = slice(0, min(len(x), 200))
+                report.checks = [c.to_dict() for c in run_checks(model, x[sub].to(self.device),
+                                                                 y[sub].to(self.device), eps,
+                                                                 gen=generator(self.seed))]
+            if out is not None:
+                for rep in report.attacks:
+                    if rep.examples is None:
+                        continue
+                    ex, dev = rep.examples, self.device
+                    attrs = clean_vs_adversarial(model, ex.x.to(dev), ex.x_adv.to(dev), ex.pred.to(dev),
+                                                 ex.pred_adv.to(dev), self.attribution)
+                    fname = examples_file(name, rep.attack["attack"])
+                    plot_examples(ex, Path(out) / fname, attributions=tuple(a.cpu() for a in attrs),
+                                  title=f"{name} · {rep.attack['attack']} · attributions: {self.attribution}")
+                    report.files[f"{rep.attack['attack']}:examples"] = fname
+            reports.append(report)
+        seconds = time.perf_counter() - start
+        results = results_dict(reports, seconds, seed=self.seed, targeted=self.targeted,
+                               eps={k: v for k, v in self.eps.items()}, files={"csv": CSV, "curves": CURVES})
+        if out is not None:
+            out = Path(out)
+            plot_curves(reports, out / CURVES)
+            atomic_write_text(out / CSV, results_csv(reports))
+            atomic_write_json(out / RESULTS, results)
+        return results
+
+    def _check_eps(self) -> float:
+        """The L∞ radius for the sanity checks: the single --eps, else the sweep's middle value."""
+        grid = [e for e in self.eps.get("linf", parse_eps_sweep(DEFAULT_SWEEP["linf"])) if e > 0]
+        if not grid:
+            raise SpecError("--check needs a positive L∞ ε", "pass --eps 0.1 or a sweep with positive values")
+        return grid[(len(grid) - 1) // 2]

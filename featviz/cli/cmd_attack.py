@@ -1,0 +1,74 @@
+"""featviz attack"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import check_out, common_options, emit_json, with_device
+
+# Spelled out (not imported) so that `featviz --help` does not import torch; a test
+# keeps this equal to featviz.attacks.ATTACKS.
+ATTACK_NAMES = ("fgsm", "pgd", "pgd-l2", "cw", "deepfool")
+
+
+
+@click.command("attack")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--attack", "attacks", multiple=True, type=click.Choice(ATTACK_NAMES), default=("pgd",),
+              show_default=True, help="Attack to run; repeat to compare several.")
+@click.option("--eps", type=float, help="One ε (L∞ for fgsm/pgd, L2 for pgd-l2/cw/deepfool).")
+@click.option("--eps-sweep", help="A:B:K, K values of ε from A to B (default L∞ 0:0.3:8, L2 0:3:8).")
+@click.option("--steps", type=int, help="Attack steps (pgd 20, cw 100 per search round, deepfool 50).")
+@click.option("--restarts", type=int, default=1, show_default=True, help="Random restarts (gradient attacks).")
+@click.option("--step-size", type=float, help="Absolute step size (default 2.5·ε/steps).")
+@click.option("--loss", type=click.Choice(["ce", "margin"]), default="ce", show_default=True,
+              help="Objective of the gradient attacks.")
+@click.option("--targeted", is_flag=True, help="Aim at a random other class per example (drawn from --seed).")
+@click.option("--n-examples", type=int, help="Attack the first N test examples (default all).")
+@click.option("--batch-size", type=int, default=256, show_default=True, help="Examples per attack batch.")
+@click.option("--bisect-steps", type=int, default=5, show_default=True,
+              help="Bisections refining each example's minimal ε (gradient attacks).")
+@click.option("--attribution", type=click.Choice(["ig", "saliency"]), default="ig", show_default=True,
+              help="Attribution shown for clean vs adversarial examples.")
+@click.option("--n-show", type=click.IntRange(0, 64), default=6, show_default=True,
+              help="Examples drawn per model and attack.")
+@click.option("--check", is_flag=True, help="Also run the sanity checks of Carlini et al. and print pass/fail.")
+@click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
+@common_options()
+@with_device
+def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, loss, targeted, n_examples,
+            batch_size, bisect_steps, attribution, n_show, check, data_root, seed, device, out, force, as_json):
+    """Attack checkpoints and compare how they break.
+
+    Writes DIR/results.json, DIR/results.csv, DIR/robustness.png (robust accuracy vs ε)
+    and DIR/examples-MODEL-ATTACK.png (clean / adversarial / amplified perturbation and
+    attributions).
+    """
+    from ..attacks.session import AttackSession
+
+    check_out(out, force)
+    session = AttackSession.from_options(
+        checkpoints=[str(c) for c in checkpoints], attacks=list(attacks), eps=eps, eps_sweep=eps_sweep, steps=steps,
+        restarts=restarts, step_size=step_size, loss=loss, targeted=targeted, n_examples=n_examples,
+        batch_size=batch_size, bisect_steps=bisect_steps, attribution=attribution, n_show=n_show, check=check,
+        data_root=str(data_root) if data_root else None, seed=seed, device=device)
+    results = session.run(out, progress=True)
+    if as_json:
+        emit_json(results)
+    else:
+        _print(results, out)
+
+
+def _print(results: dict, out: Path) -> None:
+    for model in results["models"]:
+        click.echo(f"{model['name']}  clean accuracy {model['clean_accuracy']:.4f}")
+        for a in model["attacks"]:
+            curve = "  ".join(f"{p['eps']:.3g}:{p['robust_accuracy']:.3f}" for p in a["curve"])
+            med = a["min_eps"]["median"]
+            click.echo(f"  {a['attack']:<8} ({a['norm']}, {a['steps']} steps)  ε:acc {curve}  "
+                       f"median min ε {'>max' if med is None else f'{med:.4g}'}")
+        for c in model.get("checks") or []:
+            click.echo(f"  check {'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {c['detail']}")
+    click.echo(f"{len(results['models'])} model(s) in {results['seconds']:.1f} s -> {out / 'results.json'}")
