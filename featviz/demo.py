@@ -56,7 +56,7 @@ class Budget:
     synthetic_data: str = "default"             # a preset of featviz.data.SYNTHETIC_PRESETS
     hierarchy_preset: str = "quick"
     hierarchy_overrides: dict[str, Any] = field(default_factory=dict)
-    vis_steps: int = 256
+    vis_steps: int = 128                        # enough for the noise-vs-image contrast (see README)
     vis_layers: tuple[str, ...] | None = None   # None: every layer
     vis_top_k: int = 5
     vis_data: int | None = None                 # training images searched for top examples (None: all)
