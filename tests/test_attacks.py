@@ -41,13 +41,23 @@ def trained(digits8):
     return model.eval()
 
 
-def _linear(w: torch.Tensor, b: torch.Tensor) -> nn.Module:
-    """logits = W·flatten(x) + b, for closed-form minimal perturbations."""
-    lin = nn.Linear(w.shape[1], w.shape[0])
+def _two_class_linear(seed: int, n: int, bias: float, lo: float, width: float, p: float):
+    """A 2-class linear model logits = W·flatten(x) + b on 4×4 inputs x ~ U[lo, lo + width],
+    with its labels and the exact ℓp distance of each x to the decision boundary
+    (|margin| / ‖w0 - w1‖_q, q the dual norm of p)."""
+    with seeded(seed):
+        w, b, x = torch.randn(2, 16), torch.randn(2) * bias, torch.rand(n, 1, 4, 4) * width + lo
+    lin = nn.Linear(16, 2)
     with torch.no_grad():
         lin.weight.copy_(w)
         lin.bias.copy_(b)
-    return nn.Sequential(nn.Flatten(), lin)
+    model = nn.Sequential(nn.Flatten(), lin)
+    with torch.no_grad():
+        f = model(x)
+    y = f.argmax(1)
+    margin = (f.gather(1, y[:, None]) - f.gather(1, (1 - y)[:, None])).squeeze(1)
+    dual = 1.0 if p == math.inf else 2.0
+    return model, x, y, margin / torch.linalg.vector_norm(w[0] - w[1], ord=dual)
 
 
 def _textbook(geometry: str, steps: int, step: float) -> GradientAttack:
@@ -190,42 +200,24 @@ def test_sweep_monotone(trained, digits8, eps, seed, name):
 
 
 def test_deepfool_finds_the_linear_boundary():
-    with seeded(1):
-        w, b, x = torch.randn(2, 16), torch.randn(2), torch.rand(6, 1, 4, 4)
-    model = _linear(w, b)
-    y = model(x).argmax(1)
-    attack = DeepFool(steps=5, overshoot=0.0, bounds=(-100.0, 100.0))
-    res = attack(model, x, y)
-    f = model(x)
-    margin = (f.gather(1, y[:, None]).squeeze(1) - f.gather(1, (1 - y)[:, None]).squeeze(1))
-    exact = margin / (w[0] - w[1]).norm()
+    model, x, y, exact = _two_class_linear(1, 6, 1.0, 0.0, 1.0, 2)
+    res = DeepFool(steps=5, overshoot=0.0, bounds=(-100.0, 100.0))(model, x, y)
     assert res.success.all()
     # one linear step lands on the boundary (+1e-4 in the numerator to cross it)
     assert torch.allclose(res.norm, exact, rtol=1e-3, atol=2e-4)
 
 
 def test_fgsm_bisection_finds_linf_minimal_eps():
-    with seeded(2):
-        w, b, x = torch.randn(2, 16), torch.randn(2) * 0.1, torch.rand(20, 1, 4, 4) * 0.2 + 0.4
-    model = _linear(w, b)
-    y = model(x).argmax(1)
-    f = model(x)
-    margin = (f.gather(1, y[:, None]) - f.gather(1, (1 - y)[:, None])).squeeze(1)
-    exact = margin / (w[0] - w[1]).abs().sum()  # the sign step is optimal for a linear model
+    model, x, y, exact = _two_class_linear(2, 20, 0.1, 0.4, 0.2, math.inf)
     rep = robustness_curve(model, x, y, fgsm(), [0.0, 0.2, 0.4], gen=generator(0), bisect_steps=12, progress=False)
-    ok = exact < 0.39  # inside the box the step never clips for these x
+    ok = exact < 0.39  # the sign step is optimal for a linear model; inside the box it never clips here
     assert ok.sum() >= 10
     assert torch.allclose(rep.min_eps[ok], exact[ok], atol=0.4 / 2**12 + 1e-6)
     assert torch.isinf(rep.min_eps[exact > 0.41]).all()
 
 
 def test_cw_is_close_to_minimal_on_linear_model():
-    with seeded(3):
-        w, b, x = torch.randn(2, 16), torch.randn(2) * 0.1, torch.rand(8, 1, 4, 4) * 0.4 + 0.3
-    model = _linear(w, b)
-    y = model(x).argmax(1)
-    f = model(x)
-    exact = (f.gather(1, y[:, None]) - f.gather(1, (1 - y)[:, None])).squeeze(1) / (w[0] - w[1]).norm()
+    model, x, y, exact = _two_class_linear(3, 8, 0.1, 0.3, 0.4, 2)
     res = CarliniWagnerL2(steps=200, search_steps=6, lr=0.01)(model, x, y)
     assert res.success.all()
     assert (res.norm >= exact - 1e-4).all()  # nothing beats the exact distance

@@ -68,7 +68,7 @@ class Linf(Geometry):
         return grad.sign()
 
     def project(self, delta, eps):
-        return torch.minimum(torch.maximum(delta, -eps), eps)
+        return delta.clamp(-eps, eps)
 
 
 class L2(Geometry):
@@ -305,11 +305,12 @@ class GradientAttack(Attack):
             return ok
 
         live = None  # positions (into idx) still stepping; None = all of them
+        # Per-example tensors of the examples still stepping; sliced only when some leave.
+        ys, ts, x0s, eps_s, alpha_s = yy, tt, x0, eps, alpha
         for _ in range(self.steps):
             xa.requires_grad_(True)
             logits = model(xa)
-            obj = objective(logits, yy if live is None else yy[live],
-                            None if tt is None else (tt if live is None else tt[live]), self.loss)
+            obj = objective(logits, ys, ts, self.loss)
             grad, = torch.autograd.grad(obj.sum(), xa)
             xa = xa.detach()
             with torch.no_grad():
@@ -318,18 +319,16 @@ class GradientAttack(Attack):
                     if self.early_stop and bool(ok.any()):
                         keep = ~ok
                         live = torch.nonzero(keep).flatten() if live is None else live[keep]
-                        xa, grad = xa[keep], grad[keep]
-                        if len(xa) == 0:
+                        if len(live) == 0:
                             return
-                sub = slice(None) if live is None else live
-                x0s, eps_s, alpha_s = x0[sub], eps[sub], alpha[sub]
+                        xa, grad = xa[keep], grad[keep]
+                        ys, x0s, eps_s, alpha_s = yy[live], x0[live], eps[live], alpha[live]
+                        ts = None if tt is None else tt[live]
                 xa = xa + alpha_s * geo.direction(grad)
                 xa = (x0s + geo.project(xa - x0s, eps_s)).clamp(lo, hi)
         with torch.no_grad():
             logits = model(xa)
-            sub = slice(None) if live is None else live
-            obj = objective(logits, yy[sub], None if tt is None else tt[sub], self.loss)
-            record(live, xa, logits, obj)
+            record(live, xa, logits, objective(logits, ys, ts, self.loss))
 
 
 def fgsm(**kw) -> GradientAttack:

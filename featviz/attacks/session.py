@@ -119,7 +119,7 @@ class AttackSession:
                 sub = slice(0, min(len(x), 200))
                 report.checks = [c.to_dict() for c in run_checks(model, x[sub].to(self.device),
                                                                  y[sub].to(self.device), eps,
-                                                                 gen=generator(self.seed))]
+                                                                 gen=generator(self.seed), loss=self._loss())]
             if out is not None:
                 for rep in report.attacks:
                     if rep.examples is None:
@@ -141,6 +141,10 @@ class AttackSession:
             atomic_write_text(out / CSV, results_csv(reports))
             atomic_write_json(out / RESULTS, results)
         return results
+
+    def _loss(self) -> str:
+        """The objective the user chose for the gradient attacks (the checks use it too)."""
+        return next((a.loss for a in self.attacks if hasattr(a, "loss")), "ce")
 
     def _check_eps(self) -> float:
         """The L∞ radius for the sanity checks: the single --eps, else the sweep's middle value."""
