@@ -40,8 +40,8 @@ def hf_ratio(images: torch.Tensor, cutoff: float = 0.25) -> torch.Tensor:
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Per image: mean |vertical difference| + mean |horizontal difference| over all
-    channels. (N, C, H, W) -> (N,); 0 for a constant image, 1 for a 1-pixel checkerboard
-    of 0 and 1 (per direction 1)."""
+    channels. (N, C, H, W) -> (N,); 0 for a constant image, 2 for a 1-pixel checkerboard
+    of 0 and 1 (1 per direction)."""
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs().flatten(1).mean(dim=1)
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().flatten(1).mean(dim=1)
     return dy + dx
