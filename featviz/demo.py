@@ -56,7 +56,9 @@ class Budget:
     synthetic_data: str = "default"             # a preset of featviz.data.SYNTHETIC_PRESETS
     hierarchy_preset: str = "quick"
     hierarchy_overrides: dict[str, Any] = field(default_factory=dict)
-    vis_steps: int = 128                        # enough for the noise-vs-image contrast (see README)
+    # 128 steps already separate noise from image: on the digits joint model, median hf_ratio
+    # 0.88 (none) vs 0.32 (standard) over all 80 units; 256 steps double the cost for little.
+    vis_steps: int = 128
     vis_layers: tuple[str, ...] | None = None   # None: every layer
     vis_top_k: int = 5
     vis_data: int | None = None                 # training images searched for top examples (None: all)
