@@ -253,6 +253,20 @@ def test_result_files_pointing_outside_their_folder_are_refused(inputs, tmp_path
         build_gallery(inputs["checkpoints"][:1], tmp_path / "g", visuals=[[folder]], progress=False)
 
 
+def test_symlinked_images_leaving_a_result_folder_are_not_published(inputs, tmp_path):
+    import shutil
+
+    hierarchy = tmp_path / "hierarchy"
+    shutil.copytree(inputs["hierarchy"], hierarchy)
+    _png(tmp_path / "private.png", True, 9)
+    (hierarchy / "leak.png").symlink_to(tmp_path / "private.png")
+    out = tmp_path / "g"
+    build_gallery(inputs["checkpoints"][:1], out, hierarchy=hierarchy, progress=False)
+    assert "leak" not in (out / "hierarchy.html").read_text(encoding="utf-8")
+    assert "feature r2" in (out / "hierarchy.html").read_text(encoding="utf-8")
+    assert not list(out.rglob("leak*"))
+
+
 def test_match_units_recovers_a_permutation_and_handles_dead_units():
     gen = torch.Generator().manual_seed(0)
     ref = torch.randn(200, 5, generator=gen)

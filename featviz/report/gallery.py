@@ -210,7 +210,7 @@ def _attack_pages(site: Site, data: dict[str, Any], folder: Path, models: list[G
     plot = site.plot("img/robustness.png", lambda p: plots.robustness_plot(series, p, ref_eps))
     # the attack's own curve plot is replaced by ours (all models, marked reference ε)
     images = site.copy_images(sorted(folder.rglob("*.png")), "img/attacks", limit=MAX_ATTACK_IMAGES,
-                              exclude=("robust",))
+                              within=folder, exclude=("robust",))
     attribution = [im for im in images if "attr" in im["caption"].lower() or "saliency" in im["caption"].lower()]
     ctx = {"plot": plot, "rows": rows, "examples": [im for im in images if im not in attribution],
            "attributions": attribution, "eps": sorted({p["eps"] for r in rows for p in r["curve"]})}
@@ -225,7 +225,7 @@ def _hierarchy_pages(site: Site, data: dict[str, Any], folder: Path) -> dict[str
            "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
            "seconds": data.get("seconds"),
            "images": site.copy_images(sorted(folder.glob("*.png"), key=_figure_order), "img/hierarchy",
-                                      limit=MAX_HIERARCHY_IMAGES)}
+                                      limit=MAX_HIERARCHY_IMAGES, within=folder)}
     site.render("hierarchy.html", "hierarchy.html", hierarchy=ctx)
     return ctx
 

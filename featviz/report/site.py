@@ -97,12 +97,16 @@ class Site:
             rel, n = f"{stem}-{n}{dot}{ext}", n + 1
         return rel
 
-    def copy_images(self, files: Iterable[Path], folder: str, limit: int,
+    def copy_images(self, files: Iterable[Path], folder: str, limit: int, within: Path,
                     exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-        """Bring up to ``limit`` images in, each with a caption made from its file name."""
+        """Bring up to ``limit`` images in, each with a caption made from its file name.
+
+        Files that resolve outside ``within`` (a symbolic link planted in a result
+        folder) are left out: the gallery publishes only what the folder holds.
+        """
         out = []
         for f in files:
-            if any(word in f.name.lower() for word in exclude):
+            if any(word in f.name.lower() for word in exclude) or not f.resolve().is_relative_to(within.resolve()):
                 continue
             if len(out) >= limit:
                 break
