@@ -28,14 +28,21 @@ def command() -> None:
 @click.option("--epochs", type=int, help="Optimizer epochs per stage.")
 @click.option("--sweep-seeds", type=int, help="Seeds for the n and width sweeps.")
 @click.option("--no-sweeps", is_flag=True, help="Skip the n and width sweeps.")
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="CPU threads for torch (default: torch's choice). The study's matrices are small: "
+                   "1 is as fast and much faster when other programs share the cores.")
 @common_options()
 @with_device
 def run(preset_name, quick_flag, d, k, depth, alpha, width, n_train, seeds, epochs, sweep_seeds, no_sweeps,
-        seed, device, out, force, as_json):
+        threads, seed, device, out, force, as_json):
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..hierarchy import preset, run_study, write_study
 
     check_out(out, force)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # the command owns its process, so this is its call to make
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     n_train=n_train, seeds=seeds, epochs=epochs, sweep_seeds=sweep_seeds, seed=seed, **sweeps)

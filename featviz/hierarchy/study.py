@@ -213,7 +213,8 @@ def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progre
                 seed_fits = {name: runner.neural(name, data, probe, seed, chosen[name])
                              for name in ("joint", "layerwise", "shallow")}
                 base = seed_fits["layerwise"]
-                if chosen["layerwise+joint"] != chosen["layerwise"]:
+                if chosen["layerwise+joint"] != chosen["layerwise"]:  # its own layerwise run first
+                    bar.total += 1
                     base = runner.neural("layerwise", data, probe, seed, chosen["layerwise+joint"])
                 seed_fits["layerwise+joint"] = runner.correction(base, data, probe, seed, chosen["layerwise+joint"])
             seed_fits["kernel"] = runner.kernel(data, seed)
