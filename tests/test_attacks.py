@@ -146,6 +146,14 @@ def test_perturbation_within_ball_and_bounds(trained, digits8, norm, eps, steps,
         assert torch.equal(res.x_adv, x)
 
 
+@pytest.mark.parametrize("name", ["fgsm", "pgd", "pgd-l2"])
+def test_zero_eps_is_the_identity(trained, digits8, name):
+    x, y = digits8.x_test[:16], digits8.y_test[:16]
+    res = make_attack(name, restarts=2 if name != "fgsm" else 1)(trained, x, y, 0.0, gen=generator(0))
+    assert torch.equal(res.x_adv, x) and torch.equal(res.success, trained(x).argmax(1) != y)
+    assert res.norm.max() == 0
+
+
 @SLOW
 @given(seed=st.integers(0, 2**16), name=st.sampled_from(["fgsm", "pgd", "pgd-l2", "deepfool", "cw"]))
 def test_model_state_and_modes_untouched(digits8, seed, name):
@@ -372,6 +380,17 @@ def test_cli_attack_writes_contract_files(run_cli, tiny_checkpoint, tmp_path):
     assert (out / "robustness.png").stat().st_size > 1000
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].startswith("model,") and len(rows) == 1 + 2 * 2 * 3
+
+
+def test_cli_targeted_human_output(run_cli, tiny_checkpoint, tmp_path):
+    r = run_cli("attack", tiny_checkpoint, "--attack", "fgsm", "--targeted", "--eps", "0.3", "--n-examples", "16",
+                "--n-show", "0", "--out", tmp_path / "t")
+    assert r.code == 0, r.err
+    assert "clean accuracy" in r.out and "fgsm" in r.out
+    saved = json.loads((tmp_path / "t" / "results.json").read_text())
+    assert saved["targeted"] is True
+    (point,) = saved["models"][0]["attacks"][0]["curve"]
+    assert point["eps"] == pytest.approx(0.3) and 0 <= point["robust_accuracy"] <= saved["models"][0]["clean_accuracy"]
 
 
 @pytest.mark.parametrize("args,fragment", [

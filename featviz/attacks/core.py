@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -346,5 +344,3 @@ def pgd_l2(steps: int = 20, **kw) -> GradientAttack:
     """PGD-L2: random start in the L2 ball, normalized-gradient steps of 2.5·ε/steps."""
     return GradientAttack("pgd-l2", "l2", steps, **kw)
 
-
-AttackFactory = Callable[..., Attack]

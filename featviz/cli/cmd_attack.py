@@ -18,8 +18,9 @@ ATTACK_NAMES = ("fgsm", "pgd", "pgd-l2", "cw", "deepfool")
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--attack", "attacks", multiple=True, type=click.Choice(ATTACK_NAMES), default=("pgd",),
               show_default=True, help="Attack to run; repeat to compare several.")
-@click.option("--eps", type=float, help="One ε (L∞ for fgsm/pgd, L2 for pgd-l2/cw/deepfool).")
-@click.option("--eps-sweep", help="A:B:K, K values of ε from A to B (default L∞ 0:0.3:8, L2 0:3:8).")
+@click.option("--eps", type=float, help="One ε for every attack given (L∞ for fgsm/pgd, L2 for pgd-l2/cw/deepfool).")
+@click.option("--eps-sweep", help="A:B:K, K values of ε from A to B, for every attack given (default: L∞ attacks "
+              "0:0.3:8, L2 attacks 0:3:8).")
 @click.option("--steps", type=int, help="Attack steps (pgd 20, cw 100 per search round, deepfool 50).")
 @click.option("--restarts", type=int, default=1, show_default=True, help="Random restarts (gradient attacks).")
 @click.option("--step-size", type=float, help="Absolute step size (default 2.5·ε/steps).")
