@@ -99,6 +99,8 @@ def plot_sweep(sweep: dict[str, Any], key: str, ax, xlabel: str) -> None:
         ax.errorbar(x, sweep["rel_test_mse"], yerr=sweep["rel_test_mse_std"], color=COLORS.get(sweep["learner"]),
                     marker="o", ms=4, capsize=3, label=sweep["learner"])
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="relative test MSE")
+    ax.set_xticks(x, [f"{v:g}" for v in x])  # label the measured points, not powers of ten
+    ax.xaxis.set_minor_locator(_pyplot().NullLocator())
     ax.legend(fontsize=8)
 
 
