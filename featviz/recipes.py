@@ -20,7 +20,7 @@ from .train import Adversary, TrainConfig, TrainingInterrupted, train_model
 
 # Per-task defaults: what each dataset trains well with on a laptop CPU.
 DEFAULTS = {
-    "synthetic": {"width": 48, "depth": 3, "epochs": 60, "batch_size": 256, "lr": 3e-3},
+    "synthetic": {"width": 48, "depth": 3, "epochs": 90, "batch_size": 1024, "lr": 1e-2},
     "image": {"width": 16, "depth": 3, "epochs": 30, "batch_size": 64, "lr": 3e-3},
 }
 
@@ -45,6 +45,9 @@ class TrainSpec:
     synthetic: dict[str, Any] = field(default_factory=dict)  # d, k, depth, alpha, n_train...
     adv: dict[str, Any] | None = None  # {"attack": "fgsm"|"pgd", "eps": ..., ...}
     name: str | None = None
+    amp: str | None = None  # "bf16" autocast (GPU fast path)
+    channels_last: bool = False
+    compile: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return DEFAULTS["synthetic" if self.dataset == "synthetic" else "image"]
@@ -92,7 +95,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
     config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],
-                         batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed)
+                         batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed,
+                         amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile)
     training = {"mode": spec.mode, "adv": spec.adv, "epochs": config.epochs, "seed": spec.seed,
                 "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
                 "schedule": config.schedule, "command": command, "spec": asdict(spec)}

@@ -22,9 +22,9 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--depth", type=click.IntRange(1, 32), help="Blocks (default 3).")
 @click.option("--width", type=click.IntRange(1, 4096), help="Units per layer (MLP, default 48) or channels "
               "of block 1 (conv, default 16; later blocks get 2x).")
-@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs per stage (digits 30, synthetic 60).")
-@click.option("--lr", type=float, help="Learning rate (default 3e-3).")
-@click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 256).")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs per stage (digits 30, synthetic 90).")
+@click.option("--lr", type=float, help="Learning rate (images 3e-3, synthetic 1e-2).")
+@click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 1024).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--image-size", type=click.IntRange(4, 512), help="Resize images to this side (digits: 16).")
 @click.option("--d", "--input-dim", "syn_d", type=click.IntRange(1), default=20, show_default=True,
@@ -41,13 +41,16 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--eps", "adv_eps", type=float, help="L∞ radius of the adversarial training examples (with --adv).")
 @click.option("--adv-steps", type=click.IntRange(1, 1000), help="PGD steps per training batch (default 5).")
 @click.option("--name", help="A name for the model card.")
+@click.option("--amp", type=click.Choice(["bf16"]), help="Autocast forward passes to bfloat16 (GPU fast path).")
+@click.option("--channels-last", is_flag=True, help="NHWC memory layout for conv nets (GPU fast path).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model; falls back to eager if it cannot.")
 @click.option("--resume", type=click.Path(path_type=Path),
               help="Continue a run stopped with Ctrl-C from its checkpoint folder (its settings are reused; "
                    "--out defaults to that folder).")
 @common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
-            syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, resume, seed, device, out,
-            force, as_json):
+            syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
+            resume, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -73,7 +76,8 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
-                         synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec)
+                         synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
+                         amp=amp, channels_last=channels_last, compile=compile_)
     dist = init_distributed(device)
     try:
         with stop_on_sigint() as stop_requested:
