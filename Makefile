@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= runs/demo
 
-.PHONY: install demo test models gallery bench clean
+.PHONY: install demo test models gallery clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The main job: trains (or reuses models/) the digits models, a quick hierarchy study, visualizations,
+# attacks, and writes the gallery to $(DEMO_OUT)/index.html.
 demo: install
-	$(VENV)/bin/featviz train --dataset digits --mode joint --epochs 30 --out $(DEMO_OUT)/digits-joint --force
-	$(VENV)/bin/featviz info $(DEMO_OUT)/digits-joint
+	$(VENV)/bin/featviz demo --out $(DEMO_OUT) --force
+
+# Regenerate the shipped checkpoints in models/ from their seeds.
+models: install
+	$(VENV)/bin/featviz demo --models models --save-models --retrain --models-only
+
+# Regenerate the example gallery in gallery/ (reuses models/).
+gallery: install
+	$(VENV)/bin/featviz demo --models models --out gallery --force
 
 test: install
 	$(PY) -m pytest -q
