@@ -20,6 +20,16 @@ from featviz.devices import generator, seeded
 from featviz.errors import FeatvizError, SpecError
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models here are tiny: intra-op threads only add synchronization, and on a
+    loaded machine they made this file several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits8():
     from featviz.data import load_digits

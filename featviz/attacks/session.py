@@ -119,7 +119,8 @@ class AttackSession:
                 sub = slice(0, min(len(x), 200))
                 report.checks = [c.to_dict() for c in run_checks(model, x[sub].to(self.device),
                                                                  y[sub].to(self.device), eps,
-                                                                 gen=generator(self.seed), loss=self._loss())]
+                                                                 gen=generator(self.seed), loss=self._loss(),
+                                                                 steps=self._steps())]
             if out is not None:
                 for rep in report.attacks:
                     if rep.examples is None:
@@ -145,6 +146,10 @@ class AttackSession:
     def _loss(self) -> str:
         """The objective the user chose for the gradient attacks (the checks use it too)."""
         return next((a.loss for a in self.attacks if hasattr(a, "loss")), "ce")
+
+    def _steps(self) -> int:
+        """PGD steps for the checks: those of the first multi-step gradient attack, else 20."""
+        return next((a.steps for a in self.attacks if hasattr(a, "loss") and a.steps > 1), 20)
 
     def _check_eps(self) -> float:
         """The L∞ radius for the sanity checks: the single --eps, else the sweep's middle value."""
