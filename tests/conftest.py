@@ -6,12 +6,17 @@ import os
 import sys
 from dataclasses import dataclass
 
-import matplotlib
-import pytest
-import torch
+# Tiny models run fastest on one thread, and the suite's subprocesses (torchrun, CLI runs) would
+# otherwise oversubscribe the cores: set before torch is imported so children inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 matplotlib.use("Agg")
-os.environ.setdefault("TQDM_DISABLE", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @dataclass
