@@ -200,3 +200,16 @@ def test_run_study_returns_the_written_dict_shape():
     table = results["lr_search"]["joint"]
     assert table[f"{chosen:g}"] == min(v for v in table.values() if v is not None)  # chosen on validation
     assert results["n_sweep"]["n"] == [400] and results["width_sweep"]["width"] == []
+
+
+def test_worker_processes_give_the_same_fits_as_one_process():
+    from featviz.hierarchy.study import Task, run_tasks
+
+    config = preset("quick", d=8, k=2, depth=2, width=8, n_train=400, epochs=2)
+    tasks = [Task("joint", 0, 1e-2), Task("chain", 1, 1e-2), Task("shallow", 0, 1e-2, n=200)]
+    here = run_tasks(config, tasks, workers=1)
+    there = run_tasks(config, tasks, workers=2)
+    for task in tasks:
+        assert [f.curve.to_dict() for f in here[task]] == [f.curve.to_dict() for f in there[task]]
+        assert [f.rel_test_mse for f in here[task]] == [f.rel_test_mse for f in there[task]]
+    assert len(here[Task("chain", 1, 1e-2)]) == 2  # layerwise, then layerwise+joint

@@ -31,10 +31,12 @@ def command() -> None:
 @click.option("--threads", type=click.IntRange(1, 256),
               help="CPU threads for torch (default: torch's choice). The study's matrices are small: "
                    "1 is as fast and much faster when other programs share the cores.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes that fit learners in parallel (one torch thread each); results do not change.")
 @common_options()
 @with_device
 def run(preset_name, quick_flag, d, k, depth, alpha, width, n_train, seeds, epochs, sweep_seeds, no_sweeps,
-        threads, seed, device, out, force, as_json):
+        threads, workers, seed, device, out, force, as_json):
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..hierarchy import preset, run_study, write_study
 
@@ -46,7 +48,7 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, n_train, seeds, epoc
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     n_train=n_train, seeds=seeds, epochs=epochs, sweep_seeds=sweep_seeds, seed=seed, **sweeps)
-    results = run_study(config, device=device, progress=True,
+    results = run_study(config, device=device, progress=True, workers=workers, 
                         log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
     write_study(results, out)

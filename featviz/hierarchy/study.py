@@ -18,7 +18,6 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -41,48 +40,104 @@ def subsample(data: Dataset, n: int) -> Dataset:
                    data.x_test, data.y_test, info=dict(data.info, n_train=n), teacher=data.teacher)
 
 
-@dataclass
-class _Runner:
-    """Fits learners for one study: holds the config, device and progress bar."""
+@dataclass(frozen=True)
+class Task:
+    """One independent fit of the study. ``kind``: ``joint``, ``layerwise``, ``shallow``,
+    ``chain`` (layerwise at ``lr``, then the joint stage at the same rate: the
+    layerwise and layerwise+joint learners together) or ``kernel``. ``n`` trains on a
+    prefix of the training set; ``width`` overrides the learner width."""
 
-    config: StudyConfig
-    device: torch.device | str
-    bar: tqdm
+    kind: str
+    seed: int
+    lr: float = 0.0
+    n: int | None = None
+    width: int | None = None
+    track: bool = True
 
-    def neural(self, learner: str, data: Dataset, probe: FeatureProbe, seed: int, lr: float,
-               width: int | None = None, track: bool = True, batch_size: int | None = None) -> Fit:
-        """Fit ``joint``, ``layerwise`` or ``shallow`` from a fresh init drawn from ``seed``."""
-        cfg = self.config
-        width = width or cfg.width
-        self.bar.set_description(f"{learner} seed {seed} lr {lr:g} n {len(data.x_train)} m {width}")
-        if learner == "shallow":
-            model = shallow_learner(cfg.d, shallow_width(cfg.d, width, cfg.depth), seed)
+    def describe(self) -> str:
+        parts = [self.kind, f"seed {self.seed}"] + ([f"lr {self.lr:g}"] if self.lr else [])
+        return " ".join(parts + ([f"n {self.n}"] if self.n else []) + ([f"m {self.width}"] if self.width else []))
+
+
+# Data of the seeds a worker has seen (a study builds each seed's data once per process).
+_DATA_CACHE: dict[tuple[str, int], Dataset] = {}
+
+
+def _data_for(config: StudyConfig, seed: int) -> Dataset:
+    key = (repr(config), seed)
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one study at a time: keep memory flat
+        _DATA_CACHE[key] = make_dataset(config, seed)
+    return _DATA_CACHE[key]
+
+
+def run_task(config: StudyConfig, task: Task, device: torch.device | str = "cpu") -> tuple[Fit, ...] | None:
+    """Fit one task; returns its fits (two for ``chain``) without model weights, or
+    ``None`` if training diverged (a diverging learning rate loses the search)."""
+    full = _data_for(config, task.seed)
+    data = subsample(full, task.n) if task.n else full
+    probe = FeatureProbe.from_target(full.teacher, full.x_test[: config.r2_samples])
+    # Smaller training sets keep the main run's number of optimizer steps: the batch shrinks with n.
+    steps_per_epoch = math.ceil(config.n_train / config.batch_size)
+    batch = max(1, math.ceil(len(data.x_train) / steps_per_epoch)) if task.n else config.batch_size
+    width = task.width or config.width
+    common = {"epochs": config.epochs, "lr": task.lr, "batch_size": batch, "device": device}
+    try:
+        if task.kind == "kernel":
+            fits: tuple[Fit, ...] = (fit_kernel(data, degrees=config.kernel_degrees, ridges=config.kernel_ridges,
+                                                landmarks=config.kernel_landmarks, seed=task.seed),)
+        elif task.kind == "shallow":
+            model = shallow_learner(config.d, shallow_width(config.d, width, config.depth), task.seed)
+            fits = (train_neural(model, data, probe, "joint", seed=task.seed, track=task.track, **common),)
         else:
-            model = deep_learner(cfg.d, width, cfg.depth, seed)
-        mode = "layerwise" if learner == "layerwise" else "joint"
-        fit = train_neural(model, data, probe, mode, epochs=cfg.epochs, lr=lr, seed=seed, device=self.device,
-                           batch_size=batch_size or cfg.batch_size, track=track)
-        self.bar.update(1)
-        return fit
+            mode = "joint" if task.kind == "joint" else "layerwise"
+            model = deep_learner(config.d, width, config.depth, task.seed)
+            fits = (train_neural(model, data, probe, mode, seed=task.seed, track=task.track, **common),)
+            if task.kind == "chain":  # continue the layerwise network with one joint stage
+                more = train_neural(copy.deepcopy(model), data, probe, "joint", seed=task.seed + 1, track=task.track,
+                                    **common)
+                more.curve = fits[0].curve.extend(more.curve)
+                fits += (more,)
+    except DivergenceError:
+        return None
+    for fit in fits:
+        fit.model = None  # weights are not part of the results; keep what travels small
+        if not (math.isfinite(fit.rel_test_mse) and math.isfinite(fit.rel_val_mse)):
+            return None
+    return fits
 
-    def correction(self, layerwise: Fit, data: Dataset, probe: FeatureProbe, seed: int, lr: float,
-                   batch_size: int | None = None) -> Fit:
-        """Continue a layerwise fit with one joint stage: the layerwise+joint learner."""
-        self.bar.set_description(f"layerwise+joint seed {seed} lr {lr:g}")
-        model = copy.deepcopy(layerwise.model)  # the layerwise fit keeps its own weights
-        fit = train_neural(model, data, probe, "joint", epochs=self.config.epochs, lr=lr, seed=seed + 1,
-                           device=self.device, batch_size=batch_size or self.config.batch_size)
-        fit.curve = layerwise.curve.extend(fit.curve)
-        self.bar.update(1)
-        return fit
 
-    def kernel(self, data: Dataset, seed: int) -> Fit:
-        cfg = self.config
-        self.bar.set_description(f"kernel seed {seed} n {len(data.x_train)}")
-        fit = fit_kernel(data, degrees=cfg.kernel_degrees, ridges=cfg.kernel_ridges, landmarks=cfg.kernel_landmarks,
-                         seed=seed)
-        self.bar.update(1)
-        return fit
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)  # a worker process of this study: its thread count is ours to set
+
+
+def run_tasks(config: StudyConfig, tasks: list[Task], *, workers: int = 1, device: torch.device | str = "cpu",
+              bar: tqdm | None = None) -> dict[Task, tuple[Fit, ...] | None]:
+    """Fit ``tasks``, in this process (``workers=1``) or in that many worker processes
+    with one torch thread each. Every fit seeds its own generators, so the results do
+    not depend on the order of completion."""
+    results: dict[Task, tuple[Fit, ...] | None] = {}
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            if bar is not None:
+                bar.set_description(task.describe())
+            results[task] = run_task(config, task, device)
+            if bar is not None:
+                bar.update(1)
+        return results
+    import concurrent.futures
+    import multiprocessing
+
+    # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(1,)) as pool:
+        futures = {pool.submit(run_task, config, task, str(device)): task for task in tasks}
+        for future in concurrent.futures.as_completed(futures):
+            results[futures[future]] = future.result()
+            if bar is not None:
+                bar.set_description(futures[future].describe())
+                bar.update(1)
+    return results
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -93,43 +148,6 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _columns(rows: list[list[float]]) -> list[list[float]]:
     """Per-layer lists of per-seed values."""
     return [list(col) for col in zip(*rows)] if rows else []
-
-
-def _require_finite(fit: Fit, learner: str, seed: int, lr: float) -> Fit:
-    if not math.isfinite(fit.rel_test_mse) or not math.isfinite(fit.rel_val_mse):
-        raise DivergenceError(f"{learner} (seed {seed}, lr {lr:g}) ended with a non-finite error",
-                              "use a smaller learning-rate grid")
-    return fit
-
-
-def _search_lr(runner: _Runner, data: Dataset, probe: FeatureProbe, seed: int
-               ) -> tuple[dict[str, float], dict[str, dict[str, float | None]], dict[str, Fit]]:
-    """Fit every neural learner at every learning rate of the grid on ``seed`` and pick,
-    per learner, the rate with the lowest final validation error. Returns the chosen
-    rates, the validation table and the fits at the chosen rates (the seed's results)."""
-    fits: dict[str, dict[float, Fit]] = {name: {} for name in ("joint", "layerwise", "layerwise+joint", "shallow")}
-    for lr in runner.config.lr_grid:
-        for learner in ("joint", "layerwise", "shallow"):
-            try:
-                fits[learner][lr] = _require_finite(runner.neural(learner, data, probe, seed, lr), learner, seed, lr)
-            except DivergenceError:  # a diverging rate simply loses the search
-                runner.bar.update(2 if learner == "layerwise" else 1)
-                continue
-            if learner == "layerwise":
-                try:
-                    fit = runner.correction(fits["layerwise"][lr], data, probe, seed, lr)
-                    fits["layerwise+joint"][lr] = _require_finite(fit, "layerwise+joint", seed, lr)
-                except DivergenceError:
-                    continue
-    chosen, table, best = {}, {}, {}
-    for learner, by_lr in fits.items():
-        table[learner] = {f"{lr:g}": (by_lr[lr].rel_val_mse if lr in by_lr else None) for lr in runner.config.lr_grid}
-        if not by_lr:
-            raise DivergenceError(f"{learner} diverged at every learning rate of the grid",
-                                  "use smaller learning rates")
-        lr = min(by_lr, key=lambda r: by_lr[r].rel_val_mse)
-        chosen[learner], best[learner] = lr, by_lr[lr]
-    return chosen, table, best
 
 
 def _learner_summary(fits: list[Fit], epochs: int, stages: int, extra: dict[str, Any]) -> dict[str, Any]:
@@ -173,108 +191,137 @@ def _sweep_summary(values: dict[Any, list[float]]) -> dict[str, list[float]]:
             "rel_test_mse_seeds": [values[k] for k in keys]}
 
 
-def _plan_size(config: StudyConfig) -> int:
-    """How many fits the study makes (for the progress bar)."""
-    grid = len(config.lr_grid)
-    main = grid * 4 + (config.seeds - 1) * 4 + config.seeds  # joint, lw, lw+joint, shallow; kernel
-    sweep_seeds = min(config.sweep_seeds, config.seeds)
-    n_fits = len([n for n in config.n_sweep if n < config.n_train]) * len(config.sweep_learners) * sweep_seeds
-    width_fits = len(config.width_sweep) * sweep_seeds
-    return main + n_fits + width_fits
+def _best(by_lr: dict[float, Fit | None], learner: str) -> float:
+    """The learning rate whose fit has the lowest final validation error."""
+    finite = {lr: fit for lr, fit in by_lr.items() if fit is not None}
+    if not finite:
+        raise DivergenceError(f"{learner} diverged at every learning rate of the grid", "use smaller learning rates")
+    return min(finite, key=lambda lr: finite[lr].rel_val_mse)
+
+
+def _fits_of(results: dict[Task, tuple[Fit, ...] | None], task: Task, index: int = 0) -> Fit:
+    fits = results[task]
+    if fits is None:
+        raise DivergenceError(f"{task.describe()} diverged at the learning rate chosen on the first seed",
+                              "use a smaller learning-rate grid")
+    return fits[index]
 
 
 def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progress: bool = True,
-              log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              workers: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the hierarchy study described by ``config`` and return the results dict
     (``config``, ``summary``, ``correction``, ``ratios``, ``curves``, ``lr_search``,
     ``n_sweep``, ``width_sweep``, ``findings``, ``seconds``; see CONTRACT.md).
 
-    Deterministic on CPU for a given config: data, inits and minibatch orders are all
-    drawn from generators seeded by the config's seeds.
+    Two rounds of independent fits: (1) every neural learner at every rate of
+    ``lr_grid`` on the first seed, and the kernel on every seed; the rates are chosen on
+    validation; (2) the other seeds and both sweeps at the chosen rates. ``workers`` > 1
+    runs the fits of a round in that many processes. Deterministic on CPU for a given
+    config: every fit draws from generators seeded by its seed, so the networks' numbers
+    do not depend on ``workers`` (the kernel's may move in the 9th digit, as BLAS
+    threading changes the order of its sums).
     """
     config.validate()
     start = time.perf_counter()
     say = log or (lambda _: None)
-    bar = tqdm(total=_plan_size(config), desc="hierarchy", unit="fit", disable=not progress, leave=False)
-    runner = _Runner(config, device, bar)
-    seeds = config.seed_list
-    fits: dict[str, list[Fit]] = {name: [] for name in LEARNERS}
-    datasets: dict[int, Dataset] = {}
-    lr_search: dict[str, Any] = {}
-    chosen: dict[str, float] = {}
+    seeds, first = config.seed_list, config.seed_list[0]
+    bar = tqdm(total=0, desc="hierarchy", unit="fit", disable=not progress, leave=False)
+
+    def execute(tasks: list[Task]) -> dict[Task, tuple[Fit, ...] | None]:
+        bar.total += len(tasks)
+        bar.refresh()
+        return run_tasks(config, tasks, workers=workers, device=device, bar=bar)
+
     try:
-        for i, seed in enumerate(seeds):
-            data = datasets[seed] = make_dataset(config, seed)
-            probe = FeatureProbe.from_target(data.teacher, data.x_test[: config.r2_samples])
-            if i == 0:
-                chosen, lr_search, seed_fits = _search_lr(runner, data, probe, seed)
-                say("learning rates chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items()))
-            else:
-                seed_fits = {name: runner.neural(name, data, probe, seed, chosen[name])
-                             for name in ("joint", "layerwise", "shallow")}
-                base = seed_fits["layerwise"]
-                if chosen["layerwise+joint"] != chosen["layerwise"]:  # its own layerwise run first
-                    bar.total += 1
-                    base = runner.neural("layerwise", data, probe, seed, chosen["layerwise+joint"])
-                seed_fits["layerwise+joint"] = runner.correction(base, data, probe, seed, chosen["layerwise+joint"])
-            seed_fits["kernel"] = runner.kernel(data, seed)
-            for name, fit in seed_fits.items():
-                fits[name].append(_require_finite(fit, name, seed, chosen.get(name, 0.0)))
-                fit.model = None  # keep memory flat; weights are not part of the results
-        n_sweep = _run_n_sweep(runner, config, datasets, fits, chosen)
-        width_sweep = _run_width_sweep(runner, config, datasets, fits, chosen)
+        grid = [Task(kind, first, lr) for lr in config.lr_grid for kind in ("joint", "chain", "shallow")]
+        done = execute(grid + [Task("kernel", seed) for seed in seeds])
+        by_lr = {
+            "joint": {lr: _first(done, Task("joint", first, lr)) for lr in config.lr_grid},
+            "layerwise": {lr: _first(done, Task("chain", first, lr)) for lr in config.lr_grid},
+            "layerwise+joint": {lr: _first(done, Task("chain", first, lr), 1) for lr in config.lr_grid},
+            "shallow": {lr: _first(done, Task("shallow", first, lr)) for lr in config.lr_grid},
+        }
+        chosen = {name: _best(fits, name) for name, fits in by_lr.items()}
+        lr_search = {name: {f"{lr:g}": (fit.rel_val_mse if fit else None) for lr, fit in fits.items()}
+                     for name, fits in by_lr.items()}
+        say("learning rates chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items()))
+
+        plan = _second_round(config, chosen)
+        done.update(execute([task for task in plan if task not in done]))
     finally:
         bar.close()
+
+    def main_fit(name: str, seed: int) -> Fit:
+        return _fits_of(done, *_main_task(name, seed, chosen))
+
+    fits = {name: [main_fit(name, seed) for seed in seeds] for name in LEARNERS}
+    n_sweep = _n_sweep(config, done, chosen)
+    width_sweep = _width_sweep(config, done, chosen)
     return _assemble(config, fits, chosen, lr_search, n_sweep, width_sweep, time.perf_counter() - start)
 
 
-def _run_n_sweep(runner: _Runner, config: StudyConfig, datasets: dict[int, Dataset], fits: dict[str, list[Fit]],
-                 chosen: dict[str, float]) -> dict[str, Any]:
-    """Test error vs training-set size for ``config.sweep_learners``. Each smaller set
-    is a prefix of the full one; the batch shrinks with n so every run takes the same
-    number of optimizer steps as the main run (same learning rate)."""
-    seeds = config.seed_list[: max(1, min(config.sweep_seeds, config.seeds))]
-    sizes = sorted({n for n in config.n_sweep if n < config.n_train} | {config.n_train})
-    steps_per_epoch = math.ceil(config.n_train / config.batch_size)
-    values: dict[str, dict[int, list[float]]] = {name: {n: [] for n in sizes} for name in config.sweep_learners}
-    for name in config.sweep_learners:
-        values[name][config.n_train] = [fits[name][i].rel_test_mse for i in range(len(seeds))]
-    for i, seed in enumerate(seeds):
-        full = datasets[seed]
-        probe = FeatureProbe.from_target(full.teacher, full.x_test[: config.r2_samples])
-        for n in sizes[:-1]:
-            data = subsample(full, n)
-            batch = max(1, math.ceil(n / steps_per_epoch))
-            for name in config.sweep_learners:
-                if name == "kernel":
-                    fit = runner.kernel(data, seed)
-                elif name == "layerwise+joint":
-                    fit = runner.correction(runner.neural("layerwise", data, probe, seed, chosen[name], track=False,
-                                                          batch_size=batch), data, probe, seed, chosen[name], batch)
-                else:
-                    fit = runner.neural(name, data, probe, seed, chosen[name], track=False, batch_size=batch)
-                values[name][n].append(_require_finite(fit, name, seed, chosen.get(name, 0.0)).rel_test_mse)
+def _first(done: dict[Task, tuple[Fit, ...] | None], task: Task, index: int = 0) -> Fit | None:
+    fits = done[task]
+    return None if fits is None else fits[index]
+
+
+def _main_task(name: str, seed: int, chosen: dict[str, float], n: int | None = None) -> tuple[Task, int]:
+    """The task (and which of its fits) that gives learner ``name`` on ``seed``."""
+    track = n is None
+    if name == "kernel":
+        return Task("kernel", seed, n=n, track=track), 0
+    if name == "layerwise+joint":
+        return Task("chain", seed, chosen[name], n=n, track=track), 1
+    if name == "layerwise":  # a chain at this rate holds the layerwise fit too
+        return Task("chain", seed, chosen[name], n=n, track=track), 0
+    return Task(name, seed, chosen[name], n=n, track=track), 0
+
+
+def _sweep_seeds(config: StudyConfig) -> list[int]:
+    return config.seed_list[: max(1, min(config.sweep_seeds, config.seeds))]
+
+
+def _sweep_sizes(config: StudyConfig) -> list[int]:
+    return sorted({n for n in config.n_sweep if n < config.n_train} | {config.n_train})
+
+
+def _sweep_widths(config: StudyConfig) -> list[int]:
+    return sorted({max(1, round(mult * config.teacher_units)) for mult in config.width_sweep})
+
+
+def _second_round(config: StudyConfig, chosen: dict[str, float]) -> list[Task]:
+    """The fits that need the chosen rates: the other seeds, the n-sweep and the width sweep."""
+    plan = [_main_task(name, seed, chosen)[0] for seed in config.seed_list[1:] for name in LEARNERS]
+    for seed in _sweep_seeds(config):
+        plan += [_main_task(name, seed, chosen, n)[0] for n in _sweep_sizes(config)[:-1]
+                 for name in config.sweep_learners]
+        plan += [Task("joint", seed, chosen["joint"], width=m, track=False) for m in _sweep_widths(config)
+                 if m != config.width]
+    return list(dict.fromkeys(plan))  # a chain serves layerwise and layerwise+joint alike
+
+
+def _n_sweep(config: StudyConfig, done: dict, chosen: dict[str, float]) -> dict[str, Any]:
+    """Test error vs training-set size for ``config.sweep_learners``: each smaller set is
+    a prefix of the full one, trained with the same number of optimizer steps."""
+    seeds, sizes = _sweep_seeds(config), _sweep_sizes(config)
+    values = {name: {n: [_fits_of(done, *_main_task(name, seed, chosen, None if n == config.n_train else n))
+                         .rel_test_mse for seed in seeds] for n in sizes} for name in config.sweep_learners}
     return {"n": sizes, "seeds": seeds, **{name: _sweep_summary(v) for name, v in values.items()}}
 
 
-def _run_width_sweep(runner: _Runner, config: StudyConfig, datasets: dict[int, Dataset],
-                     fits: dict[str, list[Fit]], chosen: dict[str, float]) -> dict[str, Any]:
+def _width_sweep(config: StudyConfig, done: dict, chosen: dict[str, float]) -> dict[str, Any]:
     """Test error and layer-1 R² of the jointly trained deep learner vs its width
     m = multiple × k (Gaussian init, the joint learner's learning rate)."""
-    seeds = config.seed_list[: max(1, min(config.sweep_seeds, config.seeds))]
-    widths = sorted({max(1, round(mult * config.teacher_units)) for mult in config.width_sweep})
-    mse: dict[int, list[float]] = {m: [] for m in widths}
-    r2: dict[int, list[float]] = {m: [] for m in widths}
-    for seed in seeds:
-        data = datasets[seed]
-        probe = FeatureProbe.from_target(data.teacher, data.x_test[: config.r2_samples])
-        for m in widths:
-            fit = _require_finite(runner.neural("joint", data, probe, seed, chosen["joint"], width=m, track=False),
-                                  "joint", seed, chosen["joint"])
-            mse[m].append(fit.rel_test_mse)
-            r2[m].append(fit.feature_r2[0])
+    seeds, widths = _sweep_seeds(config), _sweep_widths(config)
+
+    def fit(seed: int, m: int) -> Fit:
+        if m == config.width:
+            return _fits_of(done, *_main_task("joint", seed, chosen))
+        return _fits_of(done, Task("joint", seed, chosen["joint"], width=m, track=False))
+
+    mse = {m: [fit(seed, m).rel_test_mse for seed in seeds] for m in widths}
     out = {"width": widths, "seeds": seeds, "learner": "joint", **_sweep_summary(mse)}
-    out["layer1_r2"] = [_mean_std(r2[m])[0] for m in widths]
+    out["layer1_r2"] = [_mean_std([fit(seed, m).feature_r2[0] for seed in seeds])[0] for m in widths]
     out["params"] = [parameter_count(deep_learner(config.d, m, config.depth, 0)) for m in widths]
     return out
 
