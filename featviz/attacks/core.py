@@ -303,6 +303,10 @@ class GradientAttack(Attack):
             return ok
 
         live = None  # positions (into idx) still stepping; None = all of them
+        if bool((eps == eps.flatten()[0]).all()) and bool((alpha == alpha.flatten()[0]).all()):
+            # One ε for all: Python scalars keep the per-step arithmetic as cheap as
+            # a hand-written loop's (tensor-valued clamp bounds cost extra broadcasting).
+            eps, alpha = float(eps.flatten()[0]), float(alpha.flatten()[0])
         # Per-example tensors of the examples still stepping; sliced only when some leave.
         ys, ts, x0s, eps_s, alpha_s = yy, tt, x0, eps, alpha
         for _ in range(self.steps):
@@ -320,7 +324,9 @@ class GradientAttack(Attack):
                         if len(live) == 0:
                             return
                         xa, grad = xa[keep], grad[keep]
-                        ys, x0s, eps_s, alpha_s = yy[live], x0[live], eps[live], alpha[live]
+                        ys, x0s = yy[live], x0[live]
+                        if isinstance(eps, torch.Tensor):
+                            eps_s, alpha_s = eps[live], alpha[live]
                         ts = None if tt is None else tt[live]
                 xa = xa + alpha_s * geo.direction(grad)
                 xa = (x0s + geo.project(xa - x0s, eps_s)).clamp(lo, hi)
