@@ -62,7 +62,7 @@ class Budget:
     vis_layers: tuple[str, ...] | None = None   # None: every layer
     vis_top_k: int = 5
     vis_data: int | None = None                 # training images searched for top examples (None: all)
-    attack_sweep: tuple[float, float, int] = (0.0, 0.3, 8)
+    attack_sweep: tuple[float, float, int] = (0.0, 0.3, 7)  # steps of 0.05: holds adv_eps exactly
     attack_steps: int | None = None             # None: each attack's default (PGD 20, FGSM 1)
     attack_examples: int | None = None          # None: the whole test set
     attacks: tuple[str, ...] = ("pgd", "fgsm")

@@ -38,7 +38,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 # proxy ignores exactly those hosts (page requests are also checked in the harness,
 # through the resource-timing entries, and blocked by the CSP, which logs to the console).
 BROWSER_SERVICES = ("update.googleapis.com", "accounts.google.com", "clients2.google.com")
-REPO_GALLERY = Path(__file__).resolve().parents[1] / "gallery"
+# A real gallery checked besides the hand-made one: FEATVIZ_GALLERY, else the shipped gallery/.
+REPO_GALLERY = Path(os.environ.get("FEATVIZ_GALLERY") or Path(__file__).resolve().parents[1] / "gallery")
 
 HARNESS = """<!DOCTYPE html><html><body><pre id="result">pending</pre><script>
 const pages = %s;
@@ -146,7 +147,7 @@ def site(tmp_path_factory) -> Path:
 
 def _galleries(site: Path) -> list[Path]:
     found = [site / "gallery"]
-    if (REPO_GALLERY / "index.html").is_file():  # the shipped example gallery, when it has been built
+    if (REPO_GALLERY / "index.html").is_file():  # the example gallery, when it has been built
         found.append(REPO_GALLERY)
     return found
 
