@@ -14,7 +14,7 @@ import torch
 
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
-from .core import Attack
+from .core import Attack, check_eps
 from .evaluate import ModelReport, evaluate_model, parse_eps_sweep, results_csv, results_dict
 from .registry import DEFAULT_SWEEP, make_attack
 
@@ -109,7 +109,11 @@ class AttackSession:
 
         start = time.perf_counter()
         reports: list[ModelReport] = []
-        for name, path, model, x, y in self._load():
+        loaded = self._load()
+        for *_, x, _ in loaded:  # refuse an impossible ε before any work (and any progress bar) starts
+            for attack in self.attacks:
+                check_eps(self.eps[attack.norm], attack.norm, x[0].numel(), attack.bounds)
+        for name, path, model, x, y in loaded:
             report = evaluate_model(model, x, y, self.attacks, self.eps, name=name, checkpoint=str(path),
                                     seed=self.seed, targeted=self.targeted, batch_size=self.batch_size,
                                     bisect_steps=self.bisect_steps, n_show=self.n_show, progress=progress,
