@@ -56,3 +56,33 @@ def test_torchrun_two_ranks_match_single_process(tmp_path):
     ca, cb = (json.loads((tmp_path / d / "card.json").read_text()) for d in ("ddp", "one"))
     assert ca["metrics"]["rel_test_mse"] == pytest.approx(cb["metrics"]["rel_test_mse"], rel=1e-4)
     assert [s["name"] for s in ca["metrics"]["stages"]] == ["layer1", "layer2", "joint"]
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if "seconds" not in k}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+@pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found next to the interpreter")
+def test_torchrun_sharded_attack_matches_single_process(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    ck = tmp_path / "ck"
+    train = subprocess.run([sys.executable, "-m", "featviz", "train", "--dataset", "digits", "--image-size", "8",
+                            "--width", "4", "--depth", "2", "--epochs", "2", "--out", str(ck)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert train.returncode == 0, train.stderr[-2000:]
+    attack = ["attack", str(ck), "--attack", "pgd", "--eps-sweep", "0:0.2:3", "--steps", "3", "--n-examples", "100",
+              "--batch-size", "32", "--n-show", "2"]
+    ddp = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--standalone", "-m", "featviz", *attack,
+                          "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one = subprocess.run([sys.executable, "-m", "featviz", *attack, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("ddp", "one"))
+    assert sum(1 for _ in a["models"][0]["attacks"][0]["curve"]) == 3
+    assert _strip(a)["models"] == _strip(b)["models"]  # every curve point, norm and minimal-eps figure
+    assert (tmp_path / "ddp" / "results.csv").read_text() == (tmp_path / "one" / "results.csv").read_text()

@@ -118,7 +118,8 @@ def _batches(x: torch.Tensor | Batches, y: torch.Tensor | None, batch_size: int)
 def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tensor | None, attack: Attack,
                      eps: Sequence[float], *, gen: torch.Generator | None = None, targeted: bool = False,
                      batch_size: int = 256, bisect_steps: int = 5, n_show: int = 8, seed: int | None = None,
-                     progress: bool = True, device: torch.device | str | None = None) -> AttackReport:
+                     progress: bool = True, device: torch.device | str | None = None,
+                     batch_offset: int = 0) -> AttackReport:
     """Robust accuracy of ``model`` under ``attack`` at every ε, streaming over the data.
 
     ``x`` (N, C, H, W) in the attack's bounds with labels ``y`` (N,), or an iterable of
@@ -128,24 +129,29 @@ def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tenso
     bracket; minimal-perturbation attacks (CW, DeepFool) run once and their norms give
     the curve. ``targeted``: random targets drawn from ``gen``. ``n_show`` examples of
     the first batch are kept for pictures. The model's modes and parameters are kept.
+
+    Randomness: with an explicit ``gen`` all batches draw from it in turn; otherwise batch
+    b draws from its own generator seeded by (``seed``, ``batch_offset`` + b), so a shard of
+    the data that starts at batch ``batch_offset`` reproduces exactly what a run over all
+    the data computes for those examples (how ``torchrun`` shards an evaluation).
     """
     eps = sorted(float(e) for e in eps)
     if not eps:
         raise SpecError("no ε to evaluate", "pass --eps E or --eps-sweep A:B:K")
     if bisect_steps < 0:
         raise SpecError(f"bisection steps must be >= 0, got {bisect_steps}")
-    if gen is None:
-        from ..devices import generator
+    from ..devices import generator
 
-        gen = generator(0 if seed is None else seed)
+    shared_gen = gen
     start = time.perf_counter()
     parts: dict[str, list[torch.Tensor]] = {"fooled": [], "correct": [], "min_eps": [], "norm": []}
     examples = None
     bar = tqdm(desc=f"attack {attack.name}", unit="img", disable=not progress, leave=False)
-    for xb, yb in _batches(x, y, batch_size):
+    for b, (xb, yb) in enumerate(_batches(x, y, batch_size), start=batch_offset):
         if device is not None:
             xb, yb = xb.to(device), yb.to(device)
         check_eps(eps, attack.norm, xb[0].numel(), attack.bounds)
+        gen = shared_gen if shared_gen is not None else generator((0 if seed is None else seed) * 1_000_003 + b)
         result = _evaluate_batch(model, xb, yb, attack, eps, gen, targeted, bisect_steps)
         for key in parts:
             parts[key].append(result[key].cpu())
@@ -240,18 +246,32 @@ class ModelReport:
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attacks: Sequence[Attack],
                    eps: dict[str, Sequence[float]] | Sequence[float], *, name: str = "model",
                    checkpoint: str = "", seed: int = 0, **kwargs) -> ModelReport:
-    """Every attack on one model, each with a generator seeded by ``seed`` (so adding an
-    attack does not change another's numbers). ``eps``: one list for all attacks, or a
+    """Every attack on one model, each drawing from generators seeded by ``seed`` (so adding
+    an attack does not change another's numbers). ``eps``: one list for all attacks, or a
     dict keyed by norm (``"linf"``, ``"l2"``). ``kwargs`` go to :func:`robustness_curve`."""
-    from ..devices import generator
-
     report = ModelReport(name=name, checkpoint=checkpoint, clean_accuracy=math.nan)
     for attack in attacks:
         grid = eps[attack.norm] if isinstance(eps, dict) else eps
-        rep = robustness_curve(model, x, y, attack, grid, gen=generator(seed), seed=seed, **kwargs)
+        rep = robustness_curve(model, x, y, attack, grid, seed=seed, **kwargs)
         report.attacks.append(rep)
         report.clean_accuracy = rep.clean_accuracy
     return report
+
+
+def merge_reports(parts: Sequence[ModelReport | None]) -> ModelReport:
+    """Join the reports of consecutive shards of one model's data (in order) into one:
+    per-example tensors are concatenated, so every figure is the one a single run gives."""
+    parts = [p for p in parts if p is not None]
+    first = parts[0]
+    merged = ModelReport(name=first.name, checkpoint=first.checkpoint, clean_accuracy=math.nan)
+    for i, rep in enumerate(first.attacks):
+        shards = [p.attacks[i] for p in parts]
+        cat = {k: torch.cat([getattr(r, k) for r in shards]) for k in ("fooled", "correct", "min_eps", "norm")}
+        merged.attacks.append(AttackReport(rep.attack, rep.eps, cat["fooled"], cat["correct"], cat["min_eps"],
+                                           cat["norm"], rep.examples, seed=rep.seed,
+                                           seconds=max(r.seconds for r in shards)))
+        merged.clean_accuracy = merged.attacks[-1].clean_accuracy
+    return merged
 
 
 def results_dict(reports: Sequence[ModelReport], seconds: float, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import torch
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
 from .core import Attack, check_eps
-from .evaluate import ModelReport, evaluate_model, parse_eps_sweep, results_csv, results_dict
+from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
+from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
 from .registry import DEFAULT_SWEEP, make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
@@ -100,8 +101,14 @@ class AttackSession:
             loaded.append((name, path, ckpt.model, x, y))
         return loaded
 
-    def run(self, out: str | Path | None, progress: bool = True) -> dict[str, Any]:
-        """Evaluate every checkpoint; write the files into ``out`` (if given); return results.json's object."""
+    def run(self, out: str | Path | None, progress: bool = True, dist: DistContext | None = None) -> dict[str, Any]:
+        """Evaluate every checkpoint; write the files into ``out`` (if given); return results.json's object.
+
+        Under ``torchrun`` (``dist`` with several ranks) each rank attacks a contiguous run of
+        whole batches, rank 0 gathers and merges them, writes the files and returns the
+        results (identical in content to one process); other ranks return ``None``.
+        """
+        dist = dist or SINGLE
         from ..devices import generator
         from .attribution import clean_vs_adversarial
         from .checks import run_checks
@@ -114,10 +121,20 @@ class AttackSession:
             for attack in self.attacks:
                 check_eps(self.eps[attack.norm], attack.norm, x[0].numel(), attack.bounds)
         for name, path, model, x, y in loaded:
-            report = evaluate_model(model, x, y, self.attacks, self.eps, name=name, checkpoint=str(path),
-                                    seed=self.seed, targeted=self.targeted, batch_size=self.batch_size,
-                                    bisect_steps=self.bisect_steps, n_show=self.n_show, progress=progress,
-                                    device=self.device)
+            batches = shard_range(math.ceil(len(x) / self.batch_size), dist)
+            part = slice(batches.start * self.batch_size, batches.stop * self.batch_size)
+            report = None
+            if len(batches):
+                report = evaluate_model(model, x[part], y[part], self.attacks, self.eps, name=name,
+                                        checkpoint=str(path), seed=self.seed, targeted=self.targeted,
+                                        batch_size=self.batch_size, bisect_steps=self.bisect_steps,
+                                        n_show=self.n_show, progress=progress and dist.is_main, device=self.device,
+                                        batch_offset=batches.start)
+            if dist.enabled:
+                gathered = gather_to_main(report, dist)
+                if not dist.is_main:
+                    continue
+                report = merge_reports(gathered)
             if self.check:
                 eps = self._check_eps()
                 sub = slice(0, min(len(x), 200))
@@ -137,6 +154,8 @@ class AttackSession:
                                   title=f"{name} · {rep.attack['attack']} · attributions: {self.attribution}")
                     report.files[f"{rep.attack['attack']}:examples"] = fname
             reports.append(report)
+        if not dist.is_main:
+            return None
         seconds = time.perf_counter() - start
         results = results_dict(reports, seconds, seed=self.seed, targeted=self.targeted,
                                eps={k: v for k, v in self.eps.items()}, files={"csv": CSV, "curves": CURVES})

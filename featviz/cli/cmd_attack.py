@@ -48,14 +48,22 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     attributions).
     """
     from ..attacks.session import AttackSession
+    from ..distributed import init_distributed, shutdown
 
     check_out(out, force)
-    session = AttackSession.from_options(
-        checkpoints=[str(c) for c in checkpoints], attacks=list(attacks), eps=eps, eps_sweep=eps_sweep, steps=steps,
-        restarts=restarts, step_size=step_size, loss=loss, targeted=targeted, n_examples=n_examples,
-        batch_size=batch_size, bisect_steps=bisect_steps, attribution=attribution, n_show=n_show, check=check,
-        data_root=str(data_root) if data_root else None, seed=seed, device=device)
-    results = session.run(out, progress=True)
+    dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
+    try:
+        session = AttackSession.from_options(
+            checkpoints=[str(c) for c in checkpoints], attacks=list(attacks), eps=eps, eps_sweep=eps_sweep,
+            steps=steps, restarts=restarts, step_size=step_size, loss=loss, targeted=targeted,
+            n_examples=n_examples, batch_size=batch_size, bisect_steps=bisect_steps, attribution=attribution,
+            n_show=n_show, check=check, data_root=str(data_root) if data_root else None, seed=seed,
+            device=dist.device)
+        results = session.run(out, progress=True, dist=dist)
+    finally:
+        shutdown(dist)
+    if results is None:
+        return
     if as_json:
         emit_json(results)
     else:
