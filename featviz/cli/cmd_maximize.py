@@ -58,21 +58,29 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
 
     Writes OUT/*.png, OUT/grid.png and OUT/metrics.json.
     """
+    from ..distributed import init_distributed, shutdown
     from ..fileio import atomic_directory
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
     from ..vis.models import load_target
 
     check_out(out, force)
-    target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
-                         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
-                         data_root=data_root, want_data=top_k > 0, device=device)
-    if compare_regs:
-        settings = list(regs) or list(COMPARE_SETTINGS)
-    else:
-        settings = ["+".join(regs) if regs else "none"]
-    result = maximize(target.model, list(neurons), settings, shape=target.input_shape, steps=steps, lr=lr,
-                      param=param, seed=seed, device=device, preprocess=target.preprocess, dataset=target.images,
-                      top_k=top_k, max_batch=max_batch, progress=True)
+    dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
+    try:
+        target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
+                             mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
+                             data_root=data_root, want_data=top_k > 0, device=dist.device)
+        if compare_regs:
+            settings = list(regs) or list(COMPARE_SETTINGS)
+        else:
+            settings = ["+".join(regs) if regs else "none"]
+        result = maximize(target.model, list(neurons), settings, shape=target.input_shape, steps=steps, lr=lr,
+                          param=param, seed=seed, device=dist.device, preprocess=target.preprocess,
+                          dataset=target.images, top_k=top_k, max_batch=max_batch, progress=dist.is_main,
+                          dist=dist)
+    finally:
+        shutdown(dist)
+    if result is None:  # not rank 0
+        return
     result.config["model"] = target.name
     with atomic_directory(out) as tmp:
         metrics = save_maximization(result, tmp, upscale=upscale)

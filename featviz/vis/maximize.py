@@ -35,6 +35,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
+from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from ..errors import SpecError
 from ..fileio import atomic_write_bytes, atomic_write_json, save_png
 from .examples import TopExamples, top_examples
@@ -133,7 +134,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
              seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
              dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
              decorrelation: torch.Tensor | None = None, max_batch: int = 256,
-             progress: bool = False) -> Maximization:
+             progress: bool = False, dist: DistContext | None = None) -> Maximization:
     """Render every unit of every spec in ``neurons`` under every setting in ``regs``.
 
     Args:
@@ -147,9 +148,14 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
             the top-``top_k`` examples per unit from, and to estimate the colour
             decorrelation; ``None`` skips examples.
         max_batch: most units rendered in one batch (memory bound).
+        dist: under ``torchrun``, the batches (settings × chunks of ``max_batch`` units)
+            are dealt out to the ranks in contiguous runs and gathered on rank 0, which
+            gets the same result as one process with the same ``max_batch``; other
+            ranks get ``None``. Use ``max_batch`` = units / ranks to spread one layer.
 
     Returns a :class:`Maximization`; images come in order setting, spec, unit.
     """
+    dist = dist or SINGLE
     start = time.perf_counter()
     shape = input_shape_of(model, shape)
     specs = [neurons] if isinstance(neurons, str) else list(neurons)
@@ -171,25 +177,29 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
     best = {ex.neuron: ex.best for ex in examples}
 
     images: list[RenderedNeuron] = []
-    for recipe in recipes:
-        for ns in sets:
-            for lo in range(0, len(ns.units), max_batch):
-                part = replace(ns, units=ns.units[lo:lo + max_batch])
-                objective = part.objective()
-                result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
-                                lr=lr, seed=seed, device=device, preprocess=preprocess,
-                                decorrelation=decorrelation, progress=progress)
-                hf = hf_ratio(result.images)
-                tv = total_variation(result.images)
-                stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
-                                         preprocess).cpu()
-                for i, neuron in enumerate(part.neurons):
-                    act = float(result.scores[i])
-                    ref = best.get(neuron)
-                    rel = act / ref if ref is not None and ref > 0 else None
-                    images.append(RenderedNeuron(neuron, recipe.label, recipe.param, str(objective),
-                                                 result.images[i], act, float(hf[i]), float(tv[i]),
-                                                 float(stable[i]), steps, rel))
+    jobs = [(recipe, replace(ns, units=ns.units[lo:lo + max_batch]))
+            for recipe in recipes for ns in sets for lo in range(0, len(ns.units), max_batch)]
+    for recipe, part in (jobs[i] for i in shard_range(len(jobs), dist)):
+        objective = part.objective()
+        result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
+                        lr=lr, seed=seed, device=device, preprocess=preprocess,
+                        decorrelation=decorrelation, progress=progress)
+        hf = hf_ratio(result.images)
+        tv = total_variation(result.images)
+        stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
+                                 preprocess).cpu()
+        for i, neuron in enumerate(part.neurons):
+            act = float(result.scores[i])
+            ref = best.get(neuron)
+            rel = act / ref if ref is not None and ref > 0 else None
+            images.append(RenderedNeuron(neuron, recipe.label, recipe.param, str(objective),
+                                         result.images[i], act, float(hf[i]), float(tv[i]),
+                                         float(stable[i]), steps, rel))
+    if dist.enabled:
+        gathered = gather_to_main(images, dist)
+        if not dist.is_main:
+            return None
+        images = [img for part_images in gathered for img in part_images]
     config = {"steps": steps, "lr": lr, "seed": seed, "input_shape": list(shape), "neurons": specs,
               "seconds": round(time.perf_counter() - start, 3)}
     return Maximization(images, examples, recipes, sets, config)
