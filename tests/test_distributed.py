@@ -66,49 +66,44 @@ def _strip(obj):
     return obj
 
 
+def _run(*argv):
+    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    res = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def _sharded_and_single(tmp_path, args, epochs):
+    """Train a tiny digits checkpoint, then run ``featviz ARGS`` under torchrun (2 ranks) into
+    tmp/ddp and in one process into tmp/one."""
+    ck = tmp_path / "ck"
+    _run(sys.executable, "-m", "featviz", "train", "--dataset", "digits", "--image-size", "8", "--width", "4",
+         "--depth", "2", "--epochs", epochs, "--out", ck)
+    args = [args[0], ck, *args[1:]]
+    _run(TORCHRUN, "--nproc-per-node", "2", "--standalone", "-m", "featviz", *args, "--out", tmp_path / "ddp")
+    _run(sys.executable, "-m", "featviz", *args, "--out", tmp_path / "one")
+    return tmp_path / "ddp", tmp_path / "one"
+
+
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found next to the interpreter")
 def test_torchrun_sharded_attack_matches_single_process(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    ck = tmp_path / "ck"
-    train = subprocess.run([sys.executable, "-m", "featviz", "train", "--dataset", "digits", "--image-size", "8",
-                            "--width", "4", "--depth", "2", "--epochs", "2", "--out", str(ck)],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert train.returncode == 0, train.stderr[-2000:]
-    attack = ["attack", str(ck), "--attack", "pgd", "--eps-sweep", "0:0.2:3", "--steps", "3", "--n-examples", "100",
-              "--batch-size", "32", "--n-show", "2"]
-    ddp = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--standalone", "-m", "featviz", *attack,
-                          "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "featviz", *attack, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
-    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("ddp", "one"))
+    ddp, one = _sharded_and_single(tmp_path, ["attack", "--attack", "pgd", "--eps-sweep", "0:0.2:3", "--steps", "3",
+                                              "--n-examples", "100", "--batch-size", "32", "--n-show", "2"], 2)
+    a, b = (json.loads((d / "results.json").read_text()) for d in (ddp, one))
     assert sum(1 for _ in a["models"][0]["attacks"][0]["curve"]) == 3
     assert _strip(a)["models"] == _strip(b)["models"]  # every curve point, norm and minimal-eps figure
-    assert (tmp_path / "ddp" / "results.csv").read_text() == (tmp_path / "one" / "results.csv").read_text()
+    assert (ddp / "results.csv").read_text() == (one / "results.csv").read_text()
 
 
 @pytest.mark.skipif(TORCHRUN is None, reason="torchrun not found next to the interpreter")
 def test_torchrun_sharded_maximize_matches_single_process(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", TQDM_DISABLE="1")
-    ck = tmp_path / "ck"
-    train = subprocess.run([sys.executable, "-m", "featviz", "train", "--dataset", "digits", "--image-size", "8",
-                            "--width", "4", "--depth", "2", "--epochs", "1", "--out", str(ck)],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert train.returncode == 0, train.stderr[-2000:]
     # block2 has 8 units: chunks of 3 units -> 3 batches per setting, 6 in all, dealt to 2 ranks
-    args = ["maximize", str(ck), "--neuron", "block2:*", "--reg", "none", "--reg", "standard", "--compare-regs",
-            "--steps", "6", "--top-k", "2", "--max-batch", "3"]
-    ddp = subprocess.run([TORCHRUN, "--nproc-per-node", "2", "--standalone", "-m", "featviz", *args,
-                          "--out", str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    one = subprocess.run([sys.executable, "-m", "featviz", *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
-    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("ddp", "one"))
+    ddp, one = _sharded_and_single(tmp_path, ["maximize", "--neuron", "block2:*", "--reg", "none", "--reg",
+                                              "standard", "--compare-regs", "--steps", "6", "--top-k", "2",
+                                              "--max-batch", "3"], 1)
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (ddp, one))
     assert len(a["images"]) == 16
     assert _strip(a) == _strip(b)
-    pngs = sorted(p.name for p in (tmp_path / "one").glob("*.png"))
-    assert pngs and pngs == sorted(p.name for p in (tmp_path / "ddp").glob("*.png"))
+    pngs = sorted(p.name for p in one.glob("*.png"))
+    assert pngs and pngs == sorted(p.name for p in ddp.glob("*.png"))
     for name in pngs:
-        assert (tmp_path / "ddp" / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+        assert (ddp / name).read_bytes() == (one / name).read_bytes(), name
