@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -366,7 +366,3 @@ def _data_parallel(model: nn.Module, dist: DistContext) -> nn.Module:
 
     ids = [dist.device.index] if dist.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return asdict(config)
