@@ -27,6 +27,8 @@ def resume_files(state: ResumeState) -> dict[str, bytes]:
     from safetensors.torch import save
 
     tensors: dict[str, torch.Tensor] = {"generator": state.generator.clone()}
+    if state.adversary is not None:
+        tensors["adversary_generator"] = state.adversary.clone()
     opt_state: dict[str, dict[str, Any]] = {}
     for pid, entries in state.optimizer["state"].items():
         plain = {}
@@ -65,7 +67,7 @@ def load_resume_state(path: str | Path) -> ResumeState:
             stage_index=int(meta["stage_index"]), epoch=int(meta["epoch"]),
             optimizer={"state": opt_state, "param_groups": meta["optimizer"]["param_groups"]},
             scheduler=meta["scheduler"], generator=tensors["generator"], history=meta["history"],
-            stages=meta["stages"], seconds=float(meta["seconds"]))
+            stages=meta["stages"], seconds=float(meta["seconds"]), adversary=tensors.get("adversary_generator"))
     except (SafetensorError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: resume files are damaged ({exc.__class__.__name__})",
                               "start the training again without --resume") from None

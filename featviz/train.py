@@ -184,6 +184,7 @@ class ResumeState:
     history: list[dict[str, Any]]
     stages: list[dict[str, Any]]
     seconds: float
+    adversary: torch.Tensor | None = None  # the adversary's generator state, if it has one
 
 
 class TrainingInterrupted(Exception):
@@ -234,6 +235,8 @@ def train_model(
     elapsed = 0.0
     if resume is not None:
         gen.set_state(resume.generator)
+        if resume.adversary is not None and hasattr(adversary, "set_state"):
+            adversary.set_state(resume.adversary)
         result.history, result.stages, elapsed = list(resume.history), list(resume.stages), resume.seconds
     start = time.perf_counter() - elapsed
     n = len(data.x_train)
@@ -304,7 +307,8 @@ def train_model(
                     restore_batchnorm(model)
                 raise TrainingInterrupted(ResumeState(
                     stage_index, epoch, opt.state_dict(), sched.state_dict(), gen.get_state(),
-                    list(result.history), list(result.stages), time.perf_counter() - start))
+                    list(result.history), list(result.stages), time.perf_counter() - start,
+                    adversary.get_state() if hasattr(adversary, "get_state") else None))
         summary = {"name": stage.name, "trainable": [f"block{l}" for l in stage.trainable], "depth": stage.depth,
                    "epochs": stage.epochs, "seconds": round(time.perf_counter() - stage_start, 3)}
         summary.update({k: v for k, v in result.history[-1].items() if k not in ("stage", "epoch")})

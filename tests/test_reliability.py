@@ -86,3 +86,35 @@ def test_resume_refuses_a_finished_checkpoint(tmp_path, run_cli):
     assert run_cli("train", *SYN[:-2], "--epochs", "1", "--out", out).code == 0
     res = run_cli("train", "--resume", out)
     assert res.code == 2 and "not a resumable checkpoint" in res.err
+
+
+def test_adversarial_training_resumes_bit_identically_through_the_resume_files(tmp_path, tiny_digits):
+    import torch
+
+    from featviz.attacks import training_adversary
+    from featviz.devices import seeded
+    from featviz.nets import QuadraticDenseConvNet
+    from featviz.resume import load_resume_state, resume_files
+    from featviz.train import TrainConfig, TrainingInterrupted, train_model
+
+    adv = {"attack": "pgd", "eps": 0.1, "steps": 2}
+    cfg = TrainConfig(mode="layerwise+joint", epochs=2, batch_size=64, lr=1e-2)
+
+    def fresh():
+        with seeded(0):
+            return QuadraticDenseConvNet(1, 10, widths=(4, 6), image_size=8)
+
+    reference = fresh()
+    train_model(reference, tiny_digits, cfg, adversary=training_adversary(adv, seed=1), progress=False)
+
+    model, polls = fresh(), iter(range(100))
+    with pytest.raises(TrainingInterrupted) as stop:
+        train_model(model, tiny_digits, cfg, adversary=training_adversary(adv, seed=1), progress=False,
+                    should_stop=lambda: next(polls) == 2)  # stop after the 3rd epoch (stage 2)
+    for name, blob in resume_files(stop.value.state).items():
+        (tmp_path / name).write_bytes(blob)
+    state = load_resume_state(tmp_path)
+    assert state.stage_index == 1 and state.epoch == 1 and state.adversary is not None
+    train_model(model, tiny_digits, cfg, adversary=training_adversary(adv, seed=1), progress=False, resume=state)
+    for (k, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), k

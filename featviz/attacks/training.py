@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -50,26 +50,50 @@ def _stage_depth(model: nn.Module) -> int | None:
     return max(learning) if learning and max(learning) < len(readouts) else None
 
 
-def training_adversary(adv: dict[str, Any], seed: int = 0) -> Callable[[nn.Module, torch.Tensor, torch.Tensor],
-                                                                        torch.Tensor]:
+class TrainingAdversary:
     """An adversary ``(model, x, y) -> x_adv`` for :func:`featviz.train.train_model`.
 
     FGSM: one step of ε from x. PGD: random start and ``steps`` steps of 2.5·ε/steps,
     L∞, last iterate (no early stop: every example gets the full attack). Random starts
-    come from a generator seeded with ``seed``. The model's modes and parameters are
-    left as they were (the attack itself runs in eval mode).
+    come from a generator seeded with ``seed``; its state is part of a resumable
+    checkpoint (``get_state``/``set_state``), so an interrupted adversarial run resumes
+    bit-identically. The model's modes and parameters are left as they were (the attack
+    itself runs in eval mode).
     """
-    spec = check_adv(adv)
-    attack = (fgsm(keep_best=False, early_stop=False) if spec["attack"] == "fgsm"
-              else pgd(spec["steps"], keep_best=False, early_stop=False))
-    gen: list[torch.Generator] = []  # created on first use, on the batch's device
 
-    def adversary(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if not gen:
-            gen.append(torch.Generator(device=x.device))
-            gen[0].manual_seed(int(seed))
+    def __init__(self, adv: dict[str, Any], seed: int = 0):
+        self.spec = check_adv(adv)
+        self.attack = (fgsm(keep_best=False, early_stop=False) if self.spec["attack"] == "fgsm"
+                       else pgd(self.spec["steps"], keep_best=False, early_stop=False))
+        self.seed = int(seed)
+        self.gen: torch.Generator | None = None  # created on first use, on the batch's device
+        self._pending: torch.Tensor | None = None
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        if self.gen is None:
+            self.gen = torch.Generator(device=device)
+            self.gen.manual_seed(self.seed)
+            if self._pending is not None:
+                self.gen.set_state(self._pending)
+        return self.gen
+
+    def get_state(self) -> torch.Tensor | None:
+        """The random generator's state (None before the first batch)."""
+        return None if self.gen is None else self.gen.get_state()
+
+    def set_state(self, state: torch.Tensor | None) -> None:
+        """Continue from :meth:`get_state` (applied when the generator is created)."""
+        self._pending = state
+        if self.gen is not None and state is not None:
+            self.gen.set_state(state)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gen = self._generator(x.device)
         depth = _stage_depth(model)
         target = model if depth is None else AtDepth(model, depth)
-        return attack(target, x, y, spec["eps"], gen=gen[0]).x_adv.detach()
+        return self.attack(target, x, y, self.spec["eps"], gen=gen).x_adv.detach()
 
-    return adversary
+
+def training_adversary(adv: dict[str, Any], seed: int = 0) -> TrainingAdversary:
+    """The adversary for ``featviz train --adv``; see :class:`TrainingAdversary`."""
+    return TrainingAdversary(adv, seed)
