@@ -89,9 +89,10 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     start = time.perf_counter()
     data = load_dataset(spec.dataset, data_root=spec.data_root, download=spec.download,
                         image_size=spec.image_size, seed=spec.seed, **spec.synthetic)
-    model = build_for(data, spec)
     state = None
-    if resume_from is not None:
+    if resume_from is None:
+        model = build_for(data, spec)
+    else:
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
     config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],

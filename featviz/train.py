@@ -288,7 +288,7 @@ def train_model(
                 if data.task == "classification":
                     sums[1] += float((out.argmax(1) == yb).sum())
             if data.task == "classification":
-                sums[1] = all_reduce_sum(sums[1:].clone(), dist)[0]
+                sums[1] = all_reduce_sum(sums[1:], dist)[0]
             record = {"stage": stage.name, "epoch": epoch, "train_loss": float(sums[0]) / n}
             if data.task == "classification":
                 record["train_accuracy"] = float(sums[1]) / n
@@ -317,8 +317,7 @@ def train_model(
             tqdm.write(f"stage {stage.name}: test {metric} {summary['test_' + metric]:.4f}", file=sys.stderr)
     if dist.enabled:
         restore_batchnorm(model)
-    _set_stage(model, plan_stages("joint", model.depth, 1)[0])
-    for p in model.parameters():
+    for p in model.parameters():  # hand the model back unfrozen, in eval mode
         p.requires_grad_(True)
     model.eval()
     result.seconds = time.perf_counter() - start

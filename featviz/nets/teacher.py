@@ -77,9 +77,10 @@ class Teacher(nn.Module):
         outs = [x]
         for l in range(1, self.depth + 1):
             raw = self._raw_layer(l, outs)
-            getattr(self, f"mean{l}").copy_(raw.mean(0))
-            getattr(self, f"std{l}").copy_(raw.std(0).clamp_min(1e-8))
-            outs.append((raw - raw.mean(0)) / raw.std(0).clamp_min(1e-8))
+            mean, std = raw.mean(0), raw.std(0).clamp_min(1e-8)
+            getattr(self, f"mean{l}").copy_(mean)
+            getattr(self, f"std{l}").copy_(std)
+            outs.append((raw - mean) / std)
         self.normalizer.copy_(self._combine(outs[1:], normalize=False).std().clamp_min(1e-8))
 
     def _raw_layer(self, l: int, outs: list[torch.Tensor]) -> torch.Tensor:
