@@ -52,6 +52,7 @@ from ..train import TrainConfig, evaluate, train_model
 from .metrics import feature_r2
 
 TEACHER_LEARNERS = ("joint", "layerwise", "layerwise+joint")
+LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
 
 # ---------------------------------------------------------------- alignment metrics
@@ -128,9 +129,9 @@ class ImageStudyConfig:
     dataset: str = "digits"
     data_root: str | None = None
     image_size: int = 16
-    max_train: int | None = None  # cap on the base training images (first ones of the split)
+    max_train: int | None = None  # cap on the base training images (default: all digits, 6000 of the others)
     max_test: int | None = None
-    shifted_copies: int = 3  # extra training images: randomly shifted copies, labeled by the teacher
+    shifted_copies: int = 2  # extra training images: randomly shifted copies, labeled by the teacher
     max_shift: int = 2
     k: int = 4  # teacher channels per block
     alpha: float = 0.45
@@ -219,10 +220,14 @@ def make_tasks(config: ImageStudyConfig) -> ImageTasks:
     """Load the images, build and calibrate the teacher on the training images (with
     their shifted copies) and label train and test images with it."""
     data = load_dataset(config.dataset, data_root=config.data_root, image_size=config.image_size)
-    if config.max_train:
-        data.x_train, data.y_train = data.x_train[:config.max_train], data.y_train[:config.max_train]
-    if config.max_test:
-        data.x_test, data.y_test = data.x_test[:config.max_test], data.y_test[:config.max_test]
+    # the larger datasets default to a digits-like size: the study trains 13 models per seed
+    small = config.dataset == "digits"
+    max_train = config.max_train or (None if small else LARGE_DATASET_CAP[0])
+    max_test = config.max_test or (None if small else LARGE_DATASET_CAP[1])
+    if max_train:
+        data.x_train, data.y_train = data.x_train[:max_train], data.y_train[:max_train]
+    if max_test:
+        data.x_test, data.y_test = data.x_test[:max_test], data.y_test[:max_test]
     data.info = dict(data.info, n_train=len(data.x_train), n_test=len(data.x_test))
     norm = data.info["normalization"]
     c, s = data.x_train.shape[1], data.x_train.shape[-1]
@@ -348,14 +353,25 @@ def _control_summary(runs: list[ControlRun], data: Dataset, config: ImageStudyCo
 
 
 # ---------------------------------------------------------------- the study
-def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = True,
+def _seed_runs(config: ImageStudyConfig, seed: int, device="cpu",
+               tasks: ImageTasks | None = None) -> tuple[ControlRun, ControlRun]:
+    """Both parts of the study for one seed: (teacher-task run, classification run)."""
+    if tasks is None:  # in a worker process: one thread each, and its own copy of the data
+        torch.set_num_threads(1)
+        tasks = make_tasks(config)
+    return (run_control(tasks.regression, config, config.stage_epochs, seed, device, with_layerwise=True),
+            run_control(tasks.classification, config, config.class_stage_epochs, seed, device))
+
+
+def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = True, workers: int = 1,
                     log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run both parts of the study for every seed and return the ``results.json`` dict.
 
     Sections: ``config``, ``teacher`` (``summary``, ``alignment.<learner>``, ``ratio``,
     ``correction``), ``frozen_vs_unfrozen`` (``classification``, ``teacher``), ``units``
     (teacher units matched to learner units, for the pictures) and ``seconds``. More
-    sections can be added to the dict before :func:`write_image_study`.
+    sections can be added to the dict before :func:`write_image_study`. ``workers`` > 1
+    runs the seeds in that many processes (same numbers).
     """
     config.validate()
     start = time.perf_counter()
@@ -365,10 +381,22 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
     depth = len(config.widths)
     teacher_runs: list[ControlRun] = []
     class_runs: list[ControlRun] = []
-    bar = tqdm(config.seeds, desc="image study", unit="seed", disable=not progress, leave=False)
-    for seed in bar:
-        teacher_runs.append(run_control(reg, config, config.stage_epochs, seed, device, with_layerwise=True))
-        class_runs.append(run_control(cls, config, config.class_stage_epochs, seed, device))
+    bar = tqdm(total=len(config.seeds), desc="image study", unit="seed", disable=not progress, leave=False)
+    if workers > 1 and len(config.seeds) > 1:
+        import concurrent.futures
+        import multiprocessing
+
+        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(config.seeds)),
+                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_seed_runs, config, seed, "cpu") for seed in config.seeds]
+            pairs = [f.result() for f in futures]
+    else:
+        pairs = (_seed_runs(config, seed, device, tasks) for seed in config.seeds)
+    for seed, (teacher_run, class_run) in zip(config.seeds, pairs):
+        bar.update()
+        teacher_runs.append(teacher_run)
+        class_runs.append(class_run)
         if log:
             m = teacher_runs[-1].metrics
             log(f"seed {seed}: teacher rel. test MSE joint {m['joint']:.4g}, layerwise {m['layerwise']:.4g}, "
