@@ -140,7 +140,8 @@ class ImageStudyConfig:
     stage_epochs: int = 6
     class_stage_epochs: int = 6
     lr: float = 3e-3
-    batch_size: int = 256
+    batch_size: int = 256  # teacher task
+    class_batch_size: int = 64  # classification control (digits has 1,437 training images)
     seeds: tuple[int, ...] = (0, 1, 2)
     render_steps: int = 256  # feature-visualization steps for the unit pictures (0: no pictures)
     freeze: tuple[str, ...] = ("block1",)  # what the control freezes in the joint stage
@@ -171,8 +172,8 @@ class ImageStudyConfig:
 
 IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
-    # the demo's stage: one seed, fewer epochs and render steps (about 30 s on 2 cores)
-    "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 1, "render_steps": 96},
+    # the demo's stage: one seed, the digits without shifted copies, short schedules and renders
+    "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 0, "render_steps": 64},
     # seconds, for tests
     "quick": {"seeds": (0, 1), "max_train": 192, "max_test": 64, "shifted_copies": 0, "stage_epochs": 3,
               "class_stage_epochs": 3, "widths": (4, 8, 8), "render_steps": 4, "batch_size": 64},
@@ -276,9 +277,13 @@ class ControlRun:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _batch_size(data: Dataset, config: ImageStudyConfig) -> int:
+    return config.batch_size if data.task == "regression" else config.class_batch_size
+
+
 def _train(model: nn.Module, data: Dataset, mode: str, epochs: int, config: ImageStudyConfig, seed: int,
            device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
-    cfg = TrainConfig(mode=mode, epochs=epochs, lr=config.lr, batch_size=config.batch_size, seed=seed,
+    cfg = TrainConfig(mode=mode, epochs=epochs, lr=config.lr, batch_size=_batch_size(data, config), seed=seed,
                       freeze=freeze)
     return train_model(model, data, cfg, device=device, progress=False).metrics
 
@@ -343,9 +348,10 @@ def _control_summary(runs: list[ControlRun], data: Dataset, config: ImageStudyCo
         out[name] = spread([r.metrics[name] for r in runs])
     out["difference"] = spread([r.metrics["unfrozen"] - r.metrics["frozen"] for r in runs])
     out["difference_definition"] = f"unfrozen - frozen {metric}"
-    out["total_steps"] = {"joint": total_steps(plan["joint"], n, config.batch_size),
-                          "unfrozen": total_steps(plan["layerwise+joint"], n, config.batch_size),
-                          "frozen": total_steps(plan["layerwise+joint"], n, config.batch_size)}
+    batch = _batch_size(data, config)
+    out["total_steps"] = {"joint": total_steps(plan["joint"], n, batch),
+                          "unfrozen": total_steps(plan["layerwise+joint"], n, batch),
+                          "frozen": total_steps(plan["layerwise+joint"], n, batch)}
     for name in ("unfrozen", "frozen"):
         mean, std = _blockwise([_movement(r.before, r.models[name], data.x_test) for r in runs])
         out[f"cka_before_after_{name}"] = {"mean": mean, "std": std}
@@ -503,7 +509,8 @@ def write_image_study(results: dict[str, Any], out: str | Path) -> list[str]:
     with atomic_directory(out) as tmp:
         if steps > 0 and "_models" in results:
             render_units(results, tmp, steps)
-        files = write_image_plots(results, tmp)
+        files = sorted({f for u in results.get("units", []) for f in u.get("files", {}).values()})
+        files += write_image_plots(results, tmp)
         results["files"] = ["results.json"] + files
         atomic_write_json(tmp / "results.json", {k: v for k, v in results.items() if not k.startswith("_")})
     return results["files"]
