@@ -46,6 +46,7 @@ from ..data import Dataset, load_dataset
 from ..devices import generator, seeded
 from ..errors import FeatvizError
 from ..fileio import atomic_directory, atomic_write_json, save_png
+from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..train import TrainConfig, evaluate, train_model
@@ -93,13 +94,9 @@ def positions(h: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def block_features(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> list[torch.Tensor]:
     """Every block's output on images ``x`` in eval mode (modes restored), as (N·H·W, C) float32."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with restored_modes(model):
+        model.eval()
         chunks = [model.features(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-    finally:
-        for m, mode in modes:
-            m.train(mode)
     return [positions(torch.cat([c[l] for c in chunks])).float() for l in range(len(chunks[0]))]
 
 
