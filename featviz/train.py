@@ -136,7 +136,8 @@ def check_freeze(model: nn.Module, freeze: tuple[str, ...]) -> None:
     names = [f"block{l}" for l in range(1, model.depth + 1)]
     for name in freeze:
         if name not in names:
-            raise FeatvizError(f"--freeze {name}: the model has no block of that name", f"use one of {', '.join(names)}")
+            raise FeatvizError(f"--freeze {name}: the model has no block of that name",
+                               f"use one of {', '.join(names)}")
 
 
 def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

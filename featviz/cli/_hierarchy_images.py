@@ -52,7 +52,8 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
         import torch
 
         torch.set_num_threads(threads)
-    results = run_image_study(config, device=device, progress=True, workers=workers, log=lambda line: click.echo(line, err=True))
+    results = run_image_study(config, device=device, progress=True, workers=workers,
+                              log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
     write_image_study(results, out)
     headline = image_study_headline(results)

@@ -52,7 +52,6 @@ from ..nets.conv_teacher import ConvTeacher
 from ..train import TrainConfig, evaluate, train_model
 from .metrics import feature_r2
 
-TEACHER_LEARNERS = ("joint", "layerwise", "layerwise+joint")
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
 
@@ -403,7 +402,8 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
         if log:
             m = teacher_runs[-1].metrics
             log(f"seed {seed}: teacher rel. test MSE joint {m['joint']:.4g}, layerwise {m['layerwise']:.4g}, "
-                f"layerwise+joint {m['unfrozen']:.4g}; digits accuracy unfrozen {class_runs[-1].metrics['unfrozen']:.4f}, "
+                f"layerwise+joint {m['unfrozen']:.4g}; "
+                f"digits accuracy unfrozen {class_runs[-1].metrics['unfrozen']:.4f}, "
                 f"frozen {class_runs[-1].metrics['frozen']:.4f}")
 
     learner_of = {"joint": "joint", "layerwise": "layerwise", "layerwise+joint": "unfrozen",
@@ -443,7 +443,8 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
             "alignment": aligned,
             "ratio": {"layerwise/joint": ratio},
             "correction": correction,
-            "features": "per position: (N·H·W, C) rows on held-out images, fit on the first half, scored on the second",
+            "features": "per position: (N·H·W, C) rows on held-out images, "
+                        "fit on the first half, scored on the second",
         },
         "frozen_vs_unfrozen": {
             "classification": _control_summary(class_runs, cls, config, config.class_stage_epochs),

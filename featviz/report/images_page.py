@@ -70,6 +70,7 @@ def write_image_study_page(site: Site, results_dir: str | Path) -> dict[str, Any
     title = "Backward feature correction on images"
     site.render(IMAGE_STUDY_PAGE, "image_study.html", study={
         "title": title, "headline": headline, "rows": rows, "units": units, "learners": learners,
-        "figures": figures, "control": control, "freeze": (data.get("config") or {}).get("freeze") or ["block1"], "teacher": teacher, "config": data.get("config") or {},
+        "figures": figures, "control": control, "freeze": (data.get("config") or {}).get("freeze") or ["block1"],
+        "teacher": teacher, "config": data.get("config") or {},
         "purification": data.get("purification"), "seconds": data.get("seconds"), "command": data.get("command")})
     return {"page": IMAGE_STUDY_PAGE, "title": title, "headline": headline}
