@@ -32,7 +32,7 @@ __all__ = [
     "ActivationCapture", "COMPARE_SETTINGS", "FourierImage", "ImageParam", "LOGITS", "Maximization", "Neuron",
     "NeuronSet", "Objective", "Penalty", "PixelImage", "REGULARIZERS", "Recipe", "RenderResult", "RenderedNeuron",
     "TopExamples", "build_recipe", "channel", "color_decorrelation", "direction", "diversity", "hf_ratio",
-    "image_param", "layer_energy", "layer_shapes", "logit", "maximize", "neuron", "objective_scores", "parse_neuron_spec",
-    "parse_regs", "render", "resolve_neurons", "save_maximization", "shift_stability", "to_pil", "top_examples",
+    "image_param", "layer_energy", "layer_shapes", "logit", "maximize", "neuron", "objective_scores",
+    "parse_neuron_spec", "parse_regs", "render", "resolve_neurons", "save_maximization", "shift_stability", "to_pil", "top_examples",
     "total_variation",
 ]
