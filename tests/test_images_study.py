@@ -206,3 +206,14 @@ def test_page_refuses_a_folder_without_results(tmp_path):
 
     with pytest.raises(FeatvizError, match="results.json"):
         write_image_study_page(Site(tmp_path / "site", "featviz"), tmp_path)
+
+
+def test_quick_json_output_is_numbers(run_cli, tmp_path):
+    res = run_cli("hierarchy", "images", "--quick", "--seeds", "1", "--render-steps", "0", "--json",
+                  "--out", tmp_path / "s")
+    assert res.code == 0, res.err
+    out = json.loads(res.out)
+    saved = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert out["ratio"] == saved["teacher"]["ratio"]["layerwise/joint"]
+    assert out["frozen_vs_unfrozen"]["classification"]["difference"]["std"] == 0.0  # one seed
+    assert saved["units"] and all("files" not in u for u in saved["units"])  # no pictures asked for

@@ -56,26 +56,29 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
                               log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
     write_image_study(results, out)
-    headline = image_study_headline(results)
+    teacher, control = results["teacher"], results["frozen_vs_unfrozen"]
     if as_json:
-        emit_json({"out": str(out), **headline, "seconds": results["seconds"]})
+        emit_json({"out": str(out), "ratio": teacher["ratio"]["layerwise/joint"], "correction": teacher["correction"],
+                   "frozen_vs_unfrozen": {task: {k: entry[k] for k in ("metric", "difference", "unfrozen", "frozen",
+                                                                        "joint", "cka_before_after_unfrozen")}
+                                          for task, entry in control.items()},
+                   "seconds": results["seconds"]})
         return
-    for key, value in headline.items():
-        click.echo(f"{key}: {value}")
+    for line in headline_lines(results):
+        click.echo(line)
     click.echo(f"wrote {out}/results.json and {len(results['files']) - 1} files in {results['seconds']:.1f} s")
 
 
-def image_study_headline(results: dict) -> dict:
-    """The acceptance figures as short strings/numbers (mean ± std over seeds)."""
-    def pm(entry: dict, digits: int = 3) -> str:
-        return f"{entry['mean']:.{digits}g} ± {entry['std']:.2g}"
+def headline_lines(results: dict) -> list[str]:
+    """The acceptance figures, one line each (mean ± std over seeds)."""
+    def pm(entry: dict) -> str:
+        return f"{entry['mean']:.3g} ± {entry['std']:.2g}"
 
     teacher, control = results["teacher"], results["frozen_vs_unfrozen"]
-    return {
-        "layerwise/joint relative test MSE": pm(teacher["ratio"]["layerwise/joint"]),
-        "block1 R² gain of the joint stage": pm(teacher["correction"]["r2_to_teacher"]["block1"]),
-        "block1 CKA gain of the joint stage": pm(teacher["correction"]["cka"]["block1"]),
-        **{f"{task}: unfrozen - frozen {entry['metric']}": pm(entry["difference"]) for task, entry in control.items()},
-        **{f"{task}: block1 CKA before/after joint stage (unfrozen)":
-           f"{entry['cka_before_after_unfrozen']['mean'][0]:.3f}" for task, entry in control.items()},
-    }
+    lines = [f"layerwise/joint relative test MSE: {pm(teacher['ratio']['layerwise/joint'])}",
+             f"block1 alignment gain of the joint stage: R² {pm(teacher['correction']['r2_to_teacher']['block1'])}, "
+             f"CKA {pm(teacher['correction']['cka']['block1'])}"]
+    for task, entry in control.items():
+        lines.append(f"{task}: unfrozen - frozen {entry['metric']} {pm(entry['difference'])}; block1 CKA before/after "
+                     f"the joint stage {entry['cka_before_after_unfrozen']['mean'][0]:.3f}")
+    return lines
