@@ -55,6 +55,22 @@ def test_freeze_keeps_frozen_block_bit_identical_and_trains_the_rest(tiny_digits
     assert all(p.requires_grad for p in model.parameters())  # handed back unfrozen
 
 
+def test_conv_heads_are_an_arch_option(tiny_digits):
+    from featviz.nets import build_model
+
+    linear, conv = _tiny_conv(), None
+    with seeded(0):
+        conv = QuadraticDenseConvNet(1, 10, [4, 8, 8], image_size=8, head="conv")
+    assert "head" not in linear.arch and conv.arch["head"] == "conv"  # linear-head cards unchanged
+    x = tiny_digits.x_test[:5]
+    assert conv.eval()(x).shape == (5, 10) and conv(x, depth=1).shape == (5, 10)
+    rebuilt = build_model(conv.arch)
+    rebuilt.load_state_dict(conv.state_dict())
+    assert torch.equal(rebuilt.eval()(x), conv(x))
+    with pytest.raises(ValueError, match="head"):
+        QuadraticDenseConvNet(1, 10, [4], image_size=8, head="mlp")
+
+
 def test_freeze_rejects_unknown_block(tiny_digits):
     with pytest.raises(FeatvizError, match="block9"):
         train_model(_tiny_conv(), tiny_digits, TrainConfig(epochs=1, freeze=("block9",)), progress=False)
@@ -175,6 +191,9 @@ def test_quick_study_writes_results_with_the_contract_fields(quick_study):
         assert entry["cka_before_after_frozen"]["mean"][0] == pytest.approx(1.0, abs=1e-9)
         assert entry["total_steps"]["joint"] == entry["total_steps"]["unfrozen"] == entry["total_steps"]["frozen"]
     assert res["frozen_vs_unfrozen"]["classification"]["metric"] == "test_accuracy"
+    for task in ("classification", "teacher"):  # layerwise with conv heads, beside linear heads
+        heads = res["frozen_vs_unfrozen"][task]["layerwise_heads"]
+        assert len(heads["conv"]["per_seed"]) == 2 and heads["linear"] == res["frozen_vs_unfrozen"][task]["before"]
     assert {f for f in res["files"]} >= {"results.json", "teacher_error.png", "teacher_alignment.png",
                                          "frozen_vs_unfrozen.png"}
     units = res["units"]
@@ -195,7 +214,7 @@ def test_quick_study_page(quick_study, tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert info["headline"]["ratio"]["mean"] == pytest.approx(res["teacher"]["ratio"]["layerwise/joint"]["mean"])
     assert html.count("<img") == 12 * 3 + 3  # teacher + 2 learners per unit, 3 figures
-    assert "Frozen vs unfrozen" in html and "block1:3" in html
+    assert "Frozen vs unfrozen" in html and "block1:3" in html and "conv heads" in html
     for img in (tmp_path / "site" / "img" / "image-study").iterdir():
         assert img.stat().st_size > 0
 

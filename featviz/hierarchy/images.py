@@ -141,6 +141,7 @@ class ImageStudyConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     render_steps: int = 256  # feature-visualization steps for the unit pictures (0: no pictures)
     freeze: tuple[str, ...] = ("block1",)  # what the control freezes in the joint stage
+    conv_heads: bool = True  # also train layerwise with conv heads (ConvHeadReadout) beside the linear ones
 
     def validate(self) -> None:
         depth = len(self.widths)
@@ -169,7 +170,8 @@ class ImageStudyConfig:
 IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # the demo's stage: one seed, the digits without shifted copies, short schedules and renders
-    "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 0, "render_steps": 64},
+    "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 0, "render_steps": 64,
+             "conv_heads": False},
     # seconds, for tests
     "quick": {"seeds": (0, 1), "max_train": 192, "max_test": 64, "shifted_copies": 0, "stage_epochs": 3,
               "class_stage_epochs": 3, "widths": (4, 8, 8), "render_steps": 4, "batch_size": 64},
@@ -245,12 +247,13 @@ def make_tasks(config: ImageStudyConfig) -> ImageTasks:
 
 
 # ---------------------------------------------------------------- training
-def make_learner(data: Dataset, widths: Sequence[int], seed: int, outputs: int) -> QuadraticDenseConvNet:
+def make_learner(data: Dataset, widths: Sequence[int], seed: int, outputs: int,
+                 head: str = "linear") -> QuadraticDenseConvNet:
     norm = data.info["normalization"]
     c, s = data.x_train.shape[1], data.x_train.shape[-1]
     with seeded(seed):
         return QuadraticDenseConvNet(c, outputs, list(widths), image_size=s, input_mean=norm["mean"],
-                                     input_std=norm["std"])
+                                     input_std=norm["std"], head=head)
 
 
 def budgets(stage_epochs: int, depth: int) -> dict[str, list[int]]:
@@ -312,6 +315,10 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
         layerwise = make_learner(data, config.widths, seed, outputs)
         _train(layerwise, data, "layerwise", plan["layerwise"][0], config, seed, device)
         run.models["layerwise"] = layerwise.cpu()
+    if config.conv_heads:  # the layerwise stages again, each block read out through a conv head
+        conv = make_learner(data, config.widths, seed, outputs, head="conv")
+        _train(conv, data, "layerwise", stage_epochs, config, seed, device)
+        run.metrics["before_conv_heads"] = _metric(conv.cpu(), data)
     run.metrics.update({name: _metric(m, data) for name, m in run.models.items()})
     return run
 
@@ -351,6 +358,10 @@ def _control_summary(runs: list[ControlRun], data: Dataset, config: ImageStudyCo
     for name in ("unfrozen", "frozen"):
         mean, std = _blockwise([_movement(r.before, r.models[name], data.x_test) for r in runs])
         out[f"cka_before_after_{name}"] = {"mean": mean, "std": std}
+    if all("before_conv_heads" in r.metrics for r in runs):
+        out["layerwise_heads"] = {"linear": out["before"],
+                                  "conv": spread([r.metrics["before_conv_heads"] for r in runs]),
+                                  "note": f"layerwise, {stage_epochs} epochs per stage, {metric}"}
     return out
 
 
