@@ -57,7 +57,7 @@ from .metrics import (CONVERGENCE_TOLERANCE, data_baseline, flat_threshold, hf_r
                       total_variation)
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
 from .regularizers import Recipe, parse_regs
-from .render import data_decorrelation, input_shape_of, model_device, render
+from .render import data_decorrelation, eval_mode, input_shape_of, model_device, render
 
 # What --compare-regs renders when no --reg is given: from nothing to the full recipe.
 COMPARE_SETTINGS = ("none", "l2", "tv", "blur", "jitter", "fft", "standard")
@@ -222,8 +222,9 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
                         continue_steps=steps if check_convergence else 0)
         hf = hf_ratio(result.images)
         tv = total_variation(result.images)
-        stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
-                                 preprocess).cpu()
+        with eval_mode(model):  # in train mode BatchNorm would use (and update) batch statistics
+            stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
+                                     preprocess).cpu()
         for i, neuron in enumerate(part.neurons):
             act = float(result.scores[i])
             ref = best.get(neuron)
