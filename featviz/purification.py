@@ -307,6 +307,22 @@ def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, devi
     return results
 
 
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the results of runs over disjoint seeds with the same config (e.g. one
+    process per seed) into the results one run over all those seeds would give."""
+    if not parts:
+        raise FeatvizError("nothing to combine")
+    if any(p["config"] != parts[0]["config"] for p in parts):
+        raise FeatvizError("the runs to combine have different configs")
+    seeds_out = sorted((s for p in parts for s in p["per_seed"]), key=lambda s: s["seed"])
+    if len({s["seed"] for s in seeds_out}) != len(seeds_out):
+        raise FeatvizError("the runs to combine share a seed")
+    cfg = PurificationConfig(**{**parts[0]["config"], "blocks": tuple(parts[0]["config"]["blocks"])})
+    baseline = seeds_out[0]["baseline"]
+    return {"purification": _summarize(cfg, seeds_out, baseline), "config": parts[0]["config"], "baseline": baseline,
+            "per_seed": seeds_out, "seconds": round(sum(p["seconds"] for p in parts), 1)}
+
+
 def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
     """results.json, the two plots and the first seed's renders (block grids per model), atomically."""
     from .fileio import atomic_directory, atomic_write_bytes, atomic_write_json
@@ -401,4 +417,4 @@ def renders_png(renders: dict, units: int = 8) -> bytes:
 
 
 __all__ = ["MODELS", "PRESETS", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines", "decompose",
-           "measure_images", "measure_weights", "run", "spread", "train_models", "write_results"]
+           "combine", "measure_images", "measure_weights", "run", "spread", "train_models", "write_results"]

@@ -92,10 +92,37 @@ def test_study_writes_self_contained_results(tmp_path):
         for block in ("block2", "block3"):
             stat = p["hf_ratio"][name][block]
             assert len(stat["per_seed"]) == 2 and set(stat) == {"mean", "std", "per_seed"}
-    assert p["hf_ratio"]["data"] == pytest.approx(on_disk["baseline"]["hf_ratio"]) and 0 < p["hf_ratio"]["data"] < 0.1
+    assert p["hf_ratio"]["data"] == pytest.approx(on_disk["baseline"]["hf_ratio"]) and 0 < p["hf_ratio"]["data"] < 1
     assert set(p["residual_ratio"]) == {"block1", "block2", "block3"}
     seed0 = on_disk["per_seed"][0]
     assert len(seed0["weights"]["block1"]["residual_ratio"]) == 2  # one per unit of block1
     assert seed0["training"]["clean"]["total_epochs"] == seed0["training"]["adversarial"]["total_epochs"] == 2
     assert on_disk["per_seed"][1]["seed"] == 1
     assert all((tmp_path / "study" / f).is_file() for f in ("hf_ratio.png", "residual.png", "renders.png"))
+
+
+def test_combining_runs_over_disjoint_seeds_equals_one_run():
+    from featviz.purification import _summarize, combine
+
+    cfg = PurificationConfig(epochs=2, width=2, adv_steps=1, render_steps=3, robust_eval_steps=0, image_size=8)
+
+    def fake(seed, hf_clean, hf_adv):
+        images = {name: {b: {"median_hf_ratio": hf, "median_hf_ratio_converged": hf, "n": 4, "n_converged": 2}
+                         for b in ("block2", "block3")}
+                  for name, hf in (("clean", hf_clean), ("adversarial", hf_adv), ("clean_scratch", hf_clean))}
+        weights = {"block1": {"residual_ratio": [0.1 * (seed + 1)], "residual_ratio_scratch": [0.2],
+                              "cos_to_init": {n: [0.5] for n in ("parent", "clean", "adversarial", "clean_scratch")}}}
+        training = {n: {"test_accuracy": 0.9, "robust_accuracy": None} for n in ("clean", "adversarial", "clean_scratch")}
+        return {"seed": seed, "images": images, "weights": weights, "training": training, "baseline": {"hf_ratio": 0.02}}
+
+    seeds = [fake(0, 0.8, 0.4), fake(1, 0.6, 0.6)]
+    config = {**cfg.__dict__, "blocks": list(cfg.blocks)}
+    parts = [{"per_seed": [s], "config": config, "seconds": 1.0} for s in reversed(seeds)]
+    merged = combine(parts)
+    assert [s["seed"] for s in merged["per_seed"]] == [0, 1]
+    assert merged["purification"] == _summarize(cfg, seeds, {"hf_ratio": 0.02})
+    assert merged["purification"]["adv_over_clean"]["block2"]["per_seed"] == [0.5, 1.0]
+    assert merged["purification"]["adv_over_clean"]["block2"]["mean"] == pytest.approx(0.75)
+    assert merged["purification"]["target"]["met"]["block2"] is False
+    with pytest.raises(Exception, match="share a seed"):
+        combine(parts + parts[:1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -17,9 +18,12 @@ from ._common import check_out, common_options, emit_json, with_device
               "(default 0.1).")
 @click.option("--render-steps", type=click.IntRange(1, 100000), help="Ascent steps per render (default 512; the "
               "convergence check runs as many again).")
+@click.option("--combine", "parts", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Instead of running: merge the OUT folders of runs over disjoint seeds (e.g. one process per seed) "
+                   "into one (repeatable; renders.png comes from the first).")
 @common_options()
 @with_device
-def command(seeds, quick, epochs, eps, render_steps, seed, device, out, force, as_json):
+def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, force, as_json):
     """Feature purification with equal budgets: train clean and adversarially fine-tuned
     models from one clean parent, decompose their weights (w_clean = β·w_adv + v) and
     compare their unregularized renders' hf_ratio with the data's.
@@ -29,10 +33,13 @@ def command(seeds, quick, epochs, eps, render_steps, seed, device, out, force, a
     from .. import purification as P
 
     check_out(out, force)
-    cfg = P.PRESETS["quick" if quick else "full"]
-    cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("eps", eps), ("render_steps", render_steps))
-                          if v is not None})
-    results = P.run(out, seeds=seeds, device=str(device), config=cfg, first_seed=seed, progress=not as_json)
+    if parts:
+        results = _combine(P, parts, out)
+    else:
+        cfg = P.PRESETS["quick" if quick else "full"]
+        cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("eps", eps), ("render_steps", render_steps))
+                              if v is not None})
+        results = P.run(out, seeds=seeds, device=str(device), config=cfg, first_seed=seed, progress=not as_json)
     if as_json:
         emit_json(results["purification"] | {"out": str(out)})
         return
@@ -45,6 +52,22 @@ def command(seeds, quick, epochs, eps, render_steps, seed, device, out, force, a
     click.echo(f"{'data':<18}{_fmt(p['hf_ratio']['data']):>16}")
     click.echo("median |v| / |β·w_adv|: " + ", ".join(f"{b} {_pm(v)}" for b, v in p["residual_ratio"].items()))
     click.echo(f"{p['seeds']} seed(s) -> {out}/ in {results['seconds']:.1f} s")
+
+
+def _combine(P, parts, out: Path) -> dict:
+    from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
+    from ..report.results import read_json
+
+    results = P.combine([read_json(Path(p) / "results.json", "results.json written by `featviz purify`")
+                         for p in parts])
+    with atomic_directory(out) as tmp:
+        atomic_write_json(tmp / "results.json", results)
+        atomic_write_bytes(tmp / "hf_ratio.png", P.hf_plot(results))
+        atomic_write_bytes(tmp / "residual.png", P.residual_plot(results))
+        renders = Path(parts[0]) / "renders.png"
+        if renders.is_file():
+            atomic_write_bytes(tmp / "renders.png", renders.read_bytes())
+    return results
 
 
 def _fmt(value) -> str:
