@@ -44,6 +44,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import FeatvizError
+from .stats import median
 
 MODELS = ("clean", "adversarial", "clean_scratch")
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
@@ -111,11 +112,6 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
 
 def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
-
-
-def _median(values) -> float | None:
-    vals = _finite(values)
-    return float(statistics.median(vals)) if vals else None
 
 
 def spread(per_seed: list[float | None]) -> dict[str, Any]:
@@ -217,10 +213,10 @@ def measure_images(models: dict[str, nn.Module], data, cfg: PurificationConfig, 
             imgs = [i for i in result.images if i.neuron.layer == f"block{b}"]
             conv = [i for i in imgs if i.converged]
             per_block[f"block{b}"] = {
-                "median_hf_ratio": _median(i.hf_ratio for i in imgs),
-                "median_hf_ratio_converged": _median(i.hf_ratio for i in conv),
-                "median_tv": _median(i.tv for i in imgs),
-                "median_activation": _median(i.activation for i in imgs),
+                "median_hf_ratio": median(i.hf_ratio for i in imgs),
+                "median_hf_ratio_converged": median(i.hf_ratio for i in conv),
+                "median_tv": median(i.tv for i in imgs),
+                "median_activation": median(i.activation for i in imgs),
                 "n": len(imgs), "n_flat": sum(i.flat for i in imgs), "n_converged": len(conv),
                 "hf_ratio": [i.hf_ratio for i in imgs],
             }
@@ -248,8 +244,8 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
     converged = {name: {b: sum(s["images"][name][b]["n_converged"] for s in seeds_out) /
                         max(1, sum(s["images"][name][b]["n"] for s in seeds_out)) for b in blocks}
                  for name in MODELS}
-    residual = {b: spread([_median(s["weights"][b]["residual_ratio"]) for s in seeds_out]) for b in weight_blocks}
-    cos_init = {name: {b: spread([_median(s["weights"][b]["cos_to_init"][name]) for s in seeds_out])
+    residual = {b: spread([median(s["weights"][b]["residual_ratio"]) for s in seeds_out]) for b in weight_blocks}
+    cos_init = {name: {b: spread([median(s["weights"][b]["cos_to_init"][name]) for s in seeds_out])
                        for b in weight_blocks} for name in ("parent",) + MODELS}
     accuracy = {name: {k: spread([s["training"][name][k] for s in seeds_out])
                        for k in ("test_accuracy", "robust_accuracy")} for name in MODELS}
@@ -258,7 +254,7 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
         "hf_ratio_converged_only": hf_conv,
         "adv_over_clean": ratio,
         "residual_ratio": residual,
-        "residual_ratio_scratch": {b: spread([_median(s["weights"][b]["residual_ratio_scratch"])
+        "residual_ratio_scratch": {b: spread([median(s["weights"][b]["residual_ratio_scratch"])
                                               for s in seeds_out]) for b in weight_blocks},
         "cos_to_init": cos_init,
         "converged_fraction": converged,
