@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from featviz.checkpoint import load_checkpoint
 from featviz.data import load_dataset
 from featviz.vis import param as P
-from featviz.vis.metrics import data_baseline, hf_ratio
+from featviz.vis.metrics import data_baseline, flat_threshold, hf_ratio, total_variation
 
 SETTINGS = ("standard", "fft+pad+jitter", "fft:2+pad+jitter", "fft:2", "standard+fft:2", "standard+fft:3",
             "tv:0.5", "tv:2", "tv:8", "blur:0.5", "blur:1", "fft+pad+jitter+tv:2", "l2+tv:1")
@@ -74,13 +74,15 @@ def main() -> None:
     start = time.perf_counter()
     none = run("none")
     rows = [(s, 0) for s in SETTINGS] + ([(s, args.native) for s in ("none", "fft", "standard")] if args.native else [])
-    print(f"{'setting':<30} {'act/none':>9} {'hf_ratio':>9} {'hf/data':>8}")
+    print(f"{'setting':<30} {'act/none':>9} {'hf_ratio':>9} {'hf/data':>8} {'flat':>5}  (hf median over non-flat)")
     for reg, native in rows:
         r = run(reg, native)
         keep = statistics.median((r.scores / none.scores).tolist())
-        hf = statistics.median(hf_ratio(r.images).tolist())
+        flat = total_variation(r.images) < flat_threshold(base)
+        scored = hf_ratio(r.images)[~flat].tolist()
+        hf = statistics.median(scored) if scored else float("nan")
         label = reg + (f" @native{native}" if native else "")
-        print(f"{label:<30} {keep:>9.3f} {hf:>9.3f} {hf / base['hf_ratio']:>8.1f}", flush=True)
+        print(f"{label:<30} {keep:>9.3f} {hf:>9.3f} {hf / base['hf_ratio']:>8.1f} {int(flat.sum()):>5}", flush=True)
     print(f"({time.perf_counter() - start:.0f} s, 1 thread, machine shared/loaded)")
 
 
