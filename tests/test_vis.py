@@ -480,3 +480,15 @@ def test_convergence_flag_early_stop_vs_converged(tiny_convnet):
     plain = render(tiny_convnet, "block1:0-3", steps=200, lr=1.0)
     assert torch.equal(torch.stack([img.image for img in done]), plain.images)
     assert not is_converged(1.0, 1.02) and is_converged(1.0, 0.995) and not is_converged(1.0, float("nan"))
+
+
+def test_gallery_table_shows_the_data_baseline(tiny_convnet, tiny_digits, tmp_path):
+    from featviz.report import layer_summary
+    from featviz.report.results import read_visuals
+
+    result = maximize(tiny_convnet, "block2:0-1", ["none"], steps=3, dataset=tiny_digits.x_train, top_k=1,
+                      check_convergence=False)
+    metrics = save_maximization(result, tmp_path, upscale=1, grid=False)
+    rows = layer_summary(read_visuals([tmp_path]), "block2")
+    assert [r["reg"] for r in rows] == ["none", "data (real images)"]
+    assert rows[1]["hf_ratio"] == metrics["baseline"]["hf_ratio"] and rows[1]["tv"] == metrics["baseline"]["tv"]
