@@ -27,7 +27,7 @@ def saved(tmp_path, tiny_convnet):
 def test_round_trip_is_bit_exact(saved):
     path, model = saved
     ckpt = load_checkpoint(path)
-    assert sorted(os.listdir(path)) == ["card.json", "model.safetensors"]
+    assert sorted(os.listdir(path)) == [".featviz-output", "card.json", "model.safetensors"]
     for (k, a), (k2, b) in zip(model.state_dict().items(), ckpt.model.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     x = torch.rand(4, 1, 8, 8)
