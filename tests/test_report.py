@@ -1,4 +1,4 @@
-"""The gallery: hand-made result folders in the CONTRACT.md formats in, a static site out."""
+"""The gallery: hand-made result folders in the docs/formats.md formats in, a static site out."""
 
 from __future__ import annotations
 
