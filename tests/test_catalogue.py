@@ -236,3 +236,37 @@ def test_bad_input(world, run_cli, name, argv, needle):
     assert sorted(p.name for p in (world / "hidden").iterdir()) == [".notes"]
     assert (world / "fakeckpt" / "model.safetensors").read_bytes() == b"mine"
     shutil.rmtree(world / "o", ignore_errors=True)
+
+
+def test_force_replaces_a_folder_featviz_made_and_names_the_command(world, run_cli, tmp_path):
+    out = tmp_path / "vis"
+    args = ["maximize", world / "good", "--neuron", "block1:0", "--steps", "1", "--top-k", "0", "--out", out]
+    assert run_cli(*args).code == 0
+    marker = json.loads((out / ".featviz-output").read_text())
+    assert marker["made_by"] == "featviz" and marker["command"].startswith("featviz maximize ")
+    (out / "stale.png").write_bytes(b"old")
+    assert run_cli(*args).code == 2  # not empty, no --force
+    assert run_cli(*args, "--force").code == 0  # featviz's own folder: replaced
+    assert not (out / "stale.png").exists() and (out / "metrics.json").is_file()
+    # folders from before the marker: a checkpoint and a gallery are still featviz's
+    legacy = tmp_path / "legacy"
+    shutil.copytree(world / "good", legacy)
+    (legacy / ".featviz-output").unlink(missing_ok=True)
+    res = run_cli("train", *SYN, "--out", legacy, "--force")
+    assert res.code == 0, res.err
+    gal = tmp_path / "oldgallery"
+    gal.mkdir()
+    (gal / "index.html").write_text("<footer>Made by featviz: a static page</footer>")
+    res = run_cli("gallery", world / "good", "--render-steps", "0", "--out", gal, "--force")
+    assert res.code == 0, res.err
+
+
+@pytest.mark.parametrize("command", [
+    ["maximize", "{root}/truncated", "--neuron", "block1:0"],
+    ["attack", "{root}/pickle"],
+    ["gallery", "{root}/hugewidth"],
+    ["train", "--dataset", "mnist", "--data-root", "{root}/badmnist"],
+])
+def test_out_is_checked_before_the_model_or_data_is_loaded(world, run_cli, command):
+    res = run_cli(*[a.replace(T, str(world)) for a in command], "--out", "/proc/featviz-out")
+    assert res.code == 2 and "/proc" in res.err and "safetensors" not in res.err and "idx" not in res.err.lower()
