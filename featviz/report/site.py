@@ -48,8 +48,9 @@ def environment() -> jinja2.Environment:
 
 
 # Images a page loads eagerly: those a first screen shows (lazy images there load late or, in a
-# headless screenshot, not at all); the rest stay lazy so long pages open fast.
-EAGER_IMAGES = 12
+# headless screenshot, not at all); the rest stay lazy so long pages open fast. A layer page
+# shows up to 36 unit images in a 1200×800 window; 48 leaves a margin for wider screens.
+EAGER_IMAGES = 48
 
 
 def eager_first_images(html: str, count: int) -> str:
