@@ -192,3 +192,10 @@ def test_checkpoint_trained_on_mnist_finds_its_data_again(tmp_path, run_cli, mon
     assert res.code == 0, res.err
     metrics = json.loads((tmp_path / "vis" / "metrics.json").read_text())
     assert len(metrics["dataset_examples"][0]["files"]) >= 1  # the examples came from the recorded root
+    res = run_cli("train", "--dataset", "mnist", "--data-root", tmp_path / "data", "--image-size", "8", "--width", "3",
+                  "--depth", "1", "--epochs", "1", "--seed", "1", "--out", tmp_path / "ckpt2")
+    assert res.code == 0, res.err
+    res = run_cli("gallery", tmp_path / "ckpt", tmp_path / "ckpt2", "--render-steps", "0", "--json",
+                  "--out", tmp_path / "gal")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["comparisons"]  # units matched on the test images found through the cards
