@@ -123,8 +123,9 @@ class Maximization:
         }
 
 
-def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str | Sequence[str]] = ("none",), *,
-             shape: Sequence[int] | None = None, steps: int = 256, lr: float = 0.05, param: str | None = None,
+def maximize(model: nn.Module, neurons: str | Sequence[str],
+             regs: Sequence[str | Sequence[str] | Recipe] = ("none",), *, shape: Sequence[int] | None = None,
+             steps: int = 256, lr: float = 0.05, param: str | None = None,
              seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
              dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
              decorrelation: torch.Tensor | None = None, max_batch: int = 256,
@@ -134,8 +135,10 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
     Args:
         model: any ``nn.Module`` (see :func:`~featviz.vis.render.render`).
         neurons: spec(s) such as ``"block2:*"``, ``"block1:3@8,8"``, ``"logits:7"``.
-        regs: settings to compare, each ``"standard"``, ``"tv:0.1+jitter:1"`` or a
-            list of names combined (default: just ``"none"``).
+        regs: settings to compare, each ``"standard"``, ``"tv:0.1+jitter:1"``, a
+            list of names combined, or a :class:`Recipe` (which may carry user
+            transforms and penalties, see :func:`~featviz.vis.regularizers.build_recipe`);
+            default just ``"none"``.
         shape, steps, lr, param, seed, device, preprocess: as for ``render``; every
             setting starts from the same seeded initial image.
         dataset: images (N, C, H, W) in [0, 1] (or an iterable of batches) to rank
@@ -157,7 +160,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
         raise SpecError("no neuron given", "pass at least one --neuron LAYER:UNIT")
     shapes = layer_shapes(model, shape, preprocess, device)
     sets = [resolve_neurons(model, s, shape, preprocess, shapes=shapes) for s in specs]
-    recipes = [parse_regs(r, max(shape[1:]), param) for r in regs]
+    recipes = [r if isinstance(r, Recipe) else parse_regs(r, max(shape[1:]), param) for r in regs]
     labels = [r.label for r in recipes]
     if len(set(labels)) != len(labels):
         raise SpecError(f"a regularization setting is listed twice ({', '.join(labels)})")

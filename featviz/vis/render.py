@@ -26,7 +26,7 @@ from .hooks import ActivationCapture, Preprocess
 from .neurons import NeuronSet, resolve_neurons
 from .objectives import Objective
 from .param import ImageParam, color_decorrelation, image_param
-from .regularizers import Recipe, parse_regs
+from .regularizers import Recipe, Regularizer, TransformLike, build_recipe
 from .transforms import fit
 
 
@@ -82,7 +82,8 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
            batch: int | None = None, regs: Recipe | str | Sequence[str] = "none", param: str | None = None,
            steps: int = 256, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
            preprocess: Preprocess | None = None, decorrelation: torch.Tensor | None = None,
-           init_std: float = 0.01, progress: bool = False) -> RenderResult:
+           init_std: float = 0.01, progress: bool = False, transforms: Sequence[TransformLike] = (),
+           regularizers: Sequence[Regularizer] = ()) -> RenderResult:
     """Maximize ``objective`` by gradient ascent on a batch of images.
 
     Args:
@@ -103,6 +104,10 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             :func:`~featviz.vis.param.color_decorrelation`); identity if None.
         init_std: scale of the random initial parameters.
         progress: show a tqdm bar on stderr.
+        transforms: more random transforms, names (``"jitter:2"``) or functions
+            ``(images (N, C, H, W), generator) -> images``, run after those of ``regs``.
+        regularizers: more penalties, names (``"tv:0.1"``) or objects ``images -> (N,)``
+            such as a :class:`~featviz.vis.regularizers.Penalty` subclass.
 
     Returns a :class:`RenderResult`. Raises :class:`DivergenceError` if the objective
     or the image becomes NaN/Inf (never returns a NaN image).
@@ -121,7 +126,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         if batch != len(neurons.units):
             raise SpecError(f"{neurons.spec} has {len(neurons.units)} units but batch={batch}")
     batch = batch or 1
-    recipe = regs if isinstance(regs, Recipe) else parse_regs(regs, max(shape[1:]), param)
+    recipe = build_recipe(regs, max(shape[1:]), param, transforms=transforms, regularizers=regularizers)
     gen = generator(seed)
     decor = None
     if recipe.decorrelate and shape[0] > 1:
