@@ -188,6 +188,7 @@ CASES = [
      "did not write"),
     ("hier-force-foreign", ["hierarchy", "run", "--preset", "quick", "--out", T + "/full", "--force"], "did not write"),
     ("demo-force-foreign", ["demo", "--quick", "--out", T + "/thesis", "--force"], "did not write"),
+    ("purify-force-foreign", ["purify", "--quick", "--out", T + "/thesis", "--force"], "did not write"),
     ("train-force-foreign-card", ["train", *SYN, "--out", T + "/fakeckpt", "--force"], "did not write"),
     ("max-force-hidden-file", ["maximize", T + "/good", "--neuron", "block1:0", "--out", T + "/hidden", "--force"],
      "did not write"),

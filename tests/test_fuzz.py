@@ -130,7 +130,13 @@ def _invocation(world):
         build, st.just(["demo", "--quick"]),
         st.lists(st.tuples(st.just("--models"), path).map(list), max_size=1),
         st.one_of(bad_common.map(list)), out, st.booleans())
-    return st.one_of(train, info, maximize, attack, gallery, hierarchy, demo)
+    purify = st.builds(
+        build, st.just(["purify", "--quick"]),
+        st.lists(st.one_of(
+            st.tuples(st.sampled_from(["--seeds", "--epochs", "--eps", "--render-steps"]), num).map(list),
+            st.tuples(st.just("--combine"), path).map(list)), max_size=2),
+        st.one_of(bad_common.map(list), st.just(["--epochs", "1"]), st.just(["--eps", "0"])), out, st.booleans())
+    return st.one_of(train, info, maximize, attack, gallery, hierarchy, demo, purify)
 
 
 def _leftovers(parent, name: str) -> list[str]:
