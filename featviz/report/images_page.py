@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import FeatvizError
 from .results import _inside, read_json
 from .site import Site
+from .studies import purification_rows
 
 IMAGE_STUDY_PAGE = "image-study.html"
 _FIGURES = ("teacher_error", "teacher_alignment", "frozen_vs_unfrozen")
@@ -30,8 +31,8 @@ def read_image_study(folder: Path) -> dict[str, Any]:
     return data
 
 
-def write_image_study_page(site: Site, results_dir: str | Path) -> dict[str, Any]:
-    """Render ``image-study.html`` into ``site`` from the study folder ``results_dir``.
+def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAGE_STUDY_PAGE) -> dict[str, Any]:
+    """Render ``page`` (``image-study.html``) into ``site`` from the study folder ``results_dir``.
 
     Returns ``{"page", "title", "headline"}`` for the index (headline: the layerwise/joint
     error ratio, the block-1 alignment gain of the joint stage, and the frozen-vs-unfrozen
@@ -68,9 +69,9 @@ def write_image_study_page(site: Site, results_dir: str | Path) -> dict[str, Any
         "frozen_vs_unfrozen": {task: _pm(entry.get("difference")) for task, entry in control.items()},
     }
     title = "Backward feature correction on images"
-    site.render(IMAGE_STUDY_PAGE, "image_study.html", study={
+    site.render(page, "image_study.html", study={
         "title": title, "headline": headline, "rows": rows, "units": units, "learners": learners,
         "figures": figures, "control": control, "freeze": (data.get("config") or {}).get("freeze") or ["block1"],
         "teacher": teacher, "config": data.get("config") or {},
-        "purification": data.get("purification"), "seconds": data.get("seconds"), "command": data.get("command")})
-    return {"page": IMAGE_STUDY_PAGE, "title": title, "headline": headline}
+        "purification": purification_rows(data) if data.get("purification") else None, "seconds": data.get("seconds"), "command": data.get("command")})
+    return {"page": page, "title": title, "headline": headline}
