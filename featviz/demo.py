@@ -221,17 +221,17 @@ class Demo:
     def run_image_study(self, stage: Stage) -> None:
         """Backward feature correction on images (a conv teacher labels the digits) and feature
         purification (clean vs adversarially fine-tuned at equal budgets), demo-sized: one seed."""
-        from .hierarchy.images import image_study_preset, run_image_study, write_image_study
+        from .hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
         from .purification import PurificationConfig
         from .purification import run as run_purification
 
         purify_dir, image_dir = self.results / "purification", self.results / "image-study"
-        purify = run_purification(purify_dir, seeds=1, first_seed=self.seed, device=str(self.device),
+        run_purification(purify_dir, seeds=1, first_seed=self.seed, device=str(self.device),
                                   progress=self.progress, config=PurificationConfig(**self.budget.purification))
         config = image_study_preset(self.budget.image_preset, seeds=(self.seed,))
         results = run_image_study(config, device=self.device, progress=self.progress)
         # the image study's results.json carries the purification section too (docs/formats.md)
-        results["purification"] = purify["purification"]
+        attach_purification(results, purify_dir)
         write_image_study(results, image_dir)
         label = "demo-sized, 1 seed"
         self.studies += [(image_dir, label), (purify_dir, label)]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -236,3 +237,17 @@ def test_quick_json_output_is_numbers(run_cli, tmp_path):
     assert out["ratio"] == saved["teacher"]["ratio"]["layerwise/joint"]
     assert out["frozen_vs_unfrozen"]["classification"]["difference"]["std"] == 0.0  # one seed
     assert saved["units"] and all("files" not in u for u in saved["units"])  # no pictures asked for
+
+
+def test_purification_section_comes_from_a_purify_folder(run_cli, tmp_path):
+    shipped = Path(__file__).resolve().parents[1] / "studies" / "purification"
+    res = run_cli("hierarchy", "images", "--quick", "--seeds", "1", "--render-steps", "0",
+                  "--purification", tmp_path / "nothing", "--out", tmp_path / "bad")
+    assert res.code == 2 and "purify" in res.err and not (tmp_path / "bad").exists()
+    res = run_cli("hierarchy", "images", "--quick", "--seeds", "1", "--render-steps", "0",
+                  "--purification", shipped, "--out", tmp_path / "s")
+    assert res.code == 0, res.err
+    saved = json.loads((tmp_path / "s" / "results.json").read_text())
+    purify = json.loads((shipped / "results.json").read_text())
+    assert saved["purification"] == purify["purification"]
+    assert saved["purification_source"]["seeds"] == [s["seed"] for s in purify["per_seed"]]

@@ -24,19 +24,22 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
 @click.option("--freeze", multiple=True, metavar="LAYER", help="Block(s) the control freezes in the joint stage "
               "(default block1).")
 @click.option("--render-steps", type=click.IntRange(0), help="Visualization steps per unit picture (0: none).")
+@click.option("--purification", "purify_dir", type=click.Path(path_type=Path),
+              help="A `featviz purify` folder whose purification section goes into this study's results.json.")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for torch (1 is best on shared cores).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Processes that run the seeds in parallel (one torch thread each); results do not change.")
 @common_options()
 @with_device
 def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stage_epochs, freeze, render_steps,
-           threads, workers, seed, device, out, force, as_json):
+           purify_dir, threads, workers, seed, device, out, force, as_json):
     """Backward feature correction on images: a conv teacher labels the images; joint,
     layerwise and layerwise+joint learners at equal total steps are aligned to it block by
     block; then the frozen-lower-layer control on classification and on the teacher task.
     Writes OUT/results.json, figures and unit pictures."""
     from ..errors import FeatvizError
-    from ..hierarchy.images import image_study_preset, run_image_study, write_image_study
+    from ..hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
+    from ..report.results import read_json
 
     if seeds is not None and seeds < 1:
         raise FeatvizError(f"--seeds must be >= 1, got {seeds}")
@@ -48,6 +51,8 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     if seeds is None and seed:
         config.seeds = tuple(s + seed for s in config.seeds)
     check_out(out, force)
+    if purify_dir is not None:  # read before the work: a wrong folder fails fast
+        read_json(Path(purify_dir) / "results.json", "results.json of featviz purify")
     if threads:
         import torch
 
@@ -55,6 +60,8 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     results = run_image_study(config, device=device, progress=True, workers=workers,
                               log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
+    if purify_dir is not None:
+        attach_purification(results, purify_dir)
     write_image_study(results, out)
     teacher, control = results["teacher"], results["frozen_vs_unfrozen"]
     if as_json:

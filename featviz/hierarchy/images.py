@@ -531,3 +531,19 @@ def run_demo_image_study(out: str | Path, *, device="cpu", progress: bool = True
     results = run_image_study(config, device=device, progress=progress)
     write_image_study(results, out)
     return results
+
+
+def attach_purification(results: dict[str, Any], purify_dir: str | Path) -> dict[str, Any]:
+    """Put the ``purification`` section of a ``featviz purify`` folder into the image study's
+    ``results`` (the two studies share the digits and the conv net family; see docs/formats.md),
+    with ``purification_source`` naming where it came from. Returns ``results``."""
+    from ..report.results import read_json
+
+    folder = Path(purify_dir)
+    data = read_json(folder / "results.json", "results.json of featviz purify")
+    if not isinstance(data.get("purification"), dict):
+        raise FeatvizError(f"{folder / 'results.json'} has no purification section", "pass a featviz purify folder")
+    results["purification"] = data["purification"]
+    results["purification_source"] = {"folder": folder.name, "config": data.get("config"),
+                                      "seeds": [s.get("seed") for s in data.get("per_seed", [])]}
+    return results
