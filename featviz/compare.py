@@ -601,11 +601,11 @@ def format_table(results: dict[str, Any]) -> str:
 
 
 def demo_spec(seed: int = 0) -> CompareSpec:
-    """The demo-sized comparison: 2 seeds, 9 epochs, 120 test images, 2 units per block
+    """The demo-sized comparison: 2 seeds, 6 epochs, 120 test images, 2 units per block
     rendered for 48 steps (labelled as such wherever it is shown)."""
-    return CompareSpec(modes=("joint", "layerwise", "layerwise+joint"), seeds=2, seed=seed, epochs_total=9,
+    return CompareSpec(modes=("joint", "layerwise", "layerwise+joint"), seeds=2, seed=seed, epochs_total=6,
                        eps=(0.0, 0.05, 0.1, 0.2), n_examples=120, render_units=2, render_steps=48, bisect_steps=2,
-                       label="demo-sized: 2 seeds, 9 epochs, 120 test images")
+                       label="demo-sized: 2 seeds, 6 epochs, 120 test images")
 
 
 def run_demo_compare(out: str | Path, *, seed: int = 0, device: torch.device | str = "cpu",

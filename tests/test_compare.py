@@ -13,12 +13,12 @@ from featviz.errors import SpecError
 
 # A tiny comparison: width-2 nets on 8×8 digits, 20 attacked test images, one unit per block.
 TINY = ["--width", "2", "--image-size", "8", "--epochs-total", "3", "--eps", "0,0.1", "--n-examples", "20",
-        "--render-units", "1", "--render-steps", "4"]
+        "--render-units", "1", "--render-steps", "4", "--bisect-steps", "0"]
 
 
 def tiny_spec(**kw) -> CompareSpec:
     base = dict(modes=("joint", "layerwise"), seeds=1, epochs_total=3, eps=(0.0, 0.1), width=2, image_size=8,
-                n_examples=20, render_units=1, render_steps=4, bisect_steps=1)
+                n_examples=20, render_units=1, render_steps=4, bisect_steps=0)
     return CompareSpec(**(base | kw))
 
 

@@ -55,6 +55,8 @@ def _eps(text: str) -> tuple[float, ...]:
 @click.option("--render-units", type=int, default=4, show_default=True,
               help="Units 0..N-1 of every block are rendered (0: no renders).")
 @click.option("--render-steps", type=int, default=128, show_default=True, help="Render steps per image.")
+@click.option("--bisect-steps", type=click.IntRange(0, 20), default=5, show_default=True,
+              help="Bisections refining each example's minimal ε.")
 @click.option("--reuse", type=click.Path(path_type=Path, file_okay=False),
               help="An earlier compare --out folder (or its models/): models trained with the same recipe are reused.")
 @click.option("--workers", type=int, default=1, show_default=True,
@@ -64,8 +66,8 @@ def _eps(text: str) -> tuple[float, ...]:
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @common_options()
 @with_device
-def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, reuse,
-            workers, save_models, data_root, seed, device, out, force, as_json):
+def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, bisect_steps,
+            reuse, workers, save_models, data_root, seed, device, out, force, as_json):
     """Compare training modes over seeds at matched budgets.
 
     Trains (or reuses) --seeds models per mode with the same total optimizer steps,
@@ -80,7 +82,7 @@ def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, im
     spec = CompareSpec(dataset=dataset, modes=_modes(modes), seeds=seeds, seed=seed, epochs_total=epochs_total,
                        eps=_eps(eps), attack=attack, adv_eps=adv_eps, width=width, image_size=image_size,
                        n_examples=n_examples,
-                       render_units=render_units, render_steps=render_steps,
+                       render_units=render_units, render_steps=render_steps, bisect_steps=bisect_steps,
                        data_root=str(data_root) if data_root else None)
     spec.validate()
     if attack is not None:
