@@ -422,3 +422,56 @@ def test_divergence_is_reported_and_nothing_written(run_cli, tmp_path, monkeypat
                   "--steps", "3", "--out", tmp_path / "o")
     assert res.code == 2 and "diverged" in res.err and "--lr" in res.err
     assert not (tmp_path / "o").exists()
+
+
+def test_render_takes_a_user_transform(tiny_convnet):
+    """A transform function joins the named ones: here it blanks the left half of what the
+    model sees, so no gradient reaches those pixels and they keep their initial values."""
+    calls = []
+
+    def blank_left(images, gen):
+        assert isinstance(gen, torch.Generator) and images.dim() == 4
+        calls.append(images.shape[0])
+        out = images.clone()
+        out[..., : images.shape[-1] // 2] = 0.5
+        return out
+
+    start = render(tiny_convnet, "block2:0-1", steps=0, seed=4)
+    after = render(tiny_convnet, "block2:0-1", steps=8, lr=0.1, seed=4, transforms=[blank_left])
+    plain = render(tiny_convnet, "block2:0-1", steps=8, lr=0.1, seed=4)
+    assert calls == [2] * 8
+    assert torch.equal(after.images[..., :4], start.images[..., :4])
+    assert not torch.equal(after.images[..., 4:], start.images[..., 4:])
+    assert not torch.equal(plain.images[..., :4], start.images[..., :4])
+    assert after.recipe.label == "blank_left"
+    assert after.recipe.to_dict()["transforms"] == [["blank_left", None]]
+    with_names = render(tiny_convnet, "block2:0-1", steps=2, seed=4, transforms=["jitter:1", blank_left])
+    assert with_names.recipe.transforms == (("jitter", 1.0),) and with_names.recipe.label == "jitter:1+blank_left"
+
+
+def test_render_takes_a_user_regularizer(tiny_convnet):
+    """A Penalty subclass behaves exactly like the built-in penalty it reimplements, and
+    its weight works the same way."""
+    from featviz.vis import Penalty
+    from featviz.vis.regularizers import penalty_l2
+
+    class MyL2(Penalty):
+        def penalty(self, images):
+            return penalty_l2(images)
+
+    named = render(tiny_convnet, "block2:0-2", regs="l2:3", steps=6, lr=0.1, seed=2)
+    mine = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2, regularizers=[MyL2(3)])
+    weak = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2, regularizers=[MyL2(0)])
+    plain = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2)
+    assert torch.equal(mine.images, named.images)
+    assert torch.equal(weak.images, plain.images) and not torch.equal(mine.images, plain.images)
+    assert mine.recipe.label == "myl2:3" and mine.recipe.to_dict()["penalties"] == {"myl2:3": 3.0}
+    # names and functions mix; a function returns one value per image
+    both = render(tiny_convnet, "block2:0-2", steps=2, seed=2, regularizers=["tv:0.5", lambda im: im.mean((1, 2, 3))])
+    assert both.recipe.penalties == (("tv", 0.5),) and both.recipe.label == "tv:0.5+<lambda>"
+    with pytest.raises(SpecError, match="one value per image"):
+        render(tiny_convnet, "block2:0-2", steps=1, regularizers=[lambda im: im.mean()])
+    with pytest.raises(SpecError, match="not a transform"):
+        render(tiny_convnet, "block2:0-2", steps=1, transforms=["tv"])
+    with pytest.raises(SpecError):
+        MyL2(-1.0)

@@ -60,8 +60,8 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     """
     from ..distributed import init_distributed, shutdown
     from ..fileio import atomic_directory
+    from ..sources import load_target
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
-    from ..vis.models import load_target
 
     check_out(out, force)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes

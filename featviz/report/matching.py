@@ -4,7 +4,9 @@ Two models trained differently learn their units in arbitrary order; to put "the
 same" unit side by side, each unit is summarized by its spatially averaged activation
 on every data example, units are compared by Pearson correlation over the examples,
 and a one-to-one assignment maximizing the total correlation (Hungarian algorithm)
-pairs them up.
+pairs them up. The gallery command computes the matches (it has the models and the data)
+and writes them to ``matches.json`` (format ``MATCHES_FORMAT``, see
+:func:`featviz.report.build.compute_matches`); the pages only read that file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
+
+from ..modes import frozen_eval
+
+MATCHES_FORMAT = "featviz-matches/1"
 
 
 @torch.no_grad()
@@ -26,15 +32,11 @@ def unit_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size: 
         raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
     index = names.index(layer)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs = []
+    outs = []
+    with frozen_eval(model):
         for i in range(0, len(x), batch_size):
             h = model.features(x[i:i + batch_size].to(device), depth=index + 1)[index]
             outs.append((h.flatten(2).mean(-1) if h.dim() > 2 else h).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(outs)
 
 

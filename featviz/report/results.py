@@ -210,3 +210,31 @@ def hierarchy_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                      "feature_r2": [_number(v) for v in r2] if isinstance(r2, list) else [],
                      "epochs": entry.get("epochs")})
     return rows
+
+
+# ---------------------------------------------------------------- unit matches
+
+def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
+    """``matches.json`` (see :func:`featviz.report.build.compute_matches`), checked against
+    the names of the gallery's checkpoints ``models``, in order."""
+    data = read_json(path, "unit matches (matches.json, written by the gallery command)")
+    if data.get("models") != models:
+        raise FeatvizError(f"{path} matches the units of {data.get('models')}, not of {models}",
+                           "recompute it for these checkpoints, in this order")
+    groups = data.get("groups")
+    if not isinstance(groups, list):
+        raise FeatvizError(f"{path}: 'groups' must be a list", "regenerate the matches")
+    for group in groups:
+        try:
+            members = [int(i) for i in group["members"]]
+            ok = members and all(0 <= i < len(models) for i in members) and int(group["n_examples"]) >= 0
+            for layer in group["layers"]:
+                str(layer["layer"])
+                for peer in layer["peers"]:
+                    ok = ok and int(peer["model"]) in members and all(len(p) == 2 for p in peer["pairs"])
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise FeatvizError(f"{path}: a group is malformed", "regenerate the matches")
+    return data
+

@@ -10,11 +10,10 @@ examples (examples) and writing files (maximize) are separate steps.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -22,11 +21,12 @@ from tqdm.auto import tqdm
 
 from ..devices import generator
 from ..errors import DivergenceError, SpecError
+from ..modes import frozen_eval
 from .hooks import ActivationCapture, Preprocess
 from .neurons import NeuronSet, resolve_neurons
 from .objectives import Objective
 from .param import ImageParam, color_decorrelation, image_param
-from .regularizers import Recipe, parse_regs
+from .regularizers import Recipe, Regularizer, TransformLike, build_recipe
 from .transforms import fit
 
 
@@ -57,18 +57,6 @@ class RenderResult:
     seconds: float = 0.0
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its mode after: in train
-    mode BatchNorm would mix the images of a batch (and update its statistics)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
 def model_device(model: nn.Module) -> torch.device:
     return next((p.device for p in model.parameters()), torch.device("cpu"))
 
@@ -94,7 +82,8 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
            batch: int | None = None, regs: Recipe | str | Sequence[str] = "none", param: str | None = None,
            steps: int = 256, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
            preprocess: Preprocess | None = None, decorrelation: torch.Tensor | None = None,
-           init_std: float = 0.01, progress: bool = False) -> RenderResult:
+           init_std: float = 0.01, progress: bool = False, transforms: Sequence[TransformLike] = (),
+           regularizers: Sequence[Regularizer] = ()) -> RenderResult:
     """Maximize ``objective`` by gradient ascent on a batch of images.
 
     Args:
@@ -115,6 +104,10 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             :func:`~featviz.vis.param.color_decorrelation`); identity if None.
         init_std: scale of the random initial parameters.
         progress: show a tqdm bar on stderr.
+        transforms: more random transforms, names (``"jitter:2"``) or functions
+            ``(images (N, C, H, W), generator) -> images``, run after those of ``regs``.
+        regularizers: more penalties, names (``"tv:0.1"``) or objects ``images -> (N,)``
+            such as a :class:`~featviz.vis.regularizers.Penalty` subclass.
 
     Returns a :class:`RenderResult`. Raises :class:`DivergenceError` if the objective
     or the image becomes NaN/Inf (never returns a NaN image).
@@ -133,7 +126,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         if batch != len(neurons.units):
             raise SpecError(f"{neurons.spec} has {len(neurons.units)} units but batch={batch}")
     batch = batch or 1
-    recipe = regs if isinstance(regs, Recipe) else parse_regs(regs, max(shape[1:]), param)
+    recipe = build_recipe(regs, max(shape[1:]), param, transforms=transforms, regularizers=regularizers)
     gen = generator(seed)
     decor = None
     if recipe.decorrelate and shape[0] > 1:
@@ -145,7 +138,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
     transform = recipe.transform()
     history: list[float] = []
     start = time.perf_counter()
-    with eval_mode(model), ActivationCapture(model, objective.modules, preprocess) as cap:
+    with frozen_eval(model), ActivationCapture(model, objective.modules, preprocess) as cap:
         bar = tqdm(range(steps), desc=f"render {objective}"[:60], file=sys.stderr, disable=not progress,
                    leave=False)
         for step in bar:
@@ -188,4 +181,4 @@ def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tens
     return color_decorrelation(images[:4096])
 
 
-__all__ = ["RenderResult", "data_decorrelation", "eval_mode", "input_shape_of", "model_device", "render"]
+__all__ = ["RenderResult", "data_decorrelation", "input_shape_of", "model_device", "render"]
