@@ -33,13 +33,13 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from statistics import median
 from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from .errors import SpecError
+from .stats import median as _median
 
 COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
 DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
@@ -316,7 +316,7 @@ def data_baseline(x: torch.Tensor) -> dict[str, float]:
     """Median hf_ratio and total variation of the dataset's own images (N, C, H, W)."""
     from .vis.metrics import hf_ratio, total_variation
 
-    return {"hf_ratio": float(hf_ratio(x).median()), "tv": float(total_variation(x).median()), "n": int(len(x))}
+    return {"hf_ratio": _median(hf_ratio(x).tolist()), "tv": _median(total_variation(x).tolist()), "n": int(len(x))}
 
 
 def evaluate_robustness(model, x, y, attack, eps: Sequence[float], *, seed: int, bisect_steps: int = 5,
@@ -367,11 +367,6 @@ def evaluate_renders(model, spec: CompareSpec, x_train: torch.Tensor, *, seed: i
                                                 "tv": _median(total_variation(batch).tolist()),
                                                 "shift_stability": _median(stable.tolist())}
     return summary
-
-
-def _median(values: Sequence[float | None]) -> float | None:
-    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
-    return float(median(vals)) if vals else None
 
 
 # ---------------------------------------------------------------------- the study
