@@ -37,7 +37,8 @@ def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
     name = dataset.get("name")
     if not name or name == "synthetic":
         raise DataError("the models were not trained on an image dataset")
-    data = load_dataset(name, data_root=data_root, image_size=dataset.get("image_size"))
+    data = load_dataset(name, data_root=data_root, image_size=dataset.get("image_size"),
+                        recorded_root=dataset.get("data_root"))
     return data.x_test[:MATCH_EXAMPLES]
 
 

@@ -70,6 +70,10 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
             rows.append({"reg": reg, "units": len(images),
                          **{k: median(getattr(im, k) for im in images)
                             for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
+    if rows and vis.baseline:  # what real images score, beside the renders
+        rows.append({"reg": "data (real images)", "units": vis.baseline.get("n"), "activation": None,
+                     "relative_activation": None, "hf_ratio": vis.baseline.get("hf_ratio"),
+                     "tv": vis.baseline.get("tv"), "shift_stability": None})
     return rows
 
 

@@ -1,4 +1,4 @@
-"""Readers for the result folders the gallery shows (formats fixed in CONTRACT.md).
+"""Readers for the result folders the gallery shows (formats in docs/formats.md).
 
 Each reader validates what the gallery needs and raises a :class:`FeatvizError`
 naming the file and the field when something is missing, so a broken folder gives
@@ -85,6 +85,7 @@ class Visuals:
 
     layers: dict[str, dict[int, UnitVisuals]] = field(default_factory=dict)
     regs: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None  # the data's median hf_ratio and TV, when metrics.json has them
 
     def unit(self, layer: str, unit: int) -> UnitVisuals:
         units = self.layers.setdefault(layer, {})
@@ -113,6 +114,9 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
         images = metrics.get("images")
         if not isinstance(images, list):
             raise FeatvizError(f"{source} has no 'images' list", "regenerate it with `featviz maximize`")
+        base = metrics.get("baseline")
+        if isinstance(base, dict) and _number(base.get("hf_ratio")) is not None:
+            vis.baseline = base
         for entry in images:
             if not isinstance(entry, dict):
                 raise FeatvizError(f"{source}: 'images' must hold objects")
