@@ -22,7 +22,7 @@ Per model: clean accuracy and robust accuracy at every ε under one attack
 (``autoattack-fast`` when the installation has it, else PGD with 5 restarts on the
 margin loss; the result says which), the median minimal ε, and render metrics of a
 fixed subset of units per block (units 0..``render_units``-1) under ``none`` and
-``standard``, beside the same metrics of the data (see :func:`data_baseline`).
+``standard``, beside the same metrics of the data (:func:`featviz.vis.metrics.data_baseline`).
 """
 
 from __future__ import annotations
@@ -312,13 +312,6 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
 
 
 # ---------------------------------------------------------------------- evaluation
-def data_baseline(x: torch.Tensor) -> dict[str, float]:
-    """Median hf_ratio and total variation of the dataset's own images (N, C, H, W)."""
-    from .vis.metrics import hf_ratio, total_variation
-
-    return {"hf_ratio": _median(hf_ratio(x).tolist()), "tv": _median(total_variation(x).tolist()), "n": int(len(x))}
-
-
 def evaluate_robustness(model, x, y, attack, eps: Sequence[float], *, seed: int, bisect_steps: int = 5,
                         device: torch.device | str = "cpu", progress: bool = False) -> dict[str, Any]:
     """Clean accuracy, robust accuracy per ε and the median minimal ε of one model."""
@@ -381,6 +374,7 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
     thread each; every job seeds its own generators, so the numbers do not change."""
     from .data import load_dataset
     from .recipes import DEFAULTS
+    from .vis.metrics import data_baseline
 
     spec.validate()
     start = time.perf_counter()
@@ -611,6 +605,6 @@ def run_demo_compare(out: str | Path, *, seed: int = 0, device: torch.device | s
     return results
 
 
-__all__ = ["COMPARE_MODES", "CompareSpec", "data_baseline", "demo_spec", "compare_groups", "format_table",
+__all__ = ["COMPARE_MODES", "CompareSpec", "demo_spec", "compare_groups", "format_table",
            "mean_std", "mode_budget", "permutation_test", "run_compare", "run_demo_compare", "run_tests",
            "stage_epochs", "train_one", "welch_test", "write_compare"]
