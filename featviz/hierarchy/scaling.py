@@ -145,14 +145,19 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     e, kf = results["exponents"], results["kernel_floor"]
     results["findings"] = [
         f"n* (relative test MSE {level:g}) vs d: fitted exponent deep {_fmt(e['deep'])}, kernel {_fmt(e['kernel'])}",
-        "n* per d: " + "; ".join(f"{name} " + ", ".join(f"d={d}: {v:.0f}" if np.isfinite(v) else f"d={d}: >{sizes[-1]}"
+        "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v, sizes[-1])
                                                      for d, v in zip(dims, per_learner[name]["n_star"]))
                                  for name in LEARNERS),
-        f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor {kf['rel_test_mse']:.3g} "
-        f"at n={floor_n} (ratio {kf['ratio']:.2f}; floor {'reached' if kf['reached'] else 'NOT reached'})",
+        f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor "
+        f"{kf['rel_test_mse']:.3g} at n={floor_n} (ratio {kf['ratio']:.2f}; floor "
+        f"{'reached' if kf['reached'] else 'NOT reached'})",
     ]
     results["seconds"] = round(seconds, 2)
     return results
+
+
+def _n_text(d: int, n_star: float, largest: int) -> str:
+    return f"d={d}: {n_star:.0f}" if np.isfinite(n_star) else f"d={d}: >{largest}"
 
 
 def _fmt(s: dict[str, float]) -> str:

@@ -190,7 +190,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         "for one that can express it)",
     ]
     if results.get("lr_edge_warnings"):
-        lines.append(f"learning rate on a grid edge in {len(results['lr_edge_warnings'])} case(s): see lr_edge_warnings")
+        count = len(results["lr_edge_warnings"])
+        lines.append(f"learning rate on a grid edge in {count} case(s): see lr_edge_warnings")
     ws = results.get("width_sweep") or {}
     if ws.get("width"):
         pairs = ", ".join(f"m={m}: {v:.4g}" for m, v in zip(ws["width"], ws["rel_test_mse"]))
