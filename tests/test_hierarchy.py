@@ -340,7 +340,7 @@ def test_worker_processes_give_the_same_fits_as_one_process():
 # --- the α sweep and scaling ---------------------------------------------------------------------
 
 
-def test_alpha_sweep_writes_slopes_with_intervals(tmp_path):
+def test_alpha_sweep_writes_slopes_with_intervals(tmp_path, capsys):
     out = tmp_path / "alpha"
     result = CliRunner().invoke(cli, ["hierarchy", "alpha-sweep", "--alphas", "0.05,0.2", "--seeds", "2",
                                       "--epochs", "3", "--n-train", "300", "--device", "cpu", "--out", str(out)])
@@ -352,8 +352,10 @@ def test_alpha_sweep_writes_slopes_with_intervals(tmp_path):
         assert s["low"] <= s["value"] <= s["high"] and all(math.isfinite(s[k]) for k in ("value", "low", "high"))
         assert len(results["errors"]["r2_to_teacher"][moment]["e1_seeds"]) == 2
     assert (out / "alpha_errors.png").stat().st_size > 1000
-    code = CliRunner().invoke(cli, ["hierarchy", "alpha-sweep", "--alphas", "0.1", "--out", str(tmp_path / "b")])
-    assert code.exit_code == 2 and not (tmp_path / "b").exists()
+    code, err = _main_exit(["hierarchy", "alpha-sweep", "--alphas", "0.1", "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and "two values" in err and not (tmp_path / "b").exists()
+    code, err = _main_exit(["hierarchy", "scaling", "--d", "4,x", "--out", str(tmp_path / "c")], capsys)
+    assert code == 2 and "--d" in err and len(err.strip().splitlines()) == 1
 
 
 def test_scaling_writes_exponents_and_the_kernel_floor(tmp_path):
