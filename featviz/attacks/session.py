@@ -4,7 +4,6 @@ attacks, write ``results.json``, ``results.csv`` and the pictures."""
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,17 +13,13 @@ import torch
 
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
+from ..text import slug
 from .core import Attack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
 from .registry import DEFAULT_SWEEP, make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a model name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"
 
 
 def examples_file(model: str, attack: str) -> str:
@@ -94,9 +89,7 @@ class AttackSession:
             x, y = data.x_test, data.y_test
             if self.n_examples is not None:
                 x, y = x[:self.n_examples], y[:self.n_examples]
-            name, k = slug(ckpt.name), 2
-            while name in names:
-                name, k = f"{slug(ckpt.name)}-{k}", k + 1
+            name = slug(ckpt.name, names)
             names.add(name)
             loaded.append((name, path, ckpt.model, x, y))
         return loaded
