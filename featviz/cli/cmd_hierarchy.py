@@ -144,7 +144,7 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers,
 @click.option("--n", "sizes", default="250,1000,4000,16000", show_default=True, help="Training-set sizes.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per (d, n).")
 @click.option("--steps", type=int, help="Optimizer steps of the deep learner at every n (default 1000).")
-@click.option("--target-error", type=float, default=0.05, show_default=True,
+@click.option("--target-error", type=float, default=0.01, show_default=True,
               help="Relative test MSE that defines n*(d).")
 @_workers_options
 @common_options()
