@@ -1,8 +1,12 @@
-"""What to visualize: a featviz checkpoint, or any ``nn.Module`` from a factory.
+"""Where models and data come from, resolved above the libraries.
 
-Normalization is explicit: featviz models normalize inside and take [0, 1] images;
-for any other model the caller states ``mean``/``std`` and a :class:`Normalize`
-preprocess is applied (never guessed from the model's class name).
+:mod:`featviz.vis` and :mod:`featviz.attacks` take any ``nn.Module`` and tensors and never
+read featviz's own files; this layer turns command-line options into those: a featviz
+checkpoint folder (with its card's dataset) or ``MODULE:FACTORY`` with optional
+safetensors weights. Normalization is explicit: featviz models normalize inside and
+take [0, 1] images; for any other model the caller states ``mean``/``std`` and a
+:class:`~featviz.normalize.Normalize` preprocess is applied (never guessed from the
+model's class name).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, DataError, SpecError
-from ..normalize import Normalize
+from .errors import CheckpointError, DataError, SpecError
+from .normalize import Normalize
 
 
 @dataclass
@@ -87,7 +91,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 def _dataset_images(name: str, data_root: Path | None, image_size: int | None, shape: tuple[int, int, int],
                     explicit: bool) -> tuple[torch.Tensor | None, str | None]:
-    from ..data import load_dataset
+    from .data import load_dataset
 
     try:
         data = load_dataset(name, data_root=data_root, image_size=image_size)
@@ -119,7 +123,7 @@ def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weight
         raise SpecError("give either a CHECKPOINT folder or --model MODULE:FACTORY (exactly one)")
     explicit = dataset is not None or data_root is not None
     if checkpoint is not None:
-        from ..checkpoint import load_checkpoint
+        from .checkpoint import load_checkpoint
 
         if weights or mean or std:
             raise SpecError("--weights/--mean/--std go with --model; a checkpoint carries its own")
@@ -157,4 +161,4 @@ def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weight
     return Target(model, tuple(shape), preprocess, images, str(name), note)
 
 
-__all__ = ["Normalize", "Target", "load_factory", "load_target", "load_weights", "parse_shape"]
+__all__ = ["Target", "load_factory", "load_target", "load_weights", "parse_shape"]
