@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ..fileio import atomic_write_bytes
 
-COLORS = {"joint": "#1f77b4", "layerwise": "#d62728", "layerwise+joint": "#9467bd", "shallow": "#ff7f0e",
-          "kernel": "#2ca02c"}
+COLORS = MappingProxyType({"joint": "#1f77b4", "layerwise": "#d62728", "layerwise+joint": "#9467bd",
+                           "shallow": "#ff7f0e", "kernel": "#2ca02c"})
 FIGURES = ("training_error", "feature_r2", "error_vs_n", "error_vs_width")
 
 

@@ -9,7 +9,8 @@ and the two toy targets of the backward-feature-correction talk (``step1``, ``st
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -161,13 +162,14 @@ class StudyConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-PRESETS: dict[str, StudyConfig] = {
+# read-only: the presets are constants (no module-level state that a run could change)
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({
     # The acceptance setting: a 3-layer teacher with gap α=0.3, a dense learner 12× wider than it,
     # every learner 48 epochs of steps in all (3,792 steps of batch 256), four learning rates per
     # learner and seed.
     "default": StudyConfig(),
-    # Seconds, for tests and smoke runs: the default teacher, a narrower learner, one seed, a fifth of
-    # the steps, one learning rate (flagged as untuned), a small kernel and a two-point width sweep.
+    # Seconds, for tests and smoke runs: the default teacher, a narrower learner, one seed, a tenth of
+    # the steps (400), one learning rate (flagged as untuned), a small kernel and a two-point width sweep.
     "quick": StudyConfig(width=24, n_val=2000, n_test=2000, r2_samples=2000, align_samples=4000, seeds=1,
                          epochs=20, batch_size=1024, lr_grid=(3e-2,), kernel_degrees=(2,), kernel_ridges=(1e-2,),
                          kernel_landmarks=300, width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
@@ -176,7 +178,7 @@ PRESETS: dict[str, StudyConfig] = {
                          seeds=3, epochs=60, width_sweep=(1, 4, 16)),
     "step2": StudyConfig(target="step2", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
                          seeds=3, epochs=60, width_sweep=(1, 4, 16)),
-}
+})
 
 
 def preset(name: str, **overrides: Any) -> StudyConfig:
