@@ -90,11 +90,11 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 def _dataset_images(name: str, data_root: Path | None, image_size: int | None, shape: tuple[int, int, int],
-                    explicit: bool) -> tuple[torch.Tensor | None, str | None]:
+                    explicit: bool, recorded_root: str | None = None) -> tuple[torch.Tensor | None, str | None]:
     from .data import load_dataset
 
     try:
-        data = load_dataset(name, data_root=data_root, image_size=image_size)
+        data = load_dataset(name, data_root=data_root, image_size=image_size, recorded_root=recorded_root)
     except DataError as exc:
         if explicit:
             raise
@@ -137,7 +137,7 @@ def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weight
         model, preprocess, name = ckpt.model, None, ckpt.name
         card_data = ckpt.card.get("dataset", {})
         dataset = dataset or card_data.get("name")
-        image_size = card_data.get("image_size")
+        image_size, recorded_root = card_data.get("image_size"), card_data.get("data_root")
     else:
         model = load_factory(model_ref)
         if weights is not None:
@@ -154,10 +154,10 @@ def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weight
             if len(mean) != shape[0]:
                 raise SpecError(f"--mean has {len(mean)} values for {shape[0]} channels")
             preprocess = Normalize(mean, std).to(device)
-        name, image_size = model_ref, shape[-1]
+        name, image_size, recorded_root = model_ref, shape[-1], None
     images, note = None, None
     if want_data and dataset:
-        images, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit)
+        images, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit, recorded_root)
     return Target(model, tuple(shape), preprocess, images, str(name), note)
 
 

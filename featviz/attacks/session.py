@@ -84,7 +84,8 @@ class AttackSession:
                                 "attacks need an image classifier checkpoint")
             key = (info.get("name"), info.get("image_size"))
             if key not in cache:
-                cache[key] = load_dataset(info["name"], data_root=self.data_root, image_size=info.get("image_size"))
+                cache[key] = load_dataset(info["name"], data_root=self.data_root, image_size=info.get("image_size"),
+                                          recorded_root=info.get("data_root"))
             data = cache[key]
             x, y = data.x_test, data.y_test
             if self.n_examples is not None:

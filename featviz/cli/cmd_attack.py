@@ -47,8 +47,11 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     and DIR/examples-MODEL-ATTACK.png (clean / adversarial / amplified perturbation and
     attributions).
     """
+    import contextlib
+
     from ..attacks.session import AttackSession
     from ..distributed import init_distributed, shutdown
+    from ..fileio import atomic_directory
 
     check_out(out, force)
     dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
@@ -59,7 +62,9 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
             n_examples=n_examples, batch_size=batch_size, bisect_steps=bisect_steps, attribution=attribution,
             n_show=n_show, check=check, data_root=str(data_root) if data_root else None, seed=seed,
             device=dist.device)
-        results = session.run(out, progress=True, dist=dist)
+        # rank 0 fills a temporary folder that replaces --out only when everything is written
+        with atomic_directory(out) if dist.is_main else contextlib.nullcontext(None) as folder:
+            results = session.run(folder, progress=True, dist=dist)
     finally:
         shutdown(dist)
     if results is None:

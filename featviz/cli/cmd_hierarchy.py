@@ -178,3 +178,8 @@ def summary_table(results: dict) -> str:
                      f"{row['total_steps']:>6} {lr:>14}")
     lines += ["", *("- " + f for f in results["findings"])]
     return "\n".join(lines)
+
+
+from ._hierarchy_images import images as _images  # noqa: E402  (the image study lives in its own file)
+
+command.add_command(_images)

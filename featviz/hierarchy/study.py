@@ -160,7 +160,7 @@ def sweep_seeds(config: StudyConfig) -> list[int]:
 def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progress: bool = True,
               workers: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the hierarchy study described by ``config`` and return the results dict
-    (see :func:`featviz.hierarchy.summary.assemble` and CONTRACT.md).
+    (see :func:`featviz.hierarchy.summary.assemble` and docs/formats.md).
 
     Round 1: every neural learner at every rate of ``lr_grid`` on every seed, and the
     kernel on every seed; each learner's rate is chosen on validation per seed. Round 2:

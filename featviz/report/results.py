@@ -1,4 +1,4 @@
-"""Readers for the result folders the gallery shows (formats fixed in CONTRACT.md).
+"""Readers for the result folders the gallery shows (formats in docs/formats.md).
 
 Each reader validates what the gallery needs and raises a :class:`FeatvizError`
 naming the file and the field when something is missing, so a broken folder gives
