@@ -76,6 +76,7 @@ class Budget:
     attacks: tuple[str, ...] = ("pgd", "fgsm")
     attack_bisect: int = 5                      # bisections refining each example's minimal ε
     attack_show: int = 6                        # examples drawn per model and attack
+    compare: dict[str, Any] = field(default_factory=dict)  # changes to featviz.compare.demo_spec
     image_preset: str = "demo"                  # featviz.hierarchy.images preset (one seed)
     purification: dict[str, Any] = field(default_factory=lambda: {"epochs": 4, "width": 8, "adv_steps": 2,
                                                                   "render_steps": 64, "robust_eval_steps": 5})
@@ -89,6 +90,8 @@ QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1,
                                     "sweep_learners": ("joint",)},
                attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48, attacks=("pgd",),
                attack_bisect=1, attack_show=3, image_preset="quick",
+               compare={"width": 4, "n_examples": 24, "render_units": 1, "render_steps": 4, "eps": (0.0, 0.1),
+                        "label": "quick: 2 seeds, 6 epochs, width 4, 24 test images"},
                purification={"epochs": 2, "width": 4, "adv_steps": 1, "render_steps": 4, "robust_eval_steps": 1})
 
 
@@ -218,6 +221,16 @@ class Demo:
         results = session.run(self.attacks, progress=self.progress)
         stage.note = f"{', '.join(self.budget.attacks)} on {len(results['models'])} models, ε sweep {lo:g}..{hi:g}"
 
+    def run_compare(self, stage: Stage) -> None:
+        """Training modes over seeds at matched budgets (robustness, renders, tests), demo-sized."""
+        from .compare import demo_spec, run_demo_compare
+
+        out = self.results / "compare"
+        spec = replace(demo_spec(self.seed), **self.budget.compare)
+        run_demo_compare(out, seed=self.seed, device=self.device, progress=self.progress, spec=spec)
+        self.studies.append((out, f"demo-sized, {spec.seeds} seeds"))
+        stage.note = "joint, layerwise, layerwise+joint at equal optimizer steps"
+
     def run_image_study(self, stage: Stage) -> None:
         """Backward feature correction on images (a conv teacher labels the digits) and feature
         purification (clean vs adversarially fine-tuned at equal budgets), demo-sized: one seed."""
@@ -271,6 +284,7 @@ PIPELINE: list[tuple[str, Callable[[Demo, Stage], None]]] = [
     ("hierarchy", Demo.run_hierarchy),
     ("visualize", Demo.visualize),
     ("attacks", Demo.run_attacks),
+    ("compare", Demo.run_compare),
     ("image-study", Demo.run_image_study),
     ("studies", Demo.shipped_studies),
     ("gallery", Demo.gallery),

@@ -120,8 +120,8 @@ def page_context(results: dict[str, Any]) -> dict[str, Any]:
             "n_test": results.get("n_test"), "dataset": results.get("dataset", "")}
 
 
-def write_compare_page(site, results_dir: str | Path) -> dict[str, Any]:
-    """Render ``modes.html`` into ``site`` (a :class:`~featviz.report.site.Site`) from a
+def write_compare_page(site, results_dir: str | Path, page: str = PAGE) -> dict[str, Any]:
+    """Render ``page`` (``modes.html``) into ``site`` (a :class:`~featviz.report.site.Site`) from a
     ``featviz compare`` folder; its plots are copied in. Returns ``{"page", "title",
     "label"}`` for the index to link."""
     results_dir = Path(results_dir)
@@ -133,8 +133,8 @@ def write_compare_page(site, results_dir: str | Path) -> dict[str, Any]:
         name = results.get("files", {}).get(key)
         if name and (results_dir / name).is_file():
             plots.append(dict(site.image(results_dir / name, "compare"), caption=caption))
-    site.render(PAGE, "compare_modes.html", plots=plots, **ctx)
-    return {"page": PAGE, "title": "Training modes over seeds", "label": ctx["label"]}
+    site.render(page, "compare_modes.html", plots=plots, **ctx)
+    return {"page": page, "title": "Training modes over seeds", "label": ctx["label"]}
 
 
 __all__ = ["PAGE", "compare_render_plot", "compare_robustness_plot", "page_context", "read_compare",

@@ -27,6 +27,7 @@ TITLES = {
     "scaling": "Sample complexity: scaling with n and d",
 }
 MAX_FIGURES = 12
+HEADLINE_EPS = (0.05, 0.1)  # the robust-accuracy radii the overview quotes for digits
 
 
 def study_kind(data: dict[str, Any]) -> str | None:
@@ -129,20 +130,27 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
     folder = Path(folder)
     title = TITLES.get(kind, "Study") + (f" ({label})" if label else "")
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
+    rows = _rows(kind, data)
     site.render(page, "study.html", study={
         "title": title, "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
-        "rows": _rows(kind, data), "figures": _figures(site, folder, data),
+        "rows": rows, "figures": _figures(site, folder, data),
         "warnings": [str(w) for w in data.get("lr_edge_warnings", [])]})
-    return {"page": page, "title": title, "headline": (findings[:1] or [""])[0]}
+    headline = findings[0] if findings else "; ".join(f"{k}: {v}" for k, v in rows[:2])
+    return {"page": page, "title": title, "headline": headline}
 
 
 def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
     from .compare_pages import write_compare_page
 
     entry = write_compare_page(site, folder, page=page)
-    tests = [t.get("statement") for t in data.get("tests", []) if isinstance(t, dict) and t.get("statement")]
+    tests = [t for t in data.get("tests", []) if isinstance(t, dict) and t.get("statement")]
+    # the headline: joint vs layerwise robustness at the reference radii ε = 0.05 and 0.1 (every
+    # tested ε is on the page), else the first comparison
+    robust = [t for t in tests if "robust" in str(t.get("what")) and {t.get("a"), t.get("b")} == {"joint", "layerwise"}
+              and t.get("eps") in HEADLINE_EPS]
+    picked = robust or tests[:1]
     return {"page": entry["page"], "title": entry["title"] + (f" ({label})" if label else ""),
-            "headline": (tests[:1] or [""])[0]}
+            "headline": "; ".join(str(t["statement"]) for t in picked)}
 
 
 def _image_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
