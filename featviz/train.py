@@ -13,7 +13,11 @@ A *stage* says which blocks learn and how deep the forward pass goes:
 bit-identical; their readouts still learn): with a layerwise-trained model as the start,
 ``mode="joint", freeze=("block1",)`` is the frozen-lower-layer control of a joint stage.
 
-Each stage starts a fresh optimizer and learning-rate schedule.
+Each stage starts a fresh optimizer and learning-rate schedule. ``stage_epochs`` gives every
+stage its own length (e.g. to split one total budget over the stages), and the joint stage
+that follows layerwise stages can continue gently instead of restarting at full rate:
+``joint_lr_scale`` lowers its rate and ``joint_warmup`` ramps it up linearly over that
+share of its steps.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -59,6 +63,9 @@ class TrainConfig:
     epochs: int = 30
     joint_epochs: int | None = None
     lr: float = 3e-3
+    stage_epochs: tuple[int, ...] | None = None  # epochs of each stage, in order (overrides the two above)
+    joint_lr_scale: float = 1.0  # layerwise+joint: the joint stage's rate is lr * this
+    joint_warmup: float = 0.0  # layerwise+joint: share of the joint stage's steps spent ramping its rate up
     optimizer: str = "adam"  # adam | sgd
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -77,6 +84,10 @@ class TrainConfig:
             raise FeatvizError(f"unknown --mode {self.mode!r}", f"use one of {', '.join(MODES)}")
         if self.epochs < 1 or (self.joint_epochs is not None and self.joint_epochs < 1):
             raise FeatvizError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.stage_epochs is not None and (not self.stage_epochs or min(self.stage_epochs) < 1):
+            raise FeatvizError(f"every stage needs >= 1 epoch, got {list(self.stage_epochs)}")
+        if not (self.joint_lr_scale > 0 and 0 <= self.joint_warmup < 1):
+            raise FeatvizError("joint_lr_scale must be > 0 and joint_warmup in [0, 1)")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise FeatvizError(f"--lr must be a positive number, got {self.lr}")
         if self.batch_size < 1:
@@ -89,18 +100,24 @@ class TrainConfig:
             raise FeatvizError(f"unknown schedule {self.schedule!r}", "use cosine or constant")
 
 
-def plan_stages(mode: str, depth: int, epochs: int, joint_epochs: int | None = None) -> list[Stage]:
-    """The stages of a training mode for a network of ``depth`` blocks."""
+def plan_stages(mode: str, depth: int, epochs: int, joint_epochs: int | None = None,
+                stage_epochs: tuple[int, ...] | None = None) -> list[Stage]:
+    """The stages of a training mode for a network of ``depth`` blocks; ``stage_epochs``
+    (one entry per stage) replaces ``epochs``/``joint_epochs``."""
     everything = tuple(range(1, depth + 1))
     joint = Stage("joint", everything, depth, joint_epochs or epochs)
     if mode == "joint":
-        return [Stage("joint", everything, depth, epochs)]
-    layerwise = [Stage(f"layer{l}", (l,), l, epochs) for l in range(1, depth + 1)]
-    if mode == "layerwise":
-        return layerwise
-    if mode == "layerwise+joint":
-        return layerwise + [joint]
-    raise FeatvizError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
+        stages = [Stage("joint", everything, depth, epochs)]
+    elif mode in ("layerwise", "layerwise+joint"):
+        stages = [Stage(f"layer{l}", (l,), l, epochs) for l in range(1, depth + 1)]
+        stages += [joint] if mode == "layerwise+joint" else []
+    else:
+        raise FeatvizError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
+    if stage_epochs is None:
+        return stages
+    if len(stage_epochs) != len(stages):
+        raise FeatvizError(f"{mode} has {len(stages)} stages but {len(stage_epochs)} stage lengths were given")
+    return [replace(stage, epochs=int(e)) for stage, e in zip(stages, stage_epochs)]
 
 
 @dataclass
@@ -161,12 +178,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, dept
     return {"loss": loss, "accuracy": (out.argmax(1) == y).float().mean().item()}
 
 
-def _make_optimizer(params, cfg: TrainConfig, steps: int):
+def _make_optimizer(params, cfg: TrainConfig, steps: int, lr: float | None = None, warmup: float = 0.0):
+    lr = cfg.lr if lr is None else lr
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
     else:
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.schedule == "cosine":
+        opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if warmup > 0:  # linear ramp over the first steps, then the schedule
+        ramp, total = max(1, round(warmup * steps)), max(steps, 1)
+        decay = (lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total))) if cfg.schedule == "cosine" \
+            else (lambda s: 1.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / ramp) * decay(s))
+    elif cfg.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1))
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
@@ -254,13 +277,16 @@ def train_model(
     steps_per_epoch = math.ceil(n / config.batch_size)
     metric = "rel_mse" if data.task == "regression" else "accuracy"
     show = progress and dist.is_main
-    stages = plan_stages(config.mode, model.depth, config.epochs, config.joint_epochs)
+    stages = plan_stages(config.mode, model.depth, config.epochs, config.joint_epochs, config.stage_epochs)
     for stage_index, stage in enumerate(stages):
         if resume is not None and stage_index < resume.stage_index:
             continue
         stage_start = time.perf_counter()
         params = _set_stage(model, stage, tuple(config.freeze))
-        opt, sched = _make_optimizer(params, config, stage.epochs * steps_per_epoch)
+        continues = stage.name == "joint" and stage_index > 0  # the joint stage after layerwise stages
+        opt, sched = _make_optimizer(params, config, stage.epochs * steps_per_epoch,
+                                     config.lr * (config.joint_lr_scale if continues else 1.0),
+                                     config.joint_warmup if continues else 0.0)
         first = 1
         if resume is not None and stage_index == resume.stage_index:
             opt.load_state_dict(resume.optimizer)

@@ -1,4 +1,4 @@
-"""featviz hierarchy"""
+"""featviz hierarchy: run, alpha-sweep, scaling (each subcommand parses, calls the library, prints)."""
 
 from __future__ import annotations
 
@@ -10,67 +10,172 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
 @click.group("hierarchy")
 def command() -> None:
     """Backward feature correction: joint vs layerwise vs shallow vs kernel learners
-    on hierarchical teacher targets."""
+    on hierarchical teacher targets; the α sweep; sample-complexity scaling."""
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    """``"0.01,0.02"`` -> (0.01, 0.02); a clear error (exit 2) otherwise."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise click.BadParameter(f"{what} needs at least one value")
+    return values
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    values = _floats(text, what)
+    if values is not None and any(v != int(v) for v in values):
+        raise click.BadParameter(f"{what} must be whole numbers, got {text!r}")
+    return None if values is None else tuple(int(v) for v in values)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)  # the command owns its process, so this is its call to make
+
+
+def _workers_options(fn):
+    fn = click.option("--threads", type=click.IntRange(1, 256),
+                      help="CPU threads for torch (default: torch's choice). The study's matrices are small: "
+                           "1 is as fast and much faster when other programs share the cores.")(fn)
+    return click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+                        help="Processes that fit learners in parallel (one torch thread each); results do not "
+                             "change.")(fn)
+
+
+def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> None:
+    from ..hierarchy import write_study
+
+    results["command"] = command_line()
+    write_study(results, out, plots)
+    if as_json:
+        emit_json({"out": str(out), **{k: results[k] for k in keys}, "findings": results["findings"],
+                   "seconds": results["seconds"]})
+        return
+    click.echo("\n".join("- " + f for f in results["findings"]))
+    click.echo(f"wrote {out}/results.json and {len(results['files']) - 1} figures in {results['seconds']:.1f} s")
 
 
 @command.command("run")
 @click.option("--preset", "preset_name", type=click.Choice(["default", "quick", "step1", "step2"]),
               default="default", show_default=True,
-              help="default: 3-layer teacher, 3 seeds, both sweeps; quick: seconds; step1/step2: the toy targets.")
+              help="default: 3-layer teacher, 3 seeds, width sweep; quick: seconds; step1/step2: the toy targets.")
 @click.option("--quick", "quick_flag", is_flag=True, help="Same as --preset quick.")
 @click.option("--d", type=int, help="Input dimension.")
 @click.option("--k", type=int, help="Teacher units per layer.")
 @click.option("--depth", type=int, help="Teacher (and learner) layers.")
 @click.option("--alpha", type=float, help="Information gap α between consecutive layers.")
 @click.option("--width", type=int, help="Learner units per layer m.")
+@click.option("--connect", type=click.Choice(["dense", "skip2", "chain"]),
+              help="Learner connections (default dense: it must find the teacher's graph; skip2: the teacher's).")
+@click.option("--teacher-connect", type=click.Choice(["skip2", "dense", "chain"]), help="Teacher connections.")
 @click.option("--n-train", type=int, help="Training samples.")
 @click.option("--seeds", type=int, help="Seeds to average (seed, seed+1, ...).")
-@click.option("--epochs", type=int, help="Optimizer epochs per stage.")
+@click.option("--budget", type=click.Choice(["total", "per-stage"]),
+              help="total (default): every learner makes --epochs epochs of steps in all, split over its stages; "
+                   "per-stage: --epochs for every stage.")
+@click.option("--epochs", type=int, help="Optimizer epochs (in all, or per stage with --budget per-stage).")
+@click.option("--lr-grid", help="Learning rates to choose from on validation, e.g. 0.01,0.02,0.04,0.08.")
 @click.option("--sweep-seeds", type=int, help="Seeds for the n and width sweeps.")
 @click.option("--no-sweeps", is_flag=True, help="Skip the n and width sweeps.")
-@click.option("--threads", type=click.IntRange(1, 256),
-              help="CPU threads for torch (default: torch's choice). The study's matrices are small: "
-                   "1 is as fast and much faster when other programs share the cores.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Processes that fit learners in parallel (one torch thread each); results do not change.")
+@_workers_options
 @common_options()
 @with_device
-def run(preset_name, quick_flag, d, k, depth, alpha, width, n_train, seeds, epochs, sweep_seeds, no_sweeps,
-        threads, workers, seed, device, out, force, as_json):
+def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_connect, n_train, seeds, budget, epochs,
+        lr_grid, sweep_seeds, no_sweeps, threads, workers, seed, device, out, force, as_json):
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..hierarchy import preset, run_study, write_study
 
     check_out(out, force)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)  # the command owns its process, so this is its call to make
+    _set_threads(threads)
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
-                    n_train=n_train, seeds=seeds, epochs=epochs, sweep_seeds=sweep_seeds, seed=seed, **sweeps)
-    results = run_study(config, device=device, progress=True, workers=workers, 
+                    connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
+                    epochs=epochs, lr_grid=_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
+                    **sweeps)
+    results = run_study(config, device=device, progress=True, workers=workers,
                         log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
     write_study(results, out)
+    for line in results["lr_edge_warnings"]:
+        click.echo(f"warning: {line}", err=True)
     if as_json:
         emit_json({"out": str(out), "summary": results["summary"], "ratios": results["ratios"],
-                   "correction": results["correction"], "findings": results["findings"],
-                   "seconds": results["seconds"]})
+                   "correction": results["correction"], "lr_edge_warnings": results["lr_edge_warnings"],
+                   "findings": results["findings"], "seconds": results["seconds"]})
         return
     click.echo(summary_table(results))
     click.echo(f"wrote {out}/results.json and {len(results['files']) - 1} figures in {results['seconds']:.1f} s")
 
 
+@command.command("alpha-sweep")
+@click.option("--target", type=click.Choice(["step2", "teacher"]), default="step2", show_default=True,
+              help="step2: the talk's toy target; teacher: a 2-layer quadratic teacher.")
+@click.option("--alphas", default="0.025,0.05,0.1,0.2", show_default=True, help="Information gaps α to sweep.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per α.")
+@click.option("--width", type=int, help="Learner units per layer (default 4).")
+@click.option("--epochs", type=int, help="Optimizer epochs in all, over the three stages (default 60).")
+@click.option("--n-train", type=int, help="Training samples (default 10000).")
+@_workers_options
+@common_options()
+@with_device
+def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
+    """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
+    fitted log-log slopes; writes OUT/results.json and figures."""
+    from ..hierarchy.alpha import run_alpha_sweep, sweep_config
+    from ..hierarchy.plots import write_alpha_plots
+
+    check_out(out, force)
+    _set_threads(threads)
+    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
+    results = run_alpha_sweep(config, _floats(alphas, "--alphas"), workers=workers, device=device,
+                              log=lambda line: click.echo(line, err=True))
+    _write(results, out, write_alpha_plots, as_json, ("alphas", "slopes", "slopes_from_teacher"))
+
+
+@command.command("scaling")
+@click.option("--d", "dims", default="4,6,8,12", show_default=True, help="Input dimensions.")
+@click.option("--n", "sizes", default="250,1000,4000,16000", show_default=True, help="Training-set sizes.")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per (d, n).")
+@click.option("--steps", type=int, help="Optimizer steps of the deep learner at every n (default 1000).")
+@click.option("--target-error", type=float, default=0.01, show_default=True,
+              help="Relative test MSE that defines n*(d).")
+@_workers_options
+@common_options()
+@with_device
+def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, device, out, force, as_json):
+    """Error vs n and d for the deep learner and an exact polynomial kernel of the target's
+    degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
+    from ..errors import SpecError
+    from ..hierarchy.plots import write_scaling_plots
+    from ..hierarchy.scaling import run_scaling, scaling_config
+
+    check_out(out, force)
+    _set_threads(threads)
+    if not target_error > 0:
+        raise SpecError(f"--target-error must be > 0, got {target_error}")
+    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
+    results = run_scaling(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
+                          log=lambda line: click.echo(line, err=True))
+    _write(results, out, write_scaling_plots, as_json, ("exponents", "kernel_floor"))
+
+
 def summary_table(results: dict) -> str:
     """The summary as aligned text: one row per learner, then the findings."""
     seeds = len(results["config"]["seeds"])
-    lines = [f"{'learner':<16} {'rel. test MSE':>22} {'layer R² (mean of ' + str(seeds) + ' seeds)':<34} "
-             f"{'epochs':>6} {'lr':>7}"]
+    lines = [f"{'learner':<16} {'rel. test MSE':>22} {'layer R² to teacher (mean of ' + str(seeds) + ' seeds)':<40} "
+             f"{'steps':>6} {'lr (per seed)':>14}"]
     for name, row in results["summary"].items():
         r2 = " ".join(f"{v:.3f}" for v in row["feature_r2"]) or "-"
-        lr = f"{row['lr']:g}" if "lr" in row else "-"
-        lines.append(f"{name:<16} {row['rel_test_mse']:>12.4g} ± {row['rel_test_mse_std']:<7.2g} {r2:<34} "
-                     f"{row['epochs']:>6} {lr:>7}")
+        lr = ",".join(f"{v:g}" for v in row["lr"]) if "lr" in row else "-"
+        lines.append(f"{name:<16} {row['rel_test_mse']:>12.4g} ± {row['rel_test_mse_std']:<7.2g} {r2:<40} "
+                     f"{row['total_steps']:>6} {lr:>14}")
     lines += ["", *("- " + f for f in results["findings"])]
     return "\n".join(lines)
 

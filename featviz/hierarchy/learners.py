@@ -2,18 +2,19 @@
 
 - ``joint``: the deep quadratic DenseNet, all layers trained together.
 - ``layerwise``: the same network trained one layer at a time (earlier layers frozen).
-- ``layerwise+joint``: the layerwise network, then every layer trained together
-  (backward feature correction); it continues the ``layerwise`` run of the same seed
-  and learning rate, which is exactly the ``layerwise+joint`` stage plan of
-  :func:`featviz.train.plan_stages`, run as two calls so both learners share stage 1..L.
+- ``layerwise+joint``: the layerwise stages, then every layer trained together
+  (backward feature correction); the joint stage continues at a lower, warmed-up rate.
 - ``shallow``: one wide quadratic layer with the deep network's parameter count.
-- ``kernel``: polynomial-kernel ridge regression (Nyström features when n is large).
+- ``kernel``: polynomial-kernel ridge regression (Nyström features when n is large),
+  or, where the monomials fit in memory, the exact kernel through its explicit feature map.
 
 Every neural learner goes through the one training loop, :func:`featviz.train.train_model`.
+A budget is a list of epochs per stage (see :func:`stage_epochs`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,25 +30,42 @@ from ..train import Stage, TrainConfig, train_model
 from .metrics import FeatureProbe
 
 LEARNERS = ("joint", "layerwise", "layerwise+joint", "shallow", "kernel")
-NEURAL = ("joint", "layerwise", "shallow")  # fitted from scratch; layerwise+joint continues layerwise
+NEURAL = ("joint", "layerwise", "layerwise+joint", "shallow")
 
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def deep_learner(d: int, width: int, depth: int, seed: int) -> QuadraticDenseMLP:
-    """The deep learner: ``depth`` quadratic layers of ``width`` units, the teacher's
-    ``skip2`` connections, Gaussian init drawn from ``seed``."""
+def deep_learner(d: int, width: int, depth: int, seed: int, connect: str = "dense") -> QuadraticDenseMLP:
+    """The deep learner: ``depth`` quadratic layers of ``width`` units, Gaussian init drawn
+    from ``seed``; ``connect="dense"`` (every layer reads x and all earlier layers, so it
+    has to find the teacher's graph) or the teacher's own pattern (e.g. ``"skip2"``)."""
     with seeded(seed):
-        return QuadraticDenseMLP(d, [width] * depth, connect="skip2")
+        return QuadraticDenseMLP(d, [width] * depth, connect=connect)
 
 
-def shallow_width(d: int, width: int, depth: int) -> int:
+def shallow_width(d: int, width: int, depth: int, connect: str = "dense") -> int:
     """Width of a one-layer learner with (about) the deep learner's parameter count:
     one layer has (d + 1)·W weights plus a readout of W + 1."""
-    deep = parameter_count(QuadraticDenseMLP(d, [width] * depth, connect="skip2"))
+    deep = parameter_count(QuadraticDenseMLP(d, [width] * depth, connect=connect))
     return max(1, round((deep - 1) / (d + 2)))
+
+
+def stage_count(mode: str, depth: int) -> int:
+    return {"joint": 1, "layerwise": depth, "layerwise+joint": depth + 1}[mode]
+
+
+def stage_epochs(mode: str, depth: int, epochs: int, budget: str = "total") -> tuple[int, ...]:
+    """Epochs of each stage of ``mode``. ``budget="total"``: the stages share ``epochs``
+    (as evenly as integers allow, later stages take the remainder), so every learner makes
+    the same number of optimizer steps; ``"per-stage"``: every stage gets ``epochs``.
+    A stage never gets fewer than one epoch (so a total below the stage count is exceeded)."""
+    stages = stage_count(mode, depth)
+    if budget == "per-stage":
+        return (epochs,) * stages
+    base, extra = divmod(epochs, stages)
+    return tuple(max(1, base + (i >= stages - extra)) for i in range(stages))
 
 
 def shallow_learner(d: int, width: int, seed: int) -> QuadraticDenseMLP:
@@ -58,58 +76,75 @@ def shallow_learner(d: int, width: int, seed: int) -> QuadraticDenseMLP:
 @dataclass
 class Curve:
     """Per-epoch record of one training run: ``stage`` name, test and validation
-    relative MSE, and the held-out feature R² of every layer (list per epoch)."""
+    relative MSE, and per layer (one list per epoch) the held-out R² learner -> teacher
+    (``feature_r2``) and teacher -> learner (``r2_from_teacher``) on the tracking probe."""
 
     stage: list[str] = field(default_factory=list)
     test_rel_mse: list[float] = field(default_factory=list)
     val_rel_mse: list[float] = field(default_factory=list)
     feature_r2: list[list[float]] = field(default_factory=list)
-
-    def extend(self, other: "Curve") -> "Curve":
-        return Curve(self.stage + other.stage, self.test_rel_mse + other.test_rel_mse,
-                     self.val_rel_mse + other.val_rel_mse, self.feature_r2 + other.feature_r2)
+    r2_from_teacher: list[list[float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "test_rel_mse": self.test_rel_mse, "val_rel_mse": self.val_rel_mse,
-                "feature_r2": self.feature_r2}
+                "feature_r2": self.feature_r2, "r2_from_teacher": self.r2_from_teacher}
 
 
 @dataclass
 class Fit:
-    """Outcome of fitting one learner: final test/val relative MSE, per-layer feature R²
-    and CCA (empty for the kernel), the curve over training, and the fitted model."""
+    """Outcome of fitting one learner: final test/val relative MSE, per-layer alignment
+    (``{r2_to_teacher, r2_from_teacher, cka}`` on the large probe, empty for the kernel),
+    the same at the end of every stage (``stage_alignment``, stage name -> dict), mean CCA,
+    optimizer steps made, the curve over training, and the fitted model."""
 
     rel_test_mse: float
     rel_val_mse: float
-    feature_r2: list[float]
+    alignment: dict[str, list[float]]
     cca: list[float]
     curve: Curve
+    total_steps: int = 0
+    stage_alignment: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     model: Any = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def feature_r2(self) -> list[float]:
+        return self.alignment.get("r2_to_teacher", [])
 
-def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str, *, epochs: int, lr: float,
-                 batch_size: int, seed: int, device: torch.device | str = "cpu", progress: bool = False,
-                 track: bool = True) -> Fit:
-    """Train ``model`` in place with ``mode`` (joint | layerwise) for ``epochs`` per
-    stage, Adam at ``lr`` with a cosine schedule, and record the curve. With ``track``
-    the feature R² of every layer is measured after every epoch, else only at the end."""
-    curve = Curve()
+
+def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str, *, epochs: tuple[int, ...],
+                 lr: float, batch_size: int, seed: int, tracker: FeatureProbe | None = None,
+                 joint_lr_scale: float = 1.0, joint_warmup: float = 0.0, device: torch.device | str = "cpu",
+                 progress: bool = False) -> Fit:
+    """Train ``model`` in place with ``mode`` (joint | layerwise | layerwise+joint),
+    ``epochs[i]`` epochs in stage i, Adam at ``lr`` with a cosine schedule per stage (the
+    joint stage after layerwise stages at ``lr * joint_lr_scale``, warmed up over
+    ``joint_warmup`` of its steps). Records the curve (alignment per epoch on ``tracker``
+    when given) and the full alignment on ``probe`` at the end of every stage."""
+    curve, snapshots = Curve(), {}
 
     def on_epoch(net: nn.Module, stage: Stage, record: dict) -> None:
         curve.stage.append(stage.name)
         curve.test_rel_mse.append(record["test_rel_mse"])
         curve.val_rel_mse.append(record.get("val_rel_mse", record["test_rel_mse"]))
-        if track:
-            curve.feature_r2.append([round(r, 5) for r in probe.r2(net)])
+        if tracker is not None:
+            both = tracker.alignment(net, cka=False)
+            curve.feature_r2.append([round(r, 5) for r in both["r2_to_teacher"]])
+            curve.r2_from_teacher.append([round(r, 5) for r in both["r2_from_teacher"]])
+        if record["epoch"] == stage.epochs:
+            snapshots[stage.name] = probe.alignment(net)
 
-    config = TrainConfig(mode=mode, epochs=epochs, lr=lr, optimizer="adam", schedule="cosine",
-                         batch_size=batch_size, seed=seed)
+    config = TrainConfig(mode=mode, epochs=epochs[0], stage_epochs=tuple(epochs), lr=lr, optimizer="adam",
+                         schedule="cosine", batch_size=batch_size, seed=seed, joint_lr_scale=joint_lr_scale,
+                         joint_warmup=joint_warmup)
     # train_model moves the dataset it gets to the device: give it a shallow copy so the
     # caller's tensors stay where they are (the kernel and the probes read them on the CPU).
     train_model(model, replace(data), config, device=device, on_epoch=on_epoch, progress=progress)
     model.cpu()
-    return Fit(curve.test_rel_mse[-1], curve.val_rel_mse[-1], probe.r2(model), probe.cca(model), curve, model)
+    steps = sum(epochs) * math.ceil(len(data.x_train) / batch_size)
+    final = snapshots[curve.stage[-1]]
+    return Fit(curve.test_rel_mse[-1], curve.val_rel_mse[-1], final, probe.cca(model), curve, steps, snapshots,
+               model)
 
 
 # --- kernel ridge regression ---------------------------------------------------------------------
@@ -153,4 +188,45 @@ def fit_kernel(data: Dataset, *, degrees: tuple[int, ...], ridges: tuple[float, 
         raise DivergenceError("kernel ridge regression gave no finite validation error",
                               "use larger kernel ridges or lower degrees")
     val, info, test = best
-    return Fit(test, val, [], [], Curve(), info=info)
+    return Fit(test, val, {}, [], Curve(), info=info)
+
+
+def monomial_features(x: np.ndarray, degree: int) -> np.ndarray:
+    """The explicit feature map of k(x, x') = (x·x'/d + 1)^p: every monomial x^a with
+    |a| ≤ p, scaled by √(p! / (a! (p - |a|)!) · d^-|a|), so φ(x)·φ(x') = k(x, x') exactly.
+    Shape (N, d) -> (N, C(d + p, p))."""
+    from itertools import combinations_with_replacement
+
+    n, d = x.shape
+    cols, scales = [np.ones(n)], [1.0]
+    for order in range(1, degree + 1):
+        for idx in combinations_with_replacement(range(d), order):
+            counts = np.bincount(idx, minlength=d)
+            coef = math.factorial(degree) / (np.prod([math.factorial(c) for c in counts])
+                                             * math.factorial(degree - order)) / d ** order
+            cols.append(np.prod(x[:, idx], axis=1))
+            scales.append(math.sqrt(coef))
+    return np.stack(cols, 1) * np.array(scales)
+
+
+def fit_exact_kernel(data: Dataset, *, degree: int, ridges: tuple[float, ...]) -> Fit:
+    """Exact polynomial-kernel ridge regression of degree ``degree`` through its explicit
+    monomial features (exact, not approximated: the kernel can express every polynomial of
+    that degree). The ridge λ (relative to the mean eigenvalue of the feature covariance,
+    so the ridge's bias does not change with n) is chosen on the validation set."""
+    feats = [monomial_features(x.double().numpy(), degree) for x in (data.x_train, data.x_val, data.x_test)]
+    ys = [y.double().numpy() for y in (data.y_train, data.y_val, data.y_test)]
+    mean_phi, mean_y = feats[0].mean(0), ys[0].mean()
+    phi = [f - mean_phi for f in feats]
+    cov = phi[0].T @ phi[0] / len(phi[0])
+    rhs = phi[0].T @ (ys[0] - mean_y) / len(phi[0])
+    scale = np.trace(cov) / len(cov)
+    best: tuple[float, float, float] | None = None
+    for ridge in ridges:
+        w = np.linalg.solve(cov + ridge * scale * np.eye(len(cov)), rhs)
+        errs = [float(np.mean((p @ w + mean_y - y) ** 2) / max(y.var(ddof=1), 1e-12)) for p, y in zip(phi[1:], ys[1:])]
+        if np.isfinite(errs[0]) and (best is None or errs[0] < best[0]):
+            best = (errs[0], ridge, errs[1])
+    if best is None:
+        raise DivergenceError("exact kernel ridge regression gave no finite validation error", "use larger ridges")
+    return Fit(best[2], best[0], {}, [], Curve(), info={"degree": degree, "ridge": best[1], "features": len(cov)})

@@ -1,22 +1,25 @@
-"""Figures of a hierarchy study, drawn from its results dict (matplotlib, Agg backend).
+"""Figures of the hierarchy studies, drawn from their results dicts (matplotlib, Agg backend).
 
-Each figure is written as PNG and SVG: ``training_error``, ``feature_r2``,
-``error_vs_n`` and ``error_vs_width``. Curves are the mean over seeds with a band
-spanning the seeds' minimum and maximum.
+Each figure is written as PNG and SVG. The study: ``training_error``, ``feature_r2`` (both
+directions, per layer, over training; the axis follows the data, negative R² included),
+``error_vs_n`` and ``error_vs_width``. The α sweep: ``alpha_errors``. Scaling:
+``scaling_n``, ``scaling_nstar``. Curves are the mean over seeds with a band spanning the
+seeds' minimum and maximum.
 """
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from ..fileio import atomic_write_bytes
 
-COLORS = {"joint": "#1f77b4", "layerwise": "#d62728", "layerwise+joint": "#9467bd", "shallow": "#ff7f0e",
-          "kernel": "#2ca02c"}
+COLORS = MappingProxyType({"joint": "#1f77b4", "layerwise": "#d62728", "layerwise+joint": "#9467bd",
+                           "shallow": "#ff7f0e", "kernel": "#2ca02c"})
 FIGURES = ("training_error", "feature_r2", "error_vs_n", "error_vs_width")
 
 
@@ -36,17 +39,8 @@ def _band(ax, x: np.ndarray, runs: np.ndarray, name: str, label: str | None = No
         ax.fill_between(x, runs.min(0), runs.max(0), color=COLORS.get(name), alpha=0.18, lw=0)
 
 
-def _visible_from(name: str, stages: list[str]) -> int:
-    """First epoch index to draw: layerwise+joint repeats the layerwise curve until its
-    joint stage, so it is drawn from the last layerwise epoch on (else it hides layerwise)."""
-    if name == "layerwise+joint" and "joint" in stages:
-        return max(0, stages.index("joint") - 1)
-    return 0
-
-
 def _draw_runs(ax, name: str, runs: list[dict], values: np.ndarray) -> None:
-    start = _visible_from(name, runs[0]["stage"])
-    _band(ax, np.arange(1, values.shape[1] + 1)[start:], values[:, start:], name)
+    _band(ax, np.arange(1, values.shape[1] + 1), values, name)
 
 
 def _stage_marks(ax, stages: list[str]) -> None:
@@ -73,21 +67,24 @@ def plot_training_error(results: dict[str, Any], ax) -> None:
     ax.axhline(kernel, color=COLORS["kernel"], ls="--", lw=1.2, label="kernel")
     _stage_marks(ax, results["curves"]["layerwise+joint"][0]["stage"])
     ax.set(yscale="log", xlabel="epoch (all stages, in order)", ylabel="relative test MSE",
-           title="test error over training (dotted: stage ends)")
+           title="test error over training (dotted: stage ends of layerwise+joint)")
     ax.legend(fontsize=8)
 
 
 def plot_feature_r2(results: dict[str, Any], axes) -> None:
-    for layer, ax in enumerate(axes):
-        for name, runs in results["curves"].items():
-            rows = [r for r in runs if r["feature_r2"] and len(r["feature_r2"][0]) > layer]
-            if not rows:
-                continue
-            _draw_runs(ax, name, rows, np.array([[epoch[layer] for epoch in r["feature_r2"]] for r in rows]))
-        _stage_marks(ax, results["curves"]["layerwise+joint"][0]["stage"])
-        ax.set(xlabel="epoch", title=f"layer {layer + 1}", ylim=(min(0.0, ax.get_ylim()[0]), 1.02))
-    axes[0].set_ylabel("feature R² to the teacher layer")
-    axes[0].legend(fontsize=8)
+    """Row 0: R² learner -> teacher; row 1: R² teacher -> learner; one column per layer."""
+    for row, (key, label) in enumerate((("feature_r2", "R² learner → teacher"),
+                                        ("r2_from_teacher", "R² teacher → learner"))):
+        for layer, ax in enumerate(axes[row]):
+            for name, runs in results["curves"].items():
+                rows = [r for r in runs if r.get(key) and len(r[key][0]) > layer]
+                if rows:
+                    _draw_runs(ax, name, rows, np.array([[epoch[layer] for epoch in r[key]] for r in rows]))
+            _stage_marks(ax, results["curves"]["layerwise+joint"][0]["stage"])
+            low = min(0.0, ax.get_ylim()[0])  # never clip a negative R²: show it
+            ax.set(xlabel="epoch", title=f"layer {layer + 1}", ylim=(low, 1.02))
+        axes[row][0].set_ylabel(label)
+    axes[0][0].legend(fontsize=8)
 
 
 def plot_sweep(sweep: dict[str, Any], key: str, ax, xlabel: str) -> None:
@@ -116,9 +113,9 @@ def write_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     files += _save(fig, out, "training_error")
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, depth, figsize=(4.2 * depth, 3.8), sharey=True, squeeze=False)
-    plot_feature_r2(results, list(axes[0]))
-    fig.suptitle("feature alignment per layer (held-out R² of the best linear map)")
+    fig, axes = plt.subplots(2, depth, figsize=(4.2 * depth, 7.2), squeeze=False)
+    plot_feature_r2(results, axes)
+    fig.suptitle("feature alignment per layer over training (held-out R² of the best linear map, both ways)")
     files += _save(fig, out, "feature_r2")
     plt.close(fig)
 
@@ -132,4 +129,71 @@ def write_plots(results: dict[str, Any], out: str | Path) -> list[str]:
         ax.set_title(f"test error vs {label}")
         files += _save(fig, out, stem)
         plt.close(fig)
+    return files
+
+
+def _interval_label(name: str, s: dict[str, float]) -> str:
+    return f"{name}: slope {s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
+    """``alpha_errors``: layer-1 error vs α after stage 1 and after the joint stage (both R²
+    directions, seed mean ± std, log-log, fitted slopes in the legend)."""
+    plt = _pyplot()
+    alphas = np.array(results["alphas"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    for ax, (direction, slopes) in zip(axes[0], (("r2_to_teacher", results["slopes"]),
+                                                 ("r2_from_teacher", results["slopes_from_teacher"]))):
+        for moment, color in (("stage1", COLORS["layerwise"]), ("joint", COLORS["layerwise+joint"])):
+            stats = np.array(results["errors"][direction][moment]["e1"])
+            ax.errorbar(alphas, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", ms=4, capsize=3,
+                        label=_interval_label("after stage 1" if moment == "stage1" else "after joint",
+                                              slopes[moment]))
+        ref = alphas / alphas[-1]
+        top = np.array(results["errors"][direction]["stage1"]["e1"])[-1, 0]
+        ax.plot(alphas, top * ref, color="0.6", ls=":", lw=1, label="slope 1")
+        ax.plot(alphas, top * ref ** 2, color="0.6", ls="--", lw=1, label="slope 2")
+        ax.set(xscale="log", yscale="log", xlabel="information gap α", ylabel="layer-1 error √(1 − R²)",
+               title=direction.replace("_", " "))
+        ax.set_xticks(alphas, [f"{v:g}" for v in alphas])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{results['config']['target']}: layer-1 error vs α (bootstrap intervals over seeds)")
+    files = _save(fig, Path(out), "alpha_errors")
+    plt.close(fig)
+    return files
+
+
+def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
+    """``scaling_n``: error vs n per d for each learner; ``scaling_nstar``: n*(d) with fits."""
+    plt = _pyplot()
+    out = Path(out)
+    dims, sizes = results["d"], np.array(results["n"])
+    names = list(results["learners"])
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), sharey=True, squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, name in zip(axes[0], names):
+        mean, std = np.array(results["learners"][name]["rel_test_mse"]), np.array(
+            results["learners"][name]["rel_test_mse_std"])
+        for i, d in enumerate(dims):
+            ax.errorbar(sizes, mean[i], yerr=std[i], marker="o", ms=3, capsize=2,
+                        color=cmap(i / max(1, len(dims) - 1)), label=f"d={d}")
+        ax.axhline(results["target_error"], color="0.5", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="training samples n", title=name)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("relative test MSE")
+    files = _save(fig, out, "scaling_n")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, color in zip(names, (COLORS["joint"], COLORS["kernel"])):
+        nstar = np.array(results["learners"][name]["n_star"], dtype=float)
+        ax.plot(dims, nstar, marker="o", color=color,
+                label=_interval_label(name, results["exponents"][name]).replace("slope", "exponent"))
+    ax.set(xscale="log", yscale="log", xlabel="input dimension d",
+           ylabel=f"n* (relative test MSE ≤ {results['target_error']:g})", title="samples needed vs d")
+    ax.set_xticks(dims, [f"{v:g}" for v in dims])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.legend(fontsize=8)
+    files += _save(fig, out, "scaling_nstar")
+    plt.close(fig)
     return files

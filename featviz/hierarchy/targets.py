@@ -9,7 +9,8 @@ and the two toy targets of the backward-feature-correction talk (``step1``, ``st
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -17,8 +18,12 @@ from torch import nn
 from ..data import Dataset, load_synthetic
 from ..devices import generator
 from ..errors import SpecError
+from ..nets import Teacher
+from .metrics import FeatureProbe
 
 TOY_TARGETS = ("step1", "step2")
+BUDGETS = ("total", "per-stage")
+CONNECTS = ("dense", "skip2", "chain")
 
 
 class ToyTarget(nn.Module):
@@ -69,14 +74,19 @@ class ToyTarget(nn.Module):
 class StudyConfig:
     """Everything one study run needs; presets are instances of it.
 
-    Target: ``target`` is ``"teacher"`` (d, k, depth, alpha) or a toy target name.
-    Data: ``n_train``/``n_val``/``n_test`` samples; ``r2_samples`` test points on which
-    feature alignment is measured every epoch (half to fit the linear map, half to score it).
-    Learners: deep width ``width`` with the teacher's depth and ``skip2`` connections;
-    ``epochs`` per stage, ``batch_size``, Adam with a cosine schedule and a learning
-    rate picked from ``lr_grid`` on the validation set (seed ``seeds[0]``, each learner alike).
-    Sweeps: ``n_sweep`` (training sizes) and ``width_sweep`` (as multiples of k) on
-    ``sweep_seeds`` seeds, same epochs and chosen learning rates.
+    Target: ``target`` is ``"teacher"`` (d, k, depth, alpha, ``teacher_connect``) or a toy
+    target name. Data: ``n_train``/``n_val``/``n_test`` samples; ``r2_samples`` test points
+    on which alignment is tracked every epoch; ``align_samples`` fresh points fit the
+    final linear maps and as many others score them.
+    Learners: deep width ``width`` with the teacher's depth and ``connect`` connections
+    (``dense``: the learner has to find the teacher's graph). ``budget="total"``: every
+    learner makes ``epochs`` epochs of optimizer steps in all, split over its stages;
+    ``"per-stage"``: ``epochs`` per stage. Adam with a cosine schedule per stage, batch
+    ``batch_size``, learning rate chosen from ``lr_grid`` on the validation set for every
+    learner and seed; the joint stage after layerwise runs at ``correction_lr_scale`` × the
+    rate, warmed up over ``correction_warmup`` of its steps.
+    Sweeps: ``n_sweep`` (training sizes, same batch size and epochs) and ``width_sweep``
+    (as multiples of k) on ``sweep_seeds`` seeds, at each seed's chosen learning rate.
     """
 
     target: str = "teacher"
@@ -85,19 +95,25 @@ class StudyConfig:
     depth: int = 3
     alpha: float = 0.3
     width: int = 48
+    connect: str = "dense"
+    teacher_connect: str = "skip2"
     n_train: int = 20000
     n_val: int = 2000
     n_test: int = 4000
     r2_samples: int = 4000
+    align_samples: int = 20000
     seeds: int = 3
-    epochs: int = 90
-    batch_size: int = 1024
-    lr_grid: tuple[float, ...] = (1e-2, 3e-2)
+    budget: str = "total"
+    epochs: int = 48
+    batch_size: int = 256
+    lr_grid: tuple[float, ...] = (1e-2, 2e-2, 4e-2, 8e-2)
+    correction_lr_scale: float = 0.25
+    correction_warmup: float = 0.1
     kernel_degrees: tuple[int, ...] = (2, 4)
     kernel_ridges: tuple[float, ...] = (1e-3, 1e-1)
     kernel_landmarks: int = 1000
-    n_sweep: tuple[int, ...] = (1000, 3000, 10000)
-    width_sweep: tuple[int, ...] = (1, 2, 4, 8, 16)
+    n_sweep: tuple[int, ...] = ()
+    width_sweep: tuple[int, ...] = (1, 4, 16)
     sweep_seeds: int = 1
     sweep_learners: tuple[str, ...] = ("joint", "layerwise", "shallow", "kernel")
     seed: int = 0
@@ -112,8 +128,16 @@ class StudyConfig:
         for name, value in checks.items():
             if value < 1:
                 raise SpecError(f"{name} must be >= 1, got {value}")
-        if self.r2_samples < 8:
-            raise SpecError(f"r2_samples must be >= 8, got {self.r2_samples}")
+        if self.r2_samples < 8 or self.align_samples < 4:
+            raise SpecError(f"r2_samples must be >= 8 and align_samples >= 4, got {self.r2_samples}, "
+                            f"{self.align_samples}")
+        if self.budget not in BUDGETS:
+            raise SpecError(f"unknown --budget {self.budget!r}", f"use one of {', '.join(BUDGETS)}")
+        for name, value in (("--connect", self.connect), ("--teacher-connect", self.teacher_connect)):
+            if value not in CONNECTS:
+                raise SpecError(f"unknown {name} {value!r}", f"use one of {', '.join(CONNECTS)}")
+        if not (self.correction_lr_scale > 0 and 0 <= self.correction_warmup < 1):
+            raise SpecError("correction_lr_scale must be > 0 and correction_warmup in [0, 1)")
         if not 0 < self.alpha <= 1:
             raise SpecError(f"--alpha must be in (0, 1], got {self.alpha}", "α < 1 makes higher layers weaker")
         if not self.lr_grid or min(self.lr_grid) <= 0:
@@ -138,20 +162,23 @@ class StudyConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-PRESETS: dict[str, StudyConfig] = {
-    # The acceptance setting: a 3-layer teacher with gap α=0.3 and a learner 12× wider than it.
+# read-only: the presets are constants (no module-level state that a run could change)
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({
+    # The acceptance setting: a 3-layer teacher with gap α=0.3, a dense learner 12× wider than it,
+    # every learner 48 epochs of steps in all (3,792 steps of batch 256), four learning rates per
+    # learner and seed.
     "default": StudyConfig(),
-    # Seconds, for tests and smoke runs: the default teacher, a narrower learner, one seed, a third of
-    # the epochs, one learning rate, a small kernel and two-point sweeps.
-    "quick": StudyConfig(width=24, n_val=2000, n_test=2000, r2_samples=2000, seeds=1, epochs=20, lr_grid=(3e-2,),
-                         kernel_degrees=(2,), kernel_ridges=(1e-2,), kernel_landmarks=300, n_sweep=(2000,),
-                         width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
+    # Seconds, for tests and smoke runs: the default teacher, a narrower learner, one seed, a tenth of
+    # the steps (400), one learning rate (flagged as untuned), a small kernel and a two-point width sweep.
+    "quick": StudyConfig(width=24, n_val=2000, n_test=2000, r2_samples=2000, align_samples=4000, seeds=1,
+                         epochs=20, batch_size=1024, lr_grid=(3e-2,), kernel_degrees=(2,), kernel_ridges=(1e-2,),
+                         kernel_landmarks=300, width_sweep=(1, 4), sweep_learners=("joint", "shallow")),
     # The talk's toy targets (α = 0.1), two-layer learners.
     "step1": StudyConfig(target="step1", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
-                         seeds=3, epochs=60, n_sweep=(1000, 3000), width_sweep=(1, 2, 4, 8, 16)),
+                         seeds=3, epochs=60, width_sweep=(1, 4, 16)),
     "step2": StudyConfig(target="step2", d=10, k=2, depth=2, alpha=0.1, width=16, n_train=10000, n_test=4000,
-                         seeds=3, epochs=60, n_sweep=(1000, 3000), width_sweep=(1, 2, 4, 8, 16)),
-}
+                         seeds=3, epochs=60, width_sweep=(1, 4, 16)),
+})
 
 
 def preset(name: str, **overrides: Any) -> StudyConfig:
@@ -166,8 +193,16 @@ def preset(name: str, **overrides: Any) -> StudyConfig:
 def make_target(config: StudyConfig, seed: int) -> nn.Module:
     """The target of one seed: a teacher drawn from ``seed``, or the (fixed) toy target."""
     if config.target == "teacher":
-        return load_synthetic(config.d, config.k, config.depth, config.alpha, 1, 0, 1, seed=seed).teacher
+        return Teacher(config.d, config.k, config.depth, config.alpha, connect=config.teacher_connect, seed=seed)
     return ToyTarget(config.target, d=config.d, alpha=config.alpha)
+
+
+def alignment_probe(config: StudyConfig, target: nn.Module, seed: int, samples: int | None = None) -> FeatureProbe:
+    """Fresh inputs (never trained on, never used for a choice) on which the final
+    alignments are scored: ``samples`` fit the linear maps, as many others score them."""
+    samples = config.align_samples if samples is None else samples
+    x = torch.randn(2 * samples, config.d, generator=generator(seed * 1000 + 4))
+    return FeatureProbe.from_target(target, x)
 
 
 def make_dataset(config: StudyConfig, seed: int, n_train: int | None = None) -> Dataset:
@@ -177,7 +212,7 @@ def make_dataset(config: StudyConfig, seed: int, n_train: int | None = None) -> 
     n_train = config.n_train if n_train is None else n_train
     if config.target == "teacher":
         return load_synthetic(config.d, config.k, config.depth, config.alpha, n_train, config.n_val,
-                              config.n_test, seed=seed)
+                              config.n_test, seed=seed, connect=config.teacher_connect)
     target = make_target(config, seed)
     splits = [target.sample(n, generator(seed * 1000 + i)) for i, n in
               enumerate((n_train, config.n_val, config.n_test), start=1)]

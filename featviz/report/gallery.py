@@ -219,7 +219,7 @@ def _hierarchy_pages(site: Site, data: dict[str, Any], folder: Path) -> dict[str
     findings = data.get("findings")
     ctx = {"rows": hierarchy_rows(data), "config": data.get("config") or {},
            "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
-           "seconds": data.get("seconds"),
+           "seconds": data.get("seconds"), "warnings": [str(w) for w in data.get("lr_edge_warnings") or []],
            "images": site.copy_images(sorted(folder.glob("*.png"), key=_figure_order), "img/hierarchy",
                                       limit=MAX_HIERARCHY_IMAGES, within=folder)}
     site.render("hierarchy.html", "hierarchy.html", hierarchy=ctx)
