@@ -253,7 +253,7 @@ def test_each_flag_fires_on_a_crafted_model(trained, digits8):
 def Square_then_apgd():
     from featviz.attacks.ensemble import Ensemble
 
-    return Ensemble("aa-small", [APGD("linf", 10), Square("linf", 200)])
+    return Ensemble("aa-small", [APGD("linf", 10), Square("linf", 120)])
 
 
 @pytest.mark.parametrize("name", ["digits-joint", "digits-layerwise", "digits-adversarial"])
@@ -317,3 +317,20 @@ def test_model_option_bad_input(run_cli, tmp_path, args, fragment):
     assert r.code == 2, r.err
     assert fragment in r.err and "Traceback" not in r.err and len(r.err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ torchrun
+
+
+def test_torchrun_sharded_autoattack_matches_single_process(tmp_path):
+    from tests.test_distributed import TORCHRUN, _sharded_and_single, _strip
+
+    if TORCHRUN is None:
+        pytest.skip("torchrun not found next to the interpreter")
+    ddp, one = _sharded_and_single(tmp_path, ["attack", "--attack", "autoattack", "--eps", "0.25", "--n-examples",
+                                              "96", "--batch-size", "32", "--n-show", "0"], 2)
+    a, b = (json.loads((d / "results.json").read_text()) for d in (ddp, one))
+    (point,) = a["models"][0]["attacks"][0]["curve"]
+    assert [c["attack"] for c in point["components"]] == ["apgd-ce", "apgd-t", "square"]
+    assert a["models"][0]["evaluations"][0]["n_examples"] == 96
+    assert _strip(a)["models"] == _strip(b)["models"]

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
-from .core import Attack, check_eps
+from .core import Attack, GradientAttack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
 from .names import DEFAULT_SWEEP, names_hint
@@ -174,11 +174,11 @@ class AttackSession:
 
     def _loss(self) -> str:
         """The objective the user chose for the gradient attacks (the checks use it too)."""
-        return next((a.loss for a in self.attacks if hasattr(a, "loss")), "ce")
+        return next((a.loss for a in self.attacks if isinstance(a, GradientAttack)), "ce")
 
     def _steps(self) -> int:
         """PGD steps for the checks: those of the first multi-step gradient attack, else 20."""
-        return next((a.steps for a in self.attacks if hasattr(a, "loss") and a.steps > 1), 20)
+        return next((a.steps for a in self.attacks if isinstance(a, GradientAttack) and a.steps > 1), 20)
 
     def _check_eps(self) -> float:
         """The L∞ radius for the sanity checks: the single --eps, else the sweep's middle value."""
