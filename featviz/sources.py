@@ -47,7 +47,7 @@ def factory_target(model_ref: str, *, dataset: str, weights: str | Path | None =
     """Any ``nn.Module`` from ``module:factory`` (plus safetensors ``weights``) against the
     test split of ``dataset``. ``mean``/``std`` wrap it in :class:`~featviz.attacks.Normalized`
     so the attacks work on [0, 1] images. Input shape and class count must match the data."""
-    from .attacks.model import Normalized
+    from .normalize import Normalized
     from .attacks.session import AttackTarget
     from .data import load_dataset
     from .vis.models import load_factory, load_weights, parse_shape

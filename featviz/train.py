@@ -29,6 +29,7 @@ from .data import Dataset
 from .devices import generator
 from .distributed import SINGLE, DistContext, all_reduce_sum, restore_batchnorm, shard_range, use_global_batchnorm
 from .errors import DivergenceError, FeatvizError
+from .modes import frozen_eval
 
 MODES = ("joint", "layerwise", "layerwise+joint")
 
@@ -137,13 +138,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: str, dept
     """Test metrics in eval mode: ``accuracy`` and ``loss`` for classification;
     ``mse`` and ``rel_mse`` = MSE / Var(y) for regression. Every module's mode is restored
     (not just the model's: a frozen block of a layerwise stage must stay in eval mode)."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with frozen_eval(model):
         outs = [model(x[i:i + batch_size], depth=depth) for i in range(0, len(x), batch_size)]
-    finally:
-        for m, mode in modes:
-            m.train(mode)
     out = torch.cat(outs)
     loss = _loss(task, out, y).item()
     if task == "regression":

@@ -4,7 +4,6 @@ attacks, write ``results.json``, ``results.csv`` and the pictures."""
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
+from ..text import slug
 from .core import Attack, GradientAttack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
@@ -21,11 +21,6 @@ from .names import DEFAULT_SWEEP, names_hint
 from .registry import make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a model name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_.") or "model"
 
 
 def examples_file(model: str, attack: str) -> str:
@@ -96,9 +91,7 @@ class AttackSession:
             x, y = t.x, t.y
             if self.n_examples is not None:
                 x, y = x[:self.n_examples], y[:self.n_examples]
-            name, k = slug(t.name), 2
-            while name in names:
-                name, k = f"{slug(t.name)}-{k}", k + 1
+            name = slug(t.name, names)
             names.add(name)
             loaded.append((name, t.source, t.model.to(self.device), x, y))
         return loaded

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..modes import frozen_eval
+
 
 def _centered(a: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
     a = a.reshape(len(a), -1).double()
@@ -73,13 +75,8 @@ class FeatureProbe:
     @torch.no_grad()
     def learner_features(self, model: nn.Module) -> list[torch.Tensor]:
         """The learner's block outputs in eval mode; every module's mode is restored after."""
-        modes = [(m, m.training) for m in model.modules()]
-        model.eval()
-        try:
+        with frozen_eval(model):
             return model.features(self.x.to(next(model.parameters()).device))
-        finally:
-            for m, mode in modes:
-                m.train(mode)
 
     def r2(self, model: nn.Module) -> list[float]:
         """Held-out feature R² of learner layer ℓ to teacher layer ℓ, for ℓ = 1..min depth."""

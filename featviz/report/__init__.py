@@ -5,7 +5,8 @@
                   attacks="runs/attack", hierarchy="runs/hierarchy")
 """
 
-from .gallery import GalleryModel, build_gallery, layer_summary, slugify, write_gallery
+from ..text import slug as slugify  # the name this package exported before featviz.text.slug
+from .gallery import GalleryModel, build_gallery, layer_summary, write_gallery
 from .matching import correlation_matrix, match_units, unit_activations
 
 __all__ = ["GalleryModel", "build_gallery", "correlation_matrix", "layer_summary", "match_units", "slugify",

@@ -10,8 +10,6 @@ leaves the previous gallery intact.
 
 from __future__ import annotations
 
-import re
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -22,6 +20,8 @@ from tqdm.auto import tqdm
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError, FeatvizError
 from ..fileio import atomic_directory
+from ..stats import median
+from ..text import slug
 from . import plots
 from .matching import match_units, unit_activations
 from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_visuals,
@@ -57,23 +57,7 @@ class GalleryModel:
         return [str(layer.get("name")) for layer in self.checkpoint.card.get("layers", [])]
 
     def layer_page(self, layer: str) -> str:
-        return f"model-{self.slug}-{slugify(layer)}.html"
-
-
-def slugify(text: str, taken: Iterable[str] = ()) -> str:
-    """A file-name-safe, lower-case version of ``text`` (no path separators, no dots
-    leading anywhere), made unique against ``taken`` with a numeric suffix."""
-    base = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:40] or "model"
-    taken = set(taken)
-    slug, n = base, 2
-    while slug in taken:
-        slug, n = f"{base}-{n}", n + 1
-    return slug
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+        return f"model-{self.slug}-{slug(layer)}.html"
 
 
 def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
@@ -84,7 +68,7 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
         images = [u.images[reg] for u in units.values() if reg in u.images]
         if images:
             rows.append({"reg": reg, "units": len(images),
-                         **{k: _median(getattr(im, k) for im in images)
+                         **{k: median(getattr(im, k) for im in images)
                             for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
     return rows
 
@@ -151,14 +135,14 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     models: list[GalleryModel] = []
     for i, item in enumerate(checkpoints):
         ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
-        slug = slugify(ckpt.name, (m.slug for m in models))
+        name = slug(ckpt.name, (m.slug for m in models))
         folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
         if not folders and render_steps > 0 and _is_image_model(ckpt):
             from .visuals import render_visuals
 
-            folders = [render_visuals(ckpt, site_dir / "results" / "vis" / slug, steps=render_steps,
+            folders = [render_visuals(ckpt, site_dir / "results" / "vis" / name, steps=render_steps,
                                       data_root=data_root, seed=seed, device=device, progress=progress)]
-        models.append(GalleryModel(ckpt, slug, read_visuals(folders)))
+        models.append(GalleryModel(ckpt, name, read_visuals(folders)))
     ref_eps = _reference_eps(models, attack_data, reference_eps)
 
     site = Site(site_dir, title=title)
@@ -239,7 +223,7 @@ def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str,
             summary = layer_summary(m.visuals, layer)
             if summary:
                 hf_rows.append((f"{m.label[:18]} {layer}", {r["reg"]: r["hf_ratio"] or 0.0 for r in summary}))
-            folder = f"img/{m.slug}/{slugify(layer)}"
+            folder = f"img/{m.slug}/{slug(layer)}"
             cards = [{"unit": unit,
                       "images": [dict(site.image(units[unit].images[reg].file, folder), reg=reg,
                                       metrics=units[unit].images[reg])
@@ -266,7 +250,7 @@ def _comparisons(site: Site, models: list[GalleryModel], *, data_root) -> dict[s
         return {"pages": [], "note": None if len(models) == 1 else "no two image models were trained on the same data"}
     pages, notes = [], []
     for (name, _), group in groups.items():
-        prefix = "compare-" if len(groups) == 1 else f"compare-{slugify(name)}-"
+        prefix = "compare-" if len(groups) == 1 else f"compare-{slug(name)}-"
         try:
             x = _match_data(group[0].checkpoint.card.get("dataset", {}), data_root)
         except DataError as exc:
@@ -292,8 +276,8 @@ def _compare_group(site: Site, group: list[GalleryModel], x: torch.Tensor, prefi
                 other, corr = pairs[m.slug][unit]
                 cells.append(_compare_cell(site, m, layer, other, corr))
             rows.append({"unit": unit, "cells": cells})
-        median_corr = {m.slug: _median(c for _, c in pairs[m.slug]) for m in peers}
-        page = f"{prefix}{slugify(layer)}.html"
+        median_corr = {m.slug: median(c for _, c in pairs[m.slug]) for m in peers}
+        page = f"{prefix}{slug(layer)}.html"
         site.render(page, "compare.html", layer=layer, models=[ref] + peers, rows=rows, median_corr=median_corr,
                     n_examples=len(x), dataset=dataset)
         pages.append({"page": page, "layer": layer if len(prefix) == len("compare-") else f"{dataset} {layer}"})
@@ -306,9 +290,9 @@ def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, cor
     if uv:
         reg = next((r for r in reversed(m.visuals.regs) if r in uv.images), None)
         if reg:
-            cell["image"] = dict(site.image(uv.images[reg].file, f"img/{m.slug}/{slugify(layer)}"), reg=reg)
+            cell["image"] = dict(site.image(uv.images[reg].file, f"img/{m.slug}/{slug(layer)}"), reg=reg)
         if uv.examples:
-            cell["example"] = site.image(uv.examples[0][0], f"img/{m.slug}/{slugify(layer)}/examples")
+            cell["example"] = site.image(uv.examples[0][0], f"img/{m.slug}/{slug(layer)}/examples")
     return cell
 
 
@@ -356,4 +340,4 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
     return summary | {"index": str(out / "index.html"), "out": str(out)}
 
 
-__all__ = ["GalleryModel", "build_gallery", "layer_summary", "slugify", "write_gallery"]
+__all__ = ["GalleryModel", "build_gallery", "layer_summary", "write_gallery"]

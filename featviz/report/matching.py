@@ -13,6 +13,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from ..modes import frozen_eval
+
 
 @torch.no_grad()
 def unit_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -26,15 +28,11 @@ def unit_activations(model: nn.Module, layer: str, x: torch.Tensor, batch_size: 
         raise ValueError(f"unknown layer {layer!r}; the model has {', '.join(names)}")
     index = names.index(layer)
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        outs = []
+    outs = []
+    with frozen_eval(model):
         for i in range(0, len(x), batch_size):
             h = model.features(x[i:i + batch_size].to(device), depth=index + 1)[index]
             outs.append((h.flatten(2).mean(-1) if h.dim() > 2 else h).float().cpu())
-    finally:
-        model.train(was_training)
     return torch.cat(outs)
 
 

@@ -15,9 +15,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..modes import frozen_eval
 from .hooks import ActivationCapture, Preprocess
 from .neurons import Neuron, NeuronSet
-from .render import eval_mode, model_device
+from .render import model_device
 
 
 @dataclass
@@ -69,7 +70,7 @@ def top_examples(model: nn.Module, neuron_sets: Sequence[NeuronSet], data: torch
     offset = 0
     total = len(data) if isinstance(data, torch.Tensor) else None
     bar = tqdm(total=total, desc="dataset examples", unit="img", file=sys.stderr, disable=not progress, leave=False)
-    with eval_mode(model), ActivationCapture(model, layers, preprocess) as cap:
+    with frozen_eval(model), ActivationCapture(model, layers, preprocess) as cap:
         for batch in _batches(data, batch_size):
             acts = cap.run(batch.to(device))
             index = torch.arange(offset, offset + len(batch))

@@ -24,12 +24,9 @@ regularization settings, measure every image, rank dataset examples, save it all
 from __future__ import annotations
 
 import io
-import math
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from statistics import median
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -38,6 +35,8 @@ from torch import nn
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from ..errors import SpecError
 from ..fileio import atomic_write_bytes, atomic_write_json, save_png
+from ..stats import median
+from ..text import slug
 from .examples import TopExamples, top_examples
 from .hooks import Preprocess
 from .metrics import hf_ratio, shift_stability, total_variation
@@ -92,20 +91,20 @@ class Maximization:
         for img in self.images:
             by_reg.setdefault(img.reg, []).append(img)
         none = {img.neuron: img for img in by_reg.get("none", [])}
-        none_hf = _median([img.hf_ratio for img in none.values()])
+        none_hf = median([img.hf_ratio for img in none.values()])
         out = {}
         for reg, imgs in by_reg.items():
             rel = [i.relative_activation for i in imgs if i.relative_activation is not None]
-            hf = _median([i.hf_ratio for i in imgs])
+            hf = median([i.hf_ratio for i in imgs])
             vs_none = [i.activation / none[i.neuron].activation for i in imgs
                        if i.neuron in none and none[i.neuron].activation > 0]
             out[reg] = {
-                "n": len(imgs), "median_activation": _median([i.activation for i in imgs]),
-                "median_relative_activation": _median(rel),
-                "median_hf_ratio": hf, "median_tv": _median([i.tv for i in imgs]),
-                "median_shift_stability": _median([i.shift_stability for i in imgs]),
+                "n": len(imgs), "median_activation": median([i.activation for i in imgs]),
+                "median_relative_activation": median(rel),
+                "median_hf_ratio": hf, "median_tv": median([i.tv for i in imgs]),
+                "median_shift_stability": median([i.shift_stability for i in imgs]),
                 "above_best_example": (sum(r > 1 for r in rel) / len(rel)) if rel else None,
-                "activation_vs_none": _median(vs_none) if none else None,
+                "activation_vs_none": median(vs_none) if none else None,
                 "none_hf_over_this": (none_hf / hf) if none and hf and hf > 0 else None,
             }
         return out
@@ -122,11 +121,6 @@ class Maximization:
             "grid": self.grid_file,
             **self.config,
         }
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return float(median(vals)) if vals else None
 
 
 def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str | Sequence[str]] = ("none",), *,
@@ -225,10 +219,6 @@ def default_upscale(shape: Sequence[int], target: int = 128) -> int:
     return max(1, target // max(shape[-2:]))
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.+_-]+", "-", text).strip("-") or "x"
-
-
 def save_maximization(result: Maximization, out: str | Path, upscale: int | None = None,
                       grid: bool = True) -> dict[str, Any]:
     """Write ``NEURON__REG.png`` per image, ``NEURON__exampleK.png`` per dataset example,
@@ -239,8 +229,11 @@ def save_maximization(result: Maximization, out: str | Path, upscale: int | None
     out.mkdir(parents=True, exist_ok=True)
     shape = result.config.get("input_shape") or list(result.images[0].image.shape)
     scale = upscale or default_upscale(shape)
+    reg_slugs: dict[str, str] = {}
+    for reg in dict.fromkeys(img.reg for img in result.images):  # unique even where long labels are cut
+        reg_slugs[reg] = slug(reg, reg_slugs.values(), fallback="x")
     for img in result.images:
-        img.file = f"{img.neuron.slug}__{_slug(img.reg)}.png"
+        img.file = f"{img.neuron.slug}__{reg_slugs[img.reg]}.png"
         save_png(out / img.file, to_pil(img.image, scale))
     for ex in result.examples:
         files = []

@@ -18,20 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError, DataError, SpecError
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std per channel, for (N, C, H, W) images in [0, 1]."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        super().__init__()
-        if len(mean) != len(std) or min(std) <= 0:
-            raise SpecError("--mean and --std need the same number of values, and std > 0")
-        self.register_buffer("mean", torch.tensor([float(m) for m in mean]).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor([float(s) for s in std]).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+from ..normalize import Normalize
 
 
 @dataclass

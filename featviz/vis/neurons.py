@@ -23,6 +23,8 @@ import torch
 from torch import nn
 
 from ..errors import SpecError
+from ..modes import frozen_eval
+from ..text import slug
 from .hooks import LOGITS, ActivationCapture, Preprocess
 from .objectives import Objective, channel, logit, neuron, unit_activations
 
@@ -57,7 +59,7 @@ class Neuron:
     @property
     def slug(self) -> str:
         """A file-name-safe form of :attr:`label`, e.g. ``"block2-05"``."""
-        layer = re.sub(r"[^A-Za-z0-9_]+", "_", self.layer)
+        layer = slug(self.layer, fallback="layer")
         pos = "" if self.position is None else f"-at{self.position[0]}-{self.position[1]}"
         return f"{layer}-{self.unit:02d}{pos}"
 
@@ -119,20 +121,17 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int], preprocess: Prepr
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
     shapes: dict[str, tuple[int, ...]] = {}
     names = [n for n, _ in model.named_modules() if n]
-    was_training = model.training
-    model.eval()  # BatchNorm in train mode would refuse a batch of one
-    try:
-        with torch.no_grad(), ActivationCapture(model, names + [LOGITS], preprocess, stop_early=False) as cap:
-            try:
-                acts = cap.run(torch.zeros((1, *input_shape), device=device), strict=False)
-            except SpecError:
-                raise
-            except Exception as exc:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                raise SpecError(f"the model does not accept input of shape {tuple(input_shape)} "
-                                f"({exc.__class__.__name__}: {first})", "give the right --input-shape C,H,W") from None
-    finally:
-        model.train(was_training)
+    capture = ActivationCapture(model, names + [LOGITS], preprocess, stop_early=False)
+    # eval: BatchNorm in train mode would refuse a batch of one
+    with frozen_eval(model), torch.no_grad(), capture as cap:
+        try:
+            acts = cap.run(torch.zeros((1, *input_shape), device=device), strict=False)
+        except SpecError:
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise SpecError(f"the model does not accept input of shape {tuple(input_shape)} "
+                            f"({exc.__class__.__name__}: {first})", "give the right --input-shape C,H,W") from None
     for name in names:
         if acts.get(name) is not None:
             shapes[name] = tuple(acts[name].shape[1:])

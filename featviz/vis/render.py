@@ -10,11 +10,10 @@ examples (examples) and writing files (maximize) are separate steps.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..devices import generator
 from ..errors import DivergenceError, SpecError
+from ..modes import frozen_eval
 from .hooks import ActivationCapture, Preprocess
 from .neurons import NeuronSet, resolve_neurons
 from .objectives import Objective
@@ -55,18 +55,6 @@ class RenderResult:
     history: list[float] = field(default_factory=list)
     neurons: NeuronSet | None = None
     seconds: float = 0.0
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its mode after: in train
-    mode BatchNorm would mix the images of a batch (and update its statistics)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -145,7 +133,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
     transform = recipe.transform()
     history: list[float] = []
     start = time.perf_counter()
-    with eval_mode(model), ActivationCapture(model, objective.modules, preprocess) as cap:
+    with frozen_eval(model), ActivationCapture(model, objective.modules, preprocess) as cap:
         bar = tqdm(range(steps), desc=f"render {objective}"[:60], file=sys.stderr, disable=not progress,
                    leave=False)
         for step in bar:
@@ -188,4 +176,4 @@ def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tens
     return color_decorrelation(images[:4096])
 
 
-__all__ = ["RenderResult", "data_decorrelation", "eval_mode", "input_shape_of", "model_device", "render"]
+__all__ = ["RenderResult", "data_decorrelation", "input_shape_of", "model_device", "render"]
