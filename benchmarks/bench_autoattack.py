@@ -7,9 +7,12 @@ For each checkpoint and ε: robust accuracy and seconds of
   - featviz autoattack-fast (the two APGD parts; its accuracy is also read off the full run's
     components, which draw the same random numbers);
   - torchattacks.AutoAttack(norm="Linf", version="standard", n_classes=10, seed=0) (APGD-CE,
-    APGD-T, FAB-T, Square 5,000 queries).
-Prints the ratios time(featviz autoattack) / time(torchattacks) and
-time(torchattacks) / time(featviz autoattack-fast), and the accuracies.
+    APGD-T, FAB-T, Square 5,000 queries; note torchattacks 3.5 builds its APGD, APGD-T and FAB
+    with their default 10 steps, not AutoAttack's 100);
+  - with --equal-budget: torchattacks' MultiAttack of the same parts at featviz's budgets,
+    APGD-CE 100 steps, APGD-T 100 steps (9 targets), Square 5,000 queries.
+Prints the ratios time(featviz autoattack) / time(torchattacks), at equal budgets when
+measured, and time(torchattacks AutoAttack) / time(featviz autoattack-fast), and the accuracies.
 
     python benchmarks/bench_autoattack.py --checkpoint models/digits-joint --eps 0.05 0.1 [--json OUT]
 """
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--n", type=int, help="first N test images (default all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-fast", action="store_true", help="do not time autoattack-fast separately")
+    ap.add_argument("--equal-budget", action="store_true",
+                    help="also time torchattacks' APGD-CE/APGD-T (100 steps) + Square (5,000) MultiAttack")
     ap.add_argument("--json", help="write the rows to this file")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -66,6 +71,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
             with torch.no_grad():
                 row["torchattacks"] = float((model(xa).argmax(1) == y).float().mean())
             row["ratio_autoattack"] = row["featviz_autoattack_s"] / row["torchattacks_s"]
+            if a.equal_budget:
+                parts = [torchattacks.APGD(model, norm="Linf", eps=eps, steps=100, loss="ce", n_restarts=1, seed=0),
+                         torchattacks.APGDT(model, norm="Linf", eps=eps, steps=100, n_restarts=1, n_classes=10,
+                                            seed=0),
+                         torchattacks.Square(model, norm="Linf", eps=eps, n_queries=5000, n_restarts=1, seed=0)]
+                t0 = time.perf_counter()
+                xa = torchattacks.MultiAttack(parts)(x, y)
+                row["torchattacks_equal_s"] = time.perf_counter() - t0
+                with torch.no_grad():
+                    row["torchattacks_equal"] = float((model(xa).argmax(1) == y).float().mean())
+                row["ratio_equal_budget"] = row["featviz_autoattack_s"] / row["torchattacks_equal_s"]
+                print(f"  torchattacks APGD-CE/APGD-T 100 steps + Square 5000: {row['torchattacks_equal']:.4f} "
+                      f"({row['torchattacks_equal_s']:.1f} s); featviz autoattack / that = "
+                      f"{row['ratio_equal_budget']:.2f}", flush=True)
             if "featviz_autoattack_fast_s" in row:
                 row["speedup_fast"] = row["torchattacks_s"] / row["featviz_autoattack_fast_s"]
             rows.append(row)

@@ -61,6 +61,18 @@ def apgd_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
     return dlr(logits, y, target)
 
 
+def _first_per_example(mask: torch.Tensor, owner: torch.Tensor) -> torch.Tensor:
+    """Positions of ``mask``'s true rows, one per example of ``owner`` (its first row), so that
+    writes into per-example buffers never mix two rows of one example."""
+    rows = torch.nonzero(mask).flatten()
+    if len(rows) <= 1:
+        return rows
+    _, inverse = torch.unique(owner[rows], return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(rows), device=rows.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(rows), device=rows.device), "amin")
+    return rows[first]
+
+
 class APGD(Attack):
     """APGD (``targets=0``) or APGD-T (``targets=k``: targeted DLR against the k most likely
     other classes of the clean input, one full run per (example, target) pair; an example
@@ -160,12 +172,13 @@ class APGD(Attack):
             pred = logits.argmax(1)
             ok = reached(pred, s["y"], s["goal"])
             w = s["idx"]
-            better = ~ok & (loss > best_loss[w]) & ~success[w]
-            if bool(better.any()):
+            better = _first_per_example(~ok & (loss > best_loss[w]) & ~success[w], w)
+            if len(better):
                 best_x[w[better]], best_loss[w[better]], best_pred[w[better]] = s["xk"][better], loss[better], \
                     pred[better]
             if bool(ok.any()):
-                best_x[w[ok]], success[w[ok]], best_pred[w[ok]] = s["xk"][ok], True, pred[ok]
+                won = _first_per_example(ok, w)
+                best_x[w[won]], success[w[won]], best_pred[w[won]] = s["xk"][won], True, pred[won]
                 return success[w]
             return ok
 
