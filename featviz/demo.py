@@ -4,16 +4,25 @@
     summary = run_demo("gallery")          # ~minutes on a laptop CPU
     print(summary["index"])
 
-Stages, each a call into the library:
+The pipeline is the list :data:`PIPELINE` of stages, each a method of :class:`Demo`
+that calls into the library and leaves its outputs on the ``Demo`` for later stages:
 
 1. **models**: digits models trained jointly, layer by layer and adversarially
    (reused from a ``models/`` folder when a checkpoint there was trained with exactly
-   the same recipe), plus, for ``make models``, a synthetic-teacher model;
+   the same recipe, see :mod:`featviz.reuse`), plus, for ``make models``, a
+   synthetic-teacher model;
 2. **hierarchy**: a short teacher/student study (joint vs layerwise vs shallow...);
 3. **visualize**: every unit of every layer rendered without regularization and with
    the standard recipe, plus top dataset examples;
 4. **attacks**: a PGD and FGSM robust-accuracy sweep of every digits model;
-5. **gallery**: the static site, in ``out``.
+5. **gallery**: units matched across models (``results/matches.json``), then the
+   static site, in ``out``.
+
+Adding a stage is one method and one list entry: write ``def my_stage(self, stage:
+Stage) -> None`` on :class:`Demo` (read what earlier stages left on ``self``, write
+under ``self.results``, set ``stage.note``; ``stage.status = "skipped"`` with the
+reason in ``stage.note`` when it cannot run, which the gallery's index then shows) and
+insert ``("my-stage", Demo.my_stage)`` into :data:`PIPELINE` before ``gallery``.
 
 Everything is written inside one temporary folder swapped into ``out`` at the end, so
 an interrupted demo leaves the previous gallery intact; the raw result files of each
@@ -22,23 +31,22 @@ stage stay beside the pages under ``out/results/``.
 
 from __future__ import annotations
 
-import importlib
-import json
+import contextlib
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .errors import CheckpointError, FeatvizError
-from .fileio import atomic_directory, atomic_write_json, to_json
+from .checkpoint import Checkpoint, save_checkpoint
+from .errors import FeatvizError
+from .fileio import atomic_directory, atomic_write_json
 from .recipes import TrainSpec, run_training
-
-STAGES = ("models", "hierarchy", "visualize", "attacks", "gallery")
+from .reuse import reusable
 
 
 @dataclass(frozen=True)
@@ -110,60 +118,13 @@ def model_specs(budget: Budget, seed: int = 0, synthetic: bool = False) -> list[
     return specs
 
 
-def _adv_key(adv: dict[str, Any] | None) -> tuple | None:
-    """Adversarial training as far as reuse cares (cards may add derived fields)."""
-    return None if not adv else (adv.get("attack"), float(adv.get("eps", 0)), adv.get("steps"))
-
-
-def _recipe_of(card: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a card that say how a model was trained (what reuse must match)."""
-    training = card.get("training", {})
-    arch = card.get("arch", {})
-    return {"dataset": card.get("dataset"), "mode": training.get("mode"),
-            "adv": _adv_key(training.get("adv")), "epochs": training.get("epochs"), "seed": training.get("seed"),
-            "lr": training.get("lr"), "batch_size": training.get("batch_size"), "act": arch.get("act"),
-            "widths": arch.get("widths")}
-
-
-def expected_recipe(spec: TrainSpec) -> dict[str, Any]:
-    """What :func:`_recipe_of` reads from the card of a model trained from ``spec``."""
-    from .data import load_dataset
-    from .recipes import build_for
-
-    d = spec.defaults()
-    data = load_dataset(spec.dataset, seed=spec.seed, image_size=spec.image_size, **spec.synthetic)
-    arch = build_for(data, spec).arch
-    info = json.loads(to_json(data.info))  # as the card stores it
-    return {"dataset": info, "mode": spec.mode, "adv": _adv_key(spec.adv), "epochs": spec.epochs or d["epochs"],
-            "seed": spec.seed, "lr": spec.lr or d["lr"], "batch_size": spec.batch_size or d["batch_size"],
-            "act": arch.get("act"), "widths": arch.get("widths")}
-
-
-def reusable(folder: Path, spec: TrainSpec) -> Checkpoint | None:
-    """The checkpoint in ``folder`` if it loads cleanly and was trained from ``spec``."""
-    if not (folder / "card.json").is_file():
-        return None
-    try:
-        ckpt = load_checkpoint(folder)
-    except CheckpointError:
-        return None
-    return ckpt if _recipe_of(ckpt.card) == expected_recipe(spec) else None
-
-
-def _available(module: str, name: str) -> bool:
-    """Whether this installation provides ``module.name`` (a stage's library piece)."""
-    try:
-        return hasattr(importlib.import_module(module), name)
-    except ModuleNotFoundError:
-        return False
-
-
 def _log(message: str) -> None:
     tqdm.write(f"demo: {message}", file=sys.stderr)
 
 
 class Demo:
-    """One run of the pipeline into the temporary folder ``root`` (see :func:`run_demo`)."""
+    """One run of the pipeline into the temporary folder ``root`` (see :func:`run_demo`);
+    what each stage produces is kept here for the stages after it."""
 
     def __init__(self, root: Path, budget: Budget, *, seed: int, device: torch.device, models_dir: Path | None,
                  save_models: bool, retrain: bool, progress: bool):
@@ -175,30 +136,28 @@ class Demo:
         self.visuals: list[list[Path]] = []
         self.hierarchy: Path | None = None
         self.attacks: Path | None = None
+        self.site: dict[str, Any] = {}
 
-    def stage(self, name: str, body: Callable[[Stage], None], needs: tuple[str, str] | None = None) -> Stage:
-        """Run one stage, timing it. ``needs`` = (module, attribute) of the library
-        piece the stage calls: when this installation lacks it, the stage is skipped
-        and the summary says why (never faked)."""
+    def stage(self, name: str, body: Callable[[Stage], None]) -> Stage:
+        """Run one stage, timing it and logging its outcome on stderr."""
         stage = Stage(name)
         _log(f"stage {name} ...")
         start = time.perf_counter()
-        if needs is not None and not _available(*needs):
-            stage.status, stage.note = "skipped", f"{needs[0]}.{needs[1]} is not available in this version"
-        else:
-            body(stage)
+        body(stage)
         stage.seconds = time.perf_counter() - start
         _log(f"stage {name}: {stage.status} in {stage.seconds:.1f} s" + (f" ({stage.note})" if stage.note else ""))
         self.stages.append(stage)
         return stage
 
+    def run(self, pipeline: list[tuple[str, Callable[["Demo", Stage], None]]]) -> None:
+        for name, method in pipeline:
+            self.stage(name, lambda s, method=method: method(self, s))
+
     # ------------------------------------------------------------------ stages
-    def models(self, stage: Stage, synthetic: bool) -> None:
+    def models(self, stage: Stage) -> None:
+        """Train or reuse the models (the synthetic-teacher one too when saving them)."""
         reused = 0
-        for spec in model_specs(self.budget, self.seed, synthetic):
-            if spec.adv and not _available("featviz.attacks", "training_adversary"):
-                stage.note += f"{spec.name} skipped: adversarial training is not available in this version; "
-                continue
+        for spec in model_specs(self.budget, self.seed, synthetic=self.save_models):
             saved = self.models_dir / spec.name if self.models_dir else None
             ckpt = None if self.retrain or saved is None else reusable(saved, spec)
             if ckpt is not None:
@@ -254,16 +213,36 @@ class Demo:
         results = session.run(self.attacks, progress=self.progress)
         stage.note = f"{', '.join(self.budget.attacks)} on {len(results['models'])} models, ε sweep {lo:g}..{hi:g}"
 
-    def gallery(self, stage: Stage) -> dict[str, Any]:
-        from .report import write_gallery
+    def gallery(self, stage: Stage) -> None:
+        from .report import prepare_gallery, write_gallery
 
         notes = [f"{s.name} stage skipped: {s.note}" for s in self.stages if s.status == "skipped"]
-        return write_gallery(self.root, self.checkpoints, visuals=self.visuals or None, attacks=self.attacks,
-                             hierarchy=self.hierarchy, notes=notes, device=self.device, progress=self.progress,
-                             title="featviz demo gallery" + (" (quick)" if self.budget is QUICK else ""))
+        # the units are already rendered (visualize); this matches them across models
+        checkpoints, visuals, matches = prepare_gallery(self.root, self.checkpoints, visuals=self.visuals or None,
+                                                        device=self.device, progress=self.progress)
+        self.site = write_gallery(self.root, checkpoints, visuals=visuals, matches=matches, attacks=self.attacks,
+                                  hierarchy=self.hierarchy, notes=notes, device=self.device, progress=self.progress,
+                                  title="featviz demo gallery" + (" (quick)" if self.budget is QUICK else ""))
 
 
-def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: torch.device | str = "cpu",
+# The demo, stage by stage, in order: (name in the summary, Demo method). See the module docstring.
+PIPELINE: list[tuple[str, Callable[[Demo, Stage], None]]] = [
+    ("models", Demo.models),
+    ("hierarchy", Demo.run_hierarchy),
+    ("visualize", Demo.visualize),
+    ("attacks", Demo.run_attacks),
+    ("gallery", Demo.gallery),
+]
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Path]:
+    """A throw-away build folder (``--models-only`` writes nothing but the models)."""
+    with tempfile.TemporaryDirectory(prefix="featviz-demo-") as tmp:
+        yield Path(tmp)
+
+
+def run_demo(out: str | Path | None, *, quick: bool = False, seed: int = 0, device: torch.device | str = "cpu",
              models_dir: str | Path | None = "models", save_models: bool = False, retrain: bool = False,
              models_only: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the pipeline and build the gallery in ``out`` (atomically).
@@ -281,7 +260,7 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: tor
         models_only: stop after the models stage (with ``save_models``: ``make models``).
 
     Returns the summary: ``stages`` (name, status, seconds, note), ``models`` (accuracy,
-    robust accuracy), ``hierarchy``, ``index`` and ``seconds``.
+    robust accuracy), ``reference_eps``, ``seconds`` and, with a gallery, ``index`` and ``out``.
     """
     budget = QUICK if quick else FULL
     device = torch.device(device)
@@ -289,40 +268,20 @@ def run_demo(out: str | Path, *, quick: bool = False, seed: int = 0, device: tor
     if save_models and models_dir is None:
         raise FeatvizError("saving the demo's models needs a models folder", "pass --models DIR")
     start = time.perf_counter()
-    if models_only:
-        with _scratch(out) as root:
-            demo = Demo(root, budget, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
-                        retrain=retrain, progress=progress)
-            demo.stage("models", lambda s: demo.models(s, synthetic=save_models))
-        return _summary(demo, None, start, root, None)
-    out = Path(out)
-    with atomic_directory(out) as root:
+    target = None if models_only else Path(out)
+    with (_scratch() if target is None else atomic_directory(target)) as root:
         demo = Demo(root, budget, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
                     retrain=retrain, progress=progress)
-        demo.stage("models", lambda s: demo.models(s, synthetic=save_models))
-        demo.stage("hierarchy", demo.run_hierarchy, needs=("featviz.hierarchy", "write_study"))
-        demo.stage("visualize", demo.visualize, needs=("featviz.vis.maximize", "save_maximization"))
-        demo.stage("attacks", demo.run_attacks, needs=("featviz.attacks.session", "AttackSession"))
-        site: dict[str, Any] = {}
-        demo.stage("gallery", lambda s: site.update(demo.gallery(s)))
-        summary = _summary(demo, site, start, root, out)
-        atomic_write_json(root / "results" / "summary.json", summary)
-    return summary | {"index": str(out / "index.html"), "out": str(out)}
+        demo.run(PIPELINE[:1] if models_only else PIPELINE)
+        summary = _summary(demo, start, root, target)
+        if target is not None:
+            atomic_write_json(root / "results" / "summary.json", summary)
+    if target is None:
+        return summary
+    return summary | {"index": str(target / "index.html"), "out": str(target)}
 
 
-def _scratch(out):
-    import contextlib
-    import tempfile
-
-    @contextlib.contextmanager
-    def scratch():
-        with tempfile.TemporaryDirectory(prefix="featviz-demo-") as tmp:
-            yield Path(tmp)
-
-    return scratch()
-
-
-def _summary(demo: Demo, site: dict[str, Any] | None, start: float, root: Path, out: Path | None) -> dict[str, Any]:
+def _summary(demo: Demo, start: float, root: Path, out: Path | None) -> dict[str, Any]:
     """What the run did; paths inside the temporary build folder are given as they
     will be once it is swapped into ``out``."""
 
@@ -332,7 +291,7 @@ def _summary(demo: Demo, site: dict[str, Any] | None, start: float, root: Path, 
             return str(out / path.relative_to(root)) if out is not None else ""
         return str(path)
 
-    robust = {m["checkpoint"]: m for m in (site or {}).get("models", [])}
+    robust = {m["checkpoint"]: m for m in demo.site.get("models", [])}
     models = []
     for ckpt in demo.checkpoints:
         card = ckpt.card
@@ -343,24 +302,7 @@ def _summary(demo: Demo, site: dict[str, Any] | None, start: float, root: Path, 
             entry["robust_accuracy"] = site_entry.get("robust_accuracy")
         models.append(entry)
     return {"stages": [s.to_dict() for s in demo.stages], "models": models,
-            "reference_eps": (site or {}).get("reference_eps"), "seconds": round(time.perf_counter() - start, 1)}
+            "reference_eps": demo.site.get("reference_eps"), "seconds": round(time.perf_counter() - start, 1)}
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The closing table of ``featviz demo`` (plain text)."""
-    lines = ["stage       status   seconds  note"]
-    for s in summary["stages"]:
-        lines.append(f"{s['name']:<11} {s['status']:<8} {s['seconds']:>7.1f}  {s['note']}")
-    eps = summary.get("reference_eps")
-    head = "robust" if eps is None else f"robust@{eps:g}"
-    lines += ["", f"{'model':<22} {'mode':<10} {'adv':<12} {'test acc':>8} {head:>11}"]
-    for m in summary["models"]:
-        adv = f"{m['adv'].get('attack')} {m['adv'].get('eps'):g}" if m.get("adv") else "-"
-        acc = m.get("test_accuracy")
-        rob = m.get("robust_accuracy")
-        lines.append(f"{m['name'][:22]:<22} {m['mode'] or '?':<10} {adv:<12} "
-                     f"{'-' if acc is None else f'{100 * acc:.1f}%':>8} {'-' if rob is None else f'{100 * rob:.1f}%':>11}")
-    lines.append(f"\ntotal {summary['seconds']:.1f} s")
-    if summary.get("index"):
-        lines.append(f"open {summary['index']}")
-    return "\n".join(lines)
+__all__ = ["Budget", "Demo", "FULL", "PIPELINE", "QUICK", "Stage", "model_specs", "run_demo"]

@@ -9,6 +9,7 @@ POSIX and Windows within one file system).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import math
 import os
@@ -77,19 +78,59 @@ def save_png(path: str | os.PathLike, image) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+# Every output folder featviz writes holds this file; ``--force`` replaces only folders that do
+# (or legacy featviz folders recognised by ``is_featviz_output``), never a folder of the user's.
+OUTPUT_MARKER = ".featviz-output"
+_COMMAND: contextvars.ContextVar[str | None] = contextvars.ContextVar("featviz_command", default=None)
+
+
+def set_command_line(command: str | None) -> None:
+    """Record the command line that output markers name (the CLI sets it once per command)."""
+    _COMMAND.set(command)
+
+
+def write_output_marker(folder: str | os.PathLike) -> Path:
+    """Mark ``folder`` as made by featviz (a small JSON file: version and command)."""
+    from . import __version__
+
+    info = {"made_by": "featviz", "version": __version__, "command": _COMMAND.get()}
+    return atomic_write_text(Path(folder) / OUTPUT_MARKER, json.dumps(info) + "\n")
+
+
+def is_featviz_output(folder: str | os.PathLike) -> bool:
+    """True if ``folder`` was written by featviz: it holds the output marker, or (folders from
+    versions before the marker) it is a checkpoint (a featviz ``card.json`` beside
+    ``model.safetensors``) or a gallery (an ``index.html`` signed by featviz)."""
+    folder = Path(folder)
+    if (folder / OUTPUT_MARKER).is_file():
+        return True
+    card, weights, index = folder / "card.json", folder / "model.safetensors", folder / "index.html"
+    try:
+        if card.is_file() and weights.is_file() and card.stat().st_size < 1_000_000:
+            data = json.loads(card.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and str(data.get("format", "")).startswith("featviz-checkpoint/")
+        if index.is_file() and index.stat().st_size < 10_000_000:
+            return "Made by featviz" in index.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return False
+    return False
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     """Build a folder under a temporary name, then swap it into place.
 
-    Yields the temporary folder to fill. On success the previous content of
-    ``target`` (if any) is replaced in two renames; on failure the temporary
-    folder is removed and ``target`` is left exactly as it was.
+    Yields the temporary folder to fill. On success the folder gets the output marker
+    (:data:`OUTPUT_MARKER`) and the previous content of ``target`` (if any) is replaced
+    in two renames; on failure the temporary folder is removed and ``target`` is left
+    exactly as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        write_output_marker(tmp)
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

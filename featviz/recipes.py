@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checkpoint import Checkpoint, load_checkpoint, make_card, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, make_card, read_card, save_checkpoint
 from .data import Dataset, load_dataset
 from .devices import seeded
 from .distributed import SINGLE, DistContext, barrier
@@ -48,6 +48,7 @@ class TrainSpec:
     amp: str | None = None  # "bf16" autocast (GPU fast path)
     channels_last: bool = False
     compile: bool = False
+    init_from: str | None = None  # a checkpoint folder whose weights the run starts from
 
     def defaults(self) -> dict[str, Any]:
         return DEFAULTS["synthetic" if self.dataset == "synthetic" else "image"]
@@ -70,6 +71,29 @@ def build_for(data: Dataset, spec: TrainSpec) -> HierarchicalNet:
                                      act=spec.act, input_mean=norm["mean"], input_std=norm["std"])
 
 
+def inherit_weights(model: HierarchicalNet, parent: str | Path) -> dict[str, Any]:
+    """Copy a parent checkpoint's weights (and BatchNorm statistics) into ``model``,
+    bit for bit; the parent must have exactly ``model``'s architecture. Returns the
+    card's ``training.init_from`` record: the parent's path, name, weights digest and
+    training summary."""
+    import hashlib
+
+    from .checkpoint import WEIGHTS
+
+    ckpt = load_checkpoint(parent)
+    if dict(ckpt.card["arch"]) != dict(model.arch):
+        diff = sorted(k for k in set(ckpt.card["arch"]) | set(model.arch)
+                      if ckpt.card["arch"].get(k) != model.arch.get(k))
+        raise FeatvizError(f"--init-from {parent}: its architecture differs from the model this run trains "
+                           f"(in {', '.join(diff)})", "pass the parent's --dataset/--width/--depth/--act")
+    model.load_state_dict(ckpt.model.state_dict(), strict=True)
+    trained = ckpt.card.get("training", {})
+    return {"path": str(parent), "name": ckpt.name,
+            "sha256": hashlib.sha256((Path(parent) / WEIGHTS).read_bytes()).hexdigest(),
+            "mode": trained.get("mode"), "adv": trained.get("adv"), "epochs": trained.get("epochs"),
+            "seed": trained.get("seed"), "init_from": trained.get("init_from")}
+
+
 def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.device | str = "cpu",
                  adversary: Adversary | None = None, progress: bool = True, command: str = "",
                  resume_from: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
@@ -90,8 +114,11 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     data = load_dataset(spec.dataset, data_root=spec.data_root, download=spec.download,
                         image_size=spec.image_size, seed=spec.seed, **spec.synthetic)
     state = None
+    parent = None
     if resume_from is None:
         model = build_for(data, spec)
+        if spec.init_from:
+            parent = inherit_weights(model, spec.init_from)
     else:
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
@@ -101,6 +128,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     training = {"mode": spec.mode, "adv": spec.adv, "epochs": config.epochs, "seed": spec.seed,
                 "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
                 "schedule": config.schedule, "command": command, "spec": asdict(spec)}
+    if parent is not None or resume_from is not None and spec.init_from:
+        training["init_from"] = parent or read_card(resume_from)["training"].get("init_from")
     if adversary is None and spec.adv:
         from .attacks.training import training_adversary
 

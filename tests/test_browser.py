@@ -28,8 +28,9 @@ from featviz.report import build_gallery
 from test_report import HOSTILE, LAYERS, make_attacks, make_checkpoint, make_hierarchy, make_visuals
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (/usr/bin/chromium) is not installed; "
-                                                         "CI installs Debian's `chromium` package")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (/usr/bin/chromium) is not installed; "
+                                                             "CI installs Debian's `chromium` package")
+FOLD = 800  # height of the harness's iframe: what a first screen shows
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
          "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter", "--disable-default-apps",
@@ -37,7 +38,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 # Chromium's own updater and sign-in services still call home whatever the flags; the
 # proxy ignores exactly those hosts (page requests are also checked in the harness,
 # through the resource-timing entries, and blocked by the CSP, which logs to the console).
-BROWSER_SERVICES = ("update.googleapis.com", "accounts.google.com", "clients2.google.com")
+# Newer Chromium (150) also opens TLS tunnels to www.google.com and android.clients.google.com
+# on its own; no gallery page names a Google host (and the CSP would block and log it).
+BROWSER_SERVICES = ("update.googleapis.com", "accounts.google.com", "clients2.google.com",
+                    "CONNECT www.google.com:443", "CONNECT android.clients.google.com:443")
 # A real gallery checked besides the hand-made one: FEATVIZ_GALLERY, else the shipped gallery/.
 REPO_GALLERY = Path(os.environ.get("FEATVIZ_GALLERY") or Path(__file__).resolve().parents[1] / "gallery")
 
@@ -51,6 +55,10 @@ async function check(url) {
   await loaded;
   const doc = frame.contentDocument;
   const imgs = Array.from(doc.images);
+  // on the first screen: an image still lazy, or not decoded when the page has loaded
+  const late = imgs.filter(img => img.getBoundingClientRect().top < %d &&
+                                  (img.loading === "lazy" || !(img.complete && img.naturalWidth > 0)))
+                   .map(img => img.getAttribute("src"));
   imgs.forEach(img => { img.loading = "eager"; });
   await Promise.all(imgs.map(img => img.complete ? null :
     new Promise(r => { img.addEventListener("load", r); img.addEventListener("error", r); })));
@@ -58,7 +66,7 @@ async function check(url) {
   const resources = frame.contentWindow.performance.getEntriesByType("resource").map(e => e.name);
   const sheets = doc.styleSheets.length;
   frame.remove();
-  return {url, images: imgs.length, broken, resources, sheets};
+  return {url, images: imgs.length, broken, late, resources, sheets};
 }
 (async () => { const out = []; for (const p of pages) out.push(await check(p));
   document.getElementById("result").textContent = JSON.stringify(out); })()
@@ -110,7 +118,7 @@ def _run_harness(root: Path, pages: list[str], tmp: Path, mode: str) -> tuple[li
     """Open ``pages`` (paths relative to ``root``) through the harness over ``mode``
     (``http`` on 127.0.0.1 behind the recording proxy, or ``file``). Returns the per-page
     reports, the console lines and the requests the proxy saw."""
-    (root / "check.html").write_text(HARNESS % json.dumps(pages), encoding="utf-8")
+    (root / "check.html").write_text(HARNESS % (json.dumps(pages), FOLD), encoding="utf-8")
     budget = ["--virtual-time-budget=30000", "--dump-dom"]
     if mode == "file":
         res = _chromium(["--allow-file-access-from-files", *budget, (root / "check.html").as_uri()], tmp / "profile-f")
@@ -152,6 +160,7 @@ def _galleries(site: Path) -> list[Path]:
     return found
 
 
+@needs_chromium
 @pytest.mark.parametrize("mode", ["http", "file"])
 def test_every_page_loads_every_image_with_no_console_error_and_no_foreign_request(site, tmp_path, mode):
     for gallery in _galleries(site):
@@ -162,8 +171,11 @@ def test_every_page_loads_every_image_with_no_console_error_and_no_foreign_reque
         reports, console, seen = _run_harness(root, pages, tmp_path, mode)
         assert [r["url"] for r in reports] == pages
         assert sum(r["images"] for r in reports) > 10
+        # a gallery built before first screens loaded eagerly has no output marker either
+        current = gallery == site / "gallery" or (gallery / ".featviz-output").is_file()
         for r in reports:
-            assert r["broken"] == [], r
+            assert r["broken"] == [], r  # naturalWidth 0 after loading: an image that never decodes
+            assert r["late"] == [] or not current, r  # on the first screen but lazy: blank in a screenshot
             assert r["sheets"] == 1, r  # the stylesheet applied despite the CSP
             if mode == "http":
                 assert all(u.startswith("http://127.0.0.1:") for u in r["resources"]), r
@@ -171,19 +183,79 @@ def test_every_page_loads_every_image_with_no_console_error_and_no_foreign_reque
         assert seen == [], seen
 
 
+@needs_chromium
 def test_harness_catches_broken_images_foreign_requests_and_console_errors(site, tmp_path):
     root = tmp_path / "root"
     shutil.copytree(site / "gallery", root / "gallery")
     (root / "gallery" / "bad.html").write_text(
         '<!DOCTYPE html><img src="missing.png"><img src="http://featviz.invalid/x.png">'
         '<script>console.error("boom")</script>', encoding="utf-8")
-    reports, console, seen = _run_harness(root, ["gallery/index.html", "gallery/bad.html"], tmp_path, "http")
+    shutil.copyfile(site / "gallery" / "img" / "hf_ratio.png", root / "gallery" / "ok.png")
+    (root / "gallery" / "notpng.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)  # arrives, never decodes
+    (root / "gallery" / "lazy.html").write_text(
+        '<!DOCTYPE html><img src="ok.png" loading="lazy" width="300" height="200"><img src="notpng.png">',
+        encoding="utf-8")
+    reports, console, seen = _run_harness(root, ["gallery/index.html", "gallery/bad.html", "gallery/lazy.html"],
+                                          tmp_path, "http")
+    assert reports[2]["late"] == ["ok.png", "notpng.png"] and reports[2]["broken"] == ["notpng.png"]
     assert reports[0]["broken"] == [] and sorted(reports[1]["broken"]) == ["http://featviz.invalid/x.png",
                                                                           "missing.png"]
     assert any("boom" in line for line in console)
     assert any("featviz.invalid" in line for line in seen)
 
 
+def _screenshot(page: Path, shot: Path, profile: Path) -> subprocess.CompletedProcess:
+    return _chromium(["--window-size=1280,1600", "--virtual-time-budget=10000", f"--screenshot={shot}",
+                      page.as_uri()], profile)
+
+
+def _not_blank(shot: Path) -> int:
+    """Grey levels in a coarse version of the screenshot (a blank page has one or two)."""
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1280, 1600)
+        return len(im.convert("L").resize((64, 80)).getcolors(4096))
+
+
+def test_first_images_of_every_page_load_eagerly(site):
+    """The first screen of each page has no lazy image (headless screenshots left them blank)."""
+    from featviz.report.site import EAGER_IMAGES
+
+    for page in sorted((site / "gallery").glob("*.html")):
+        imgs = re.findall(r"<img [^>]*>", page.read_text(encoding="utf-8"))
+        assert imgs, page.name
+        assert not any('loading="lazy"' in tag for tag in imgs[:EAGER_IMAGES]), page.name
+        assert all('loading="lazy"' in tag for tag in imgs[EAGER_IMAGES:]), page.name
+
+
+@needs_chromium
+def test_screenshot_of_every_page_shows_its_images(site, tmp_path):
+    """Every page, screenshotted as a user would: none is blank. attacks.html (whose example
+    sheets were missing from headless screenshots while they loaded lazily) is also shot with
+    its images removed: the two must differ, so the images were really drawn."""
+    from PIL import Image, ImageChops
+
+    gallery = site / "gallery"
+    pages = sorted(gallery.glob("*.html"))
+    assert len(pages) >= 5
+    for page in pages:
+        shot = tmp_path / f"{page.stem}.png"
+        res = _screenshot(page, shot, tmp_path / "profile-s")
+        assert shot.is_file() and shot.stat().st_size > 5_000, (page, res.stderr[-1000:])
+        assert _not_blank(shot) > 4, page
+    bare = gallery / "bare-attacks.html"
+    bare.write_text(re.sub(r"<img [^>]*>", "", (gallery / "attacks.html").read_text(encoding="utf-8")),
+                    encoding="utf-8")
+    try:
+        _screenshot(bare, tmp_path / "bare.png", tmp_path / "profile-s")
+    finally:
+        bare.unlink()
+    with Image.open(tmp_path / "attacks.png") as a, Image.open(tmp_path / "bare.png") as b:
+        assert ImageChops.difference(a.convert("RGB"), b.convert("RGB")).getbbox() is not None
+
+
+@needs_chromium
 def test_screenshot_of_the_index(site, tmp_path):
     gallery = _galleries(site)[-1]
     shot = tmp_path / "gallery.png"

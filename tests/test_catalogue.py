@@ -1,6 +1,7 @@
 """The bad-input catalogue: every user mistake ends in exit code 2, one line on stderr naming the
 problem, no traceback, and nothing written. Each case runs the real CLI entry point."""
 
+import gzip
 import json
 import pickle
 import shutil
@@ -58,6 +59,38 @@ def world(tmp_path_factory):
     bad_cifar.mkdir(parents=True)
     for f in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
         (bad_cifar / f).write_bytes(b"\x01" * 1000)
+    # hostile cards: widths/classes/channels/kernel edited to sizes that would need tens of GB
+    arch = card["arch"]
+    variant("hugewidth", card_obj=card | {"arch": arch | {"widths": [10**9] + arch["widths"][1:]}})
+    variant("hugeclasses", card_obj=card | {"arch": arch | {"num_classes": 10**9}})
+    variant("hugechannels", card_obj=card | {"arch": arch | {"in_channels": 10**8}})
+    variant("hugekernel", card_obj=card | {"arch": arch | {"kernel_size": 10**6 + 1}})
+    variant("longlist", card_obj=card | {"arch": arch | {"widths": [1] * 2000, "strides": [1] * 2000}})
+    from safetensors.torch import load, save
+
+    tensors = load(blob)
+    tensors["block1.conv.weight"] = tensors["block1.conv.weight"].double()
+    variant("float64", weights=save(tensors))
+    # folders of the user's that --force must not touch
+    thesis = root / "thesis"
+    (thesis / "sub").mkdir(parents=True)
+    (thesis / "thesis.tex").write_text("\\documentclass{article}")
+    (thesis / "sub" / "data.csv").write_text("1,2,3")
+    fake = root / "fakeckpt"  # looks like a checkpoint at a glance, but its card is not featviz's
+    fake.mkdir()
+    (fake / "card.json").write_text('{"format": "someone-else/3"}')
+    (fake / "model.safetensors").write_bytes(b"mine")
+    hidden = root / "hidden"
+    hidden.mkdir()
+    (hidden / ".notes").write_text("private")
+    gz = root / "gzmnist" / "MNIST" / "raw"
+    gz.mkdir(parents=True)
+    for f, payload in [("train-images-idx3-ubyte", b"\x00\x00\x08\x03" + bytes([0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28])),
+                       ("train-labels-idx1-ubyte", b"\x00\x00\x08\x01\x00\x00\x00\x02\x01\x02"),
+                       ("t10k-images-idx3-ubyte", b"\x00\x00\x08\x03" + bytes([0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28])
+                        + bytes(784)),
+                       ("t10k-labels-idx1-ubyte", b"\x00\x00\x08\x01\x00\x00\x00\x01\x03")]:
+        (gz / f"{f}.gz").write_bytes(gzip.compress(payload))  # train images: header only, pixels cut off
     hier = root / "hier-bad"
     hier.mkdir()
     (hier / "results.json").write_text("{broken")
@@ -83,7 +116,7 @@ CASES = [
     ("train-mnist-root-is-file", ["train", "--dataset", "mnist", "--data-root", T + "/afile", "--out", T + "/o"],
      "is a file"),
     ("train-mnist-malformed", ["train", "--dataset", "mnist", "--data-root", T + "/badmnist", "--out", T + "/o"],
-     "cannot read"),
+     "train-images-idx3-ubyte"),
     ("train-cifar-malformed", ["train", "--dataset", "cifar10", "--data-root", T + "/badcifar", "--out", T + "/o"],
      "CIFAR-10"),
     ("train-out-is-file", ["train", *SYN, "--out", T + "/afile"], "is a file"),
@@ -146,11 +179,45 @@ CASES = [
     ("hier-unknown-preset", ["hierarchy", "run", "--preset", "nope", "--out", T + "/o"], "nope"),
     ("demo-out-is-file", ["demo", "--quick", "--out", T + "/afile"], "is a file"),
     ("unknown-command", ["frobnicate"], "frobnicate"),
+    # --- --force replaces only folders featviz made ---
+    ("train-force-foreign", ["train", *SYN, "--out", T + "/thesis", "--force"], "did not write"),
+    ("max-force-foreign", ["maximize", T + "/good", "--neuron", "block1:0", "--steps", "1", "--out", T + "/thesis",
+                           "--force"], "did not write"),
+    ("att-force-foreign", ["attack", T + "/good", "--out", T + "/thesis", "--force"], "did not write"),
+    ("gal-force-foreign", ["gallery", T + "/good", "--render-steps", "0", "--out", T + "/thesis", "--force"],
+     "did not write"),
+    ("hier-force-foreign", ["hierarchy", "run", "--preset", "quick", "--out", T + "/full", "--force"], "did not write"),
+    ("demo-force-foreign", ["demo", "--quick", "--out", T + "/thesis", "--force"], "did not write"),
+    ("purify-force-foreign", ["purify", "--quick", "--out", T + "/thesis", "--force"], "did not write"),
+    ("train-force-foreign-card", ["train", *SYN, "--out", T + "/fakeckpt", "--force"], "did not write"),
+    ("max-force-hidden-file", ["maximize", T + "/good", "--neuron", "block1:0", "--out", T + "/hidden", "--force"],
+     "did not write"),
+    # --- --out checked before any data or model is loaded ---
+    ("train-out-proc", ["train", *SYN, "--out", "/proc/featviz-out"], "/proc"),
+    ("max-out-proc", ["maximize", T + "/good", "--neuron", "block1:0", "--steps", "1", "--out", "/proc/featviz-out"],
+     "/proc"),
+    ("att-out-sys", ["attack", T + "/good", "--eps", "0.1", "--out", "/sys/featviz-out"], "/sys"),
+    ("gal-out-proc", ["gallery", T + "/good", "--render-steps", "0", "--out", "/proc/featviz-out"], "/proc"),
+    ("hier-out-proc", ["hierarchy", "run", "--preset", "quick", "--out", "/proc/featviz-out"], "/proc"),
+    ("demo-out-dev", ["demo", "--quick", "--out", "/dev/featviz-out"], "/dev"),
+    # --- hostile cards are refused before anything is allocated ---
+    ("info-huge-width", ["info", T + "/hugewidth"], "block1.conv.weight"),
+    ("info-huge-classes", ["info", T + "/hugeclasses"], "readouts"),
+    ("info-huge-channels", ["info", T + "/hugechannels"], "input_mean"),
+    ("info-huge-kernel", ["info", T + "/hugekernel"], "block1.conv.weight"),
+    ("info-long-arch-list", ["info", T + "/longlist"], "2000 entries"),
+    ("info-dtype-in-header", ["info", T + "/float64"], "F64"),
+    ("max-huge-width", ["maximize", T + "/hugewidth", "--neuron", "block1:0", "--out", T + "/o"], "block1.conv.weight"),
+    ("att-huge-width", ["attack", T + "/hugewidth", "--out", T + "/o"], "block1.conv.weight"),
+    ("gal-huge-classes", ["gallery", T + "/hugeclasses", "--render-steps", "0", "--out", T + "/o"], "readouts"),
+    # --- data as downloaded ---
+    ("train-mnist-gz-truncated", ["train", "--dataset", "mnist", "--data-root", T + "/gzmnist", "--out", T + "/o"],
+     "train-images-idx3-ubyte.gz"),
 ]
 
 
 def test_catalogue_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 80
     assert len({c[0] for c in CASES}) == len(CASES)
 
 
@@ -165,4 +232,42 @@ def test_bad_input(world, run_cli, name, argv, needle):
     assert needle.lower() in lines[0].lower(), lines[0]
     assert sorted(p.name for p in world.iterdir()) == before  # nothing written, nothing half-written
     assert (world / "full" / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in (world / "thesis").rglob("*")) == ["data.csv", "sub", "thesis.tex"]
+    assert (world / "thesis" / "sub" / "data.csv").read_text() == "1,2,3"
+    assert sorted(p.name for p in (world / "hidden").iterdir()) == [".notes"]
+    assert (world / "fakeckpt" / "model.safetensors").read_bytes() == b"mine"
     shutil.rmtree(world / "o", ignore_errors=True)
+
+
+def test_force_replaces_a_folder_featviz_made_and_names_the_command(world, run_cli, tmp_path):
+    out = tmp_path / "vis"
+    args = ["maximize", world / "good", "--neuron", "block1:0", "--steps", "1", "--top-k", "0", "--out", out]
+    assert run_cli(*args).code == 0
+    marker = json.loads((out / ".featviz-output").read_text())
+    assert marker["made_by"] == "featviz" and marker["command"].startswith("featviz maximize ")
+    (out / "stale.png").write_bytes(b"old")
+    assert run_cli(*args).code == 2  # not empty, no --force
+    assert run_cli(*args, "--force").code == 0  # featviz's own folder: replaced
+    assert not (out / "stale.png").exists() and (out / "metrics.json").is_file()
+    # folders from before the marker: a checkpoint and a gallery are still featviz's
+    legacy = tmp_path / "legacy"
+    shutil.copytree(world / "good", legacy)
+    (legacy / ".featviz-output").unlink(missing_ok=True)
+    res = run_cli("train", *SYN, "--out", legacy, "--force")
+    assert res.code == 0, res.err
+    gal = tmp_path / "oldgallery"
+    gal.mkdir()
+    (gal / "index.html").write_text("<footer>Made by featviz: a static page</footer>")
+    res = run_cli("gallery", world / "good", "--render-steps", "0", "--out", gal, "--force")
+    assert res.code == 0, res.err
+
+
+@pytest.mark.parametrize("command", [
+    ["maximize", "{root}/truncated", "--neuron", "block1:0"],
+    ["attack", "{root}/pickle"],
+    ["gallery", "{root}/hugewidth"],
+    ["train", "--dataset", "mnist", "--data-root", "{root}/badmnist"],
+])
+def test_out_is_checked_before_the_model_or_data_is_loaded(world, run_cli, command):
+    res = run_cli(*[a.replace(T, str(world)) for a in command], "--out", "/proc/featviz-out")
+    assert res.code == 2 and "/proc" in res.err and "safetensors" not in res.err and "idx" not in res.err.lower()

@@ -27,7 +27,7 @@ def saved(tmp_path, tiny_convnet):
 def test_round_trip_is_bit_exact(saved):
     path, model = saved
     ckpt = load_checkpoint(path)
-    assert sorted(os.listdir(path)) == ["card.json", "model.safetensors"]
+    assert sorted(os.listdir(path)) == [".featviz-output", "card.json", "model.safetensors"]
     for (k, a), (k2, b) in zip(model.state_dict().items(), ckpt.model.state_dict().items()):
         assert k == k2 and torch.equal(a, b)
     x = torch.rand(4, 1, 8, 8)
@@ -124,3 +124,70 @@ def test_nan_weights_are_never_saved(tmp_path, tiny_convnet):
     with pytest.raises(FeatvizError, match="NaN"):
         save_checkpoint(tmp_path / "bad", tiny_convnet, _card(tiny_convnet))
     assert not (tmp_path / "bad").exists()
+
+
+def _edit_card(path, **arch):
+    card = json.loads((path / "card.json").read_text())
+    card["arch"].update(arch)
+    (path / "card.json").write_text(json.dumps(card))
+
+
+def test_header_is_compared_with_the_card_before_the_model_is_built(saved, monkeypatch):
+    import featviz.checkpoint as checkpoint
+    from featviz.checkpoint import check_weights_match_card, read_safetensors_header
+
+    path, model = saved
+    table = read_safetensors_header(path / "model.safetensors")
+    assert table["block1.conv.weight"] == {"dtype": "F32", "shape": list(model.block1.conv.weight.shape)}
+    assert check_weights_match_card(read_card(path), path / "model.safetensors", path) == \
+        sum(t.numel() for t in model.state_dict().values())
+    built, real_build = [], checkpoint.build_model
+
+    def build(arch):
+        built.append(torch.get_default_device().type)
+        return real_build(arch)
+
+    monkeypatch.setattr(checkpoint, "build_model", build)
+    _edit_card(path, widths=[10**9, 6])
+    with pytest.raises(CheckpointError, match=r"block1\.conv\.weight has shape \(4, 1, 3, 3\).*\(1000000000, 1, 3, 3\)"):
+        load_checkpoint(path)
+    assert built == ["meta"]  # refused before any model was built for real (only on the meta device)
+
+
+def test_size_limit_and_hostile_headers(saved, monkeypatch):
+    import featviz.checkpoint as checkpoint
+
+    path, _ = saved
+    monkeypatch.setattr(checkpoint, "MAX_PARAMETERS", 10)
+    with pytest.raises(CheckpointError, match="more than featviz loads"):
+        load_checkpoint(path)
+    monkeypatch.undo()
+    weights = path / "model.safetensors"
+    blob = weights.read_bytes()
+    weights.write_bytes((2**62).to_bytes(8, "little") + blob[8:])  # header length beyond the file
+    with pytest.raises(CheckpointError, match="header length"):
+        load_checkpoint(path)
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    header["block1.conv.weight"]["data_offsets"] = [0, 10**12]  # points past the end of the file
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + blob[8 + n:])
+    with pytest.raises(CheckpointError, match="outside the file"):
+        load_checkpoint(path)
+
+
+def test_info_on_a_card_edited_to_width_1e9_stays_small(saved):
+    """The whole `featviz info` process peaks well under 1 GiB (it used to try to allocate 36 GB)."""
+    import subprocess
+    import sys
+
+    path, _ = saved
+    _edit_card(path, widths=[10**9, 10**9])
+    code = ("import resource, sys\nfrom featviz.cli import main\ntry:\n    main(['info', sys.argv[1]])\n"
+            "except SystemExit as exc:\n    code = exc.code\n"
+            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'EXIT', code, file=sys.stderr)")
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+                         env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)})
+    peak_kb, exit_code = int(res.stderr.split("PEAK")[1].split()[0]), res.stderr.split("EXIT")[1].split()[0]
+    assert exit_code == "2" and "featviz: error:" in res.stderr, res.stderr[-500:]
+    assert peak_kb < 1024 * 1024, f"peak RSS {peak_kb} kB"

@@ -105,3 +105,97 @@ def test_cifar10_binary_batches(tmp_path):
     (sub / "test_batch.bin").write_bytes(b"\x00" * 100)  # truncated
     with pytest.raises(DataError, match="not a CIFAR-10 binary batch"):
         load_dataset("cifar10", data_root=tmp_path)
+
+
+@pytest.fixture
+def no_data_env(monkeypatch):
+    monkeypatch.delenv("FEATVIZ_DATA", raising=False)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gz", "unpacked"])
+def test_mnist_gz_as_downloaded_and_unpacked_both_load(tmp_path, no_data_env, gz):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    x, y = rng.integers(0, 256, (12, 28, 28)), rng.integers(0, 10, (12,))
+    for stem, arr in [("train-images-idx3-ubyte", x), ("train-labels-idx1-ubyte", y),
+                      ("t10k-images-idx3-ubyte", x[:5]), ("t10k-labels-idx1-ubyte", y[:5])]:
+        _write_idx(raw / (stem + (".gz" if gz else "")), arr, gz=gz)
+    data = load_dataset("mnist", data_root=tmp_path)
+    assert data.x_train.shape == (12, 1, 28, 28) and data.x_test.shape == (5, 1, 28, 28)
+    assert torch.equal((data.x_train[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(x.astype(np.uint8)))
+    assert data.y_train.tolist() == y.tolist()
+    assert data.info["data_root"] == str(tmp_path.resolve())  # the card remembers where the data was
+
+
+def test_truncated_gz_and_bad_magic_are_data_errors(tmp_path, no_data_env):
+    _fake_mnist(tmp_path)
+    raw = tmp_path / "MNIST" / "raw"
+    blob = gzip.compress((raw / "train-images-idx3-ubyte").read_bytes())
+    (raw / "train-images-idx3-ubyte").unlink()
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz"):
+        load_dataset("mnist", data_root=tmp_path)
+    (raw / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x0d\x03" + b"\x00" * 12))
+    with pytest.raises(DataError, match="IDX"):
+        load_dataset("mnist", data_root=tmp_path)
+
+
+def test_featviz_data_env_is_the_default_root_and_the_error_lists_where_it_looked(tmp_path, monkeypatch):
+    _fake_mnist(tmp_path / "env")
+    monkeypatch.setenv("FEATVIZ_DATA", str(tmp_path / "env"))
+    assert load_dataset("mnist").x_train.shape == (20, 1, 28, 28)
+    monkeypatch.setenv("FEATVIZ_DATA", str(tmp_path / "empty"))
+    # the env var first, then the card's recorded root
+    _fake_mnist(tmp_path / "recorded")
+    assert load_dataset("mnist", recorded_root=str(tmp_path / "recorded")).x_train.shape[0] == 20
+    with pytest.raises(DataError) as err:
+        load_dataset("mnist", recorded_root=str(tmp_path / "gone"))
+    msg = err.value.one_line()
+    for needle in ["train-images-idx3-ubyte", "t10k-labels-idx1-ubyte", ".gz", str(tmp_path / "empty" / "MNIST" / "raw"),
+                   str(tmp_path / "gone" / "MNIST" / "raw"), "FEATVIZ_DATA"]:
+        assert needle in msg, (needle, msg)
+
+
+def test_cifar_python_batches_are_unpickled_only_when_official(tmp_path, no_data_env):
+    import pickle
+
+    sub = tmp_path / "cifar-10-batches-py"
+    sub.mkdir()
+    rng = np.random.default_rng(3)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), "labels": [1, 2, 3, 4]}
+        (sub / name).write_bytes(pickle.dumps(batch))
+    (sub / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+    with pytest.raises(DataError, match="published files"):
+        load_dataset("cifar10", data_root=tmp_path)
+
+
+def test_checkpoint_trained_on_mnist_finds_its_data_again(tmp_path, run_cli, monkeypatch):
+    """train with FEATVIZ_DATA; attack and maximize the checkpoint with neither --data-root nor the env var."""
+    import json
+
+    monkeypatch.setenv("FEATVIZ_DATA", str(tmp_path / "data"))
+    _fake_mnist(tmp_path / "data", n_train=40, n_test=16)
+    res = run_cli("train", "--dataset", "mnist", "--image-size", "8", "--width", "3", "--depth", "1", "--epochs", "1",
+                  "--out", tmp_path / "ckpt")
+    assert res.code == 0, res.err
+    card = json.loads((tmp_path / "ckpt" / "card.json").read_text())
+    assert card["dataset"]["name"] == "mnist" and card["dataset"]["data_root"] == str((tmp_path / "data").resolve())
+    monkeypatch.delenv("FEATVIZ_DATA")
+    res = run_cli("attack", tmp_path / "ckpt", "--attack", "fgsm", "--eps", "0.1", "--n-show", "0", "--json",
+                  "--out", tmp_path / "att")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["models"][0]["clean_accuracy"] is not None
+    res = run_cli("maximize", tmp_path / "ckpt", "--neuron", "block1:0", "--steps", "2", "--top-k", "2",
+                  "--out", tmp_path / "vis")
+    assert res.code == 0, res.err
+    metrics = json.loads((tmp_path / "vis" / "metrics.json").read_text())
+    assert len(metrics["dataset_examples"][0]["files"]) >= 1  # the examples came from the recorded root
+    res = run_cli("train", "--dataset", "mnist", "--data-root", tmp_path / "data", "--image-size", "8", "--width", "3",
+                  "--depth", "1", "--epochs", "1", "--seed", "1", "--out", tmp_path / "ckpt2")
+    assert res.code == 0, res.err
+    res = run_cli("gallery", tmp_path / "ckpt", tmp_path / "ckpt2", "--render-steps", "0", "--json",
+                  "--out", tmp_path / "gal")
+    assert res.code == 0, res.err
+    assert json.loads(res.out)["comparisons"]  # units matched on the test images found through the cards

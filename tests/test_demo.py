@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from featviz.demo import QUICK, expected_recipe, model_specs
+from featviz.demo import QUICK, model_specs
+from featviz.reuse import expected_recipe
 
 
 def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_path, run_cli):
@@ -56,22 +57,31 @@ def test_demo_without_out_is_a_one_line_error(run_cli):
     assert res.code == 2 and "--out" in res.err and len(res.err.strip().splitlines()) == 1
 
 
-def test_a_stage_whose_library_piece_is_missing_is_skipped_with_the_reason(tmp_path):
+def test_the_pipeline_is_a_list_of_stages_run_in_order(tmp_path):
     import torch
 
-    from featviz.demo import Demo
+    from featviz.demo import PIPELINE, Demo
 
+    assert [name for name, _ in PIPELINE] == ["models", "hierarchy", "visualize", "attacks", "gallery"]
     demo = Demo(tmp_path, QUICK, seed=0, device=torch.device("cpu"), models_dir=None, save_models=False,
                 retrain=False, progress=False)
     ran = []
-    stage = demo.stage("attacks", lambda s: ran.append(s), needs=("featviz.no_such_module", "run"))
-    assert ran == [] and stage.status == "skipped" and "featviz.no_such_module.run is not available" in stage.note
-    stage = demo.stage("gallery", lambda s: ran.append(s), needs=("featviz.report", "write_gallery"))
-    assert ran == [stage] and stage.status == "done"
+
+    def first(self, stage):
+        ran.append(("first", self is demo))
+
+    def second(self, stage):
+        ran.append(("second", [s.name for s in self.stages]))
+        stage.status, stage.note = "skipped", "nothing to do"
+
+    demo.run([("first", first), ("second", second)])
+    assert ran == [("first", True), ("second", ["first"])]
+    assert [(s.name, s.status, s.note) for s in demo.stages] == [("first", "done", ""),
+                                                                  ("second", "skipped", "nothing to do")]
 
 
 def test_reusable_refuses_a_corrupt_or_different_checkpoint(tmp_path):
-    from featviz.demo import reusable
+    from featviz.reuse import reusable
 
     spec = model_specs(QUICK)[0]
     assert reusable(tmp_path / "missing", spec) is None
@@ -81,7 +91,7 @@ def test_reusable_refuses_a_corrupt_or_different_checkpoint(tmp_path):
 
 
 def test_format_summary_lists_stages_models_and_the_index():
-    from featviz.demo import format_summary
+    from featviz.cli.cmd_demo import format_summary
 
     text = format_summary({
         "stages": [{"name": "models", "status": "reused", "seconds": 1.0, "note": "3 reused"},

@@ -22,9 +22,9 @@ def test_normalize_and_normalized_agree():
 
 def test_old_import_paths_still_work():
     from featviz.attacks import Normalized as from_attacks
-    from featviz.vis.models import Normalize as from_vis
+    from featviz.attacks.model import Normalized as from_attack_model
 
-    assert from_attacks is Normalized and from_vis is Normalize
+    assert from_attacks is Normalized and from_attack_model is Normalized
 
 
 @pytest.mark.parametrize("mean,std", [([0.5], [0.2, 0.2]), ([0.5], [0.0]), ([], [])])

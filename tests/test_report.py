@@ -1,4 +1,4 @@
-"""The gallery: hand-made result folders in the CONTRACT.md formats in, a static site out."""
+"""The gallery: hand-made result folders in the docs/formats.md formats in, a static site out."""
 
 from __future__ import annotations
 
@@ -154,14 +154,17 @@ def test_pages_exist_and_every_link_resolves_to_a_file(gallery):
 
 
 def test_every_page_has_csp_lazy_sized_images_and_no_script(gallery):
+    from featviz.report.site import EAGER_IMAGES
+
     out, _ = gallery
     for page in out.glob("*.html"):
         links = parse(page)
         csp = [m["content"] for m in links.metas if m.get("http-equiv") == "Content-Security-Policy"]
         assert csp and "default-src 'none'" in csp[0] and "script-src" not in csp[0], page.name
         assert links.scripts == 0, page.name
-        for img in links.imgs:
-            assert img.get("loading") == "lazy" and img.get("width") and img.get("height"), (page.name, img)
+        for i, img in enumerate(links.imgs):  # the first screen loads eagerly, the rest lazily
+            assert img.get("loading") == (None if i < EAGER_IMAGES else "lazy") and img.get("width") and img.get("height"), \
+                (page.name, img)
             assert img["src"].endswith(".png")
 
 
@@ -319,3 +322,40 @@ def test_cli_gallery_json_and_errors(inputs, tmp_path, run_cli):
         assert len(res.err.strip().splitlines()) == 1
     res = run_cli("gallery", joint, "--out", out)
     assert res.code == 2 and "--force" in res.err
+
+
+def test_pages_only_read_results_the_build_step_produced(inputs, gallery, tmp_path, monkeypatch):
+    """write_gallery runs no model and loads no data: with every model's forward and every
+    dataset load broken, the pages come out byte for byte as build_gallery made them, from
+    the matches.json that build_gallery wrote."""
+    import featviz.data
+    from featviz.checkpoint import load_checkpoint
+    from featviz.report import write_gallery
+
+    out, _ = gallery
+    matches = out / "results" / "matches.json"
+    data = json.loads(matches.read_text())
+    assert data["models"] == ["joint", HOSTILE, "adv"] and len(data["groups"]) == 1
+    group = data["groups"][0]
+    assert group["members"] == [0, 1, 2] and group["dataset"] == "digits" and group["n_examples"] > 100
+    block2 = next(layer for layer in group["layers"] if layer["layer"] == "block2")
+    assert [p["model"] for p in block2["peers"]] == [1, 2]
+    assert all(len(p["pairs"]) == LAYERS["block2"] for p in block2["peers"])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pages must not load data or run a model")
+
+    monkeypatch.setattr(featviz.data, "load_dataset", refuse)
+    checkpoints = [load_checkpoint(c) for c in inputs["checkpoints"]]
+    for ckpt in checkpoints:
+        monkeypatch.setattr(ckpt.model, "forward", refuse)
+        monkeypatch.setattr(ckpt.model, "features", refuse)
+    site = tmp_path / "site"
+    site.mkdir()
+    write_gallery(site, checkpoints, visuals=inputs["visuals"], matches=matches, attacks=inputs["attacks"],
+                  hierarchy=inputs["hierarchy"], progress=False, notes=["hierarchy stage: quick preset"])
+    for page in out.glob("*.html"):
+        assert page.read_bytes() == (site / page.name).read_bytes(), page.name
+    # matches computed for other checkpoints are refused with one clear error
+    with pytest.raises(FeatvizError, match="recompute it"):
+        write_gallery(tmp_path / "other", checkpoints[:2], matches=matches, progress=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from featviz.vis import (ActivationCapture, channel, color_decorrelation, direct
                          render, resolve_neurons, save_maximization, shift_stability, top_examples,
                          total_variation)
 from featviz.vis import transforms as T
+from featviz.vis.metrics import FLAT_FRACTION, FLAT_TV_ABSOLUTE, is_converged
 from featviz.vis.param import FourierImage, PixelImage
 
 
@@ -422,3 +424,124 @@ def test_divergence_is_reported_and_nothing_written(run_cli, tmp_path, monkeypat
                   "--steps", "3", "--out", tmp_path / "o")
     assert res.code == 2 and "diverged" in res.err and "--lr" in res.err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ honest metrics: baseline, flat, converged
+
+def _np_hf_ratio(image: np.ndarray, cutoff: float = 0.25) -> float:
+    """Full 2-D FFT of one (H, W) image, mean removed: energy at radial frequency > cutoff / total."""
+    x = image - image.mean()
+    power = np.abs(np.fft.fft2(x)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(x.shape[0]), np.fft.fftfreq(x.shape[1]), indexing="ij")
+    return float(power[np.hypot(fy, fx) > cutoff].sum() / power.sum()) if power.sum() > 0 else 0.0
+
+
+def test_metrics_carry_the_data_baseline_computed_independently(tiny_convnet, tiny_digits):
+    data = tiny_digits.x_train[:8]  # an even count: the median is the mean of the two middle values
+    result = maximize(tiny_convnet, "block2:0", ["none"], steps=30, lr=0.5, dataset=data, top_k=1,
+                      check_convergence=False)
+    base = result.to_dict()["baseline"]
+    arrays = data[:, 0].double().numpy()
+    tvs = [np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean() for a in arrays]
+    assert base["n"] == 8
+    assert base["hf_ratio"] == pytest.approx(float(np.median([_np_hf_ratio(a) for a in arrays])), abs=1e-5)
+    assert base["tv"] == pytest.approx(float(np.median(tvs)), abs=1e-5)
+    summary = result.summary()["none"]
+    assert summary["hf_over_data"] == pytest.approx(summary["median_hf_ratio"] / base["hf_ratio"])
+    # No data: nulls and a reason, and flatness falls back to the absolute threshold.
+    bare = maximize(tiny_convnet, "block1:0", ["none"], steps=3, check_convergence=False).to_dict()
+    assert bare["baseline"]["hf_ratio"] is None and bare["baseline"]["tv"] is None and bare["baseline"]["reason"]
+    assert bare["flat_tv_threshold"] == FLAT_TV_ABSOLUTE and bare["summary"]["none"]["hf_over_data"] is None
+
+
+def test_flat_image_is_flagged_and_not_scored(tiny_convnet, tiny_digits):
+    # Zero steps leave the initial image: mid-grey with 1 % noise, far flatter than any digit.
+    result = maximize(tiny_convnet, "block1:0-1", ["none"], steps=0, dataset=tiny_digits.x_train, top_k=0,
+                      check_convergence=False)
+    metrics = result.to_dict()
+    assert metrics["flat_tv_threshold"] == pytest.approx(FLAT_FRACTION * metrics["baseline"]["tv"])
+    for img in metrics["images"]:
+        assert img["flat"] is True and img["hf_ratio"] is None and img["tv"] < metrics["flat_tv_threshold"]
+    assert metrics["summary"]["none"]["n_flat"] == 2 and metrics["summary"]["none"]["median_hf_ratio"] is None
+    # A render that moved is not flat and is scored.
+    moved = maximize(tiny_convnet, "block2:0-1", ["none"], steps=60, lr=0.5, dataset=tiny_digits.x_train, top_k=0,
+                     check_convergence=False).to_dict()
+    assert all(not img["flat"] and 0 <= img["hf_ratio"] <= 1 for img in moved["images"])
+
+
+def test_convergence_flag_early_stop_vs_converged(tiny_convnet):
+    early = maximize(tiny_convnet, "block2:4-5", ["none"], steps=2, lr=0.05).images
+    assert all(img.converged is False for img in early)
+    assert all(abs(img.activation_doubled - img.activation) > 0.01 * abs(img.activation) for img in early)
+    # Pixels saturate under a large step: going on changes nothing any more.
+    done = maximize(tiny_convnet, "block1:0-3", ["none"], steps=200, lr=1.0).images
+    assert all(img.converged is True for img in done)
+    # The reported image is the one at `steps`, not the continued one.
+    plain = render(tiny_convnet, "block1:0-3", steps=200, lr=1.0)
+    assert torch.equal(torch.stack([img.image for img in done]), plain.images)
+    assert not is_converged(1.0, 1.02) and is_converged(1.0, 0.995) and not is_converged(1.0, float("nan"))
+
+
+def test_gallery_table_shows_the_data_baseline(tiny_convnet, tiny_digits, tmp_path):
+    from featviz.report import layer_summary
+    from featviz.report.results import read_visuals
+
+    result = maximize(tiny_convnet, "block2:0-1", ["none"], steps=3, dataset=tiny_digits.x_train, top_k=1,
+                      check_convergence=False)
+    metrics = save_maximization(result, tmp_path, upscale=1, grid=False)
+    rows = layer_summary(read_visuals([tmp_path]), "block2")
+    assert [r["reg"] for r in rows] == ["none", "data (real images)"]
+    assert rows[1]["hf_ratio"] == metrics["baseline"]["hf_ratio"] and rows[1]["tv"] == metrics["baseline"]["tv"]
+
+
+def test_render_takes_a_user_transform(tiny_convnet):
+    """A transform function joins the named ones: here it blanks the left half of what the
+    model sees, so no gradient reaches those pixels and they keep their initial values."""
+    calls = []
+
+    def blank_left(images, gen):
+        assert isinstance(gen, torch.Generator) and images.dim() == 4
+        calls.append(images.shape[0])
+        out = images.clone()
+        out[..., : images.shape[-1] // 2] = 0.5
+        return out
+
+    start = render(tiny_convnet, "block2:0-1", steps=0, seed=4)
+    after = render(tiny_convnet, "block2:0-1", steps=8, lr=0.1, seed=4, transforms=[blank_left])
+    plain = render(tiny_convnet, "block2:0-1", steps=8, lr=0.1, seed=4)
+    assert calls == [2] * 8
+    assert torch.equal(after.images[..., :4], start.images[..., :4])
+    assert not torch.equal(after.images[..., 4:], start.images[..., 4:])
+    assert not torch.equal(plain.images[..., :4], start.images[..., :4])
+    assert after.recipe.label == "blank_left"
+    assert after.recipe.to_dict()["transforms"] == [["blank_left", None]]
+    with_names = render(tiny_convnet, "block2:0-1", steps=2, seed=4, transforms=["jitter:1", blank_left])
+    assert with_names.recipe.transforms == (("jitter", 1.0),) and with_names.recipe.label == "jitter:1+blank_left"
+
+
+def test_render_takes_a_user_regularizer(tiny_convnet):
+    """A Penalty subclass behaves exactly like the built-in penalty it reimplements, and
+    its weight works the same way."""
+    from featviz.vis import Penalty
+    from featviz.vis.regularizers import penalty_l2
+
+    class MyL2(Penalty):
+        def penalty(self, images):
+            return penalty_l2(images)
+
+    named = render(tiny_convnet, "block2:0-2", regs="l2:3", steps=6, lr=0.1, seed=2)
+    mine = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2, regularizers=[MyL2(3)])
+    weak = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2, regularizers=[MyL2(0)])
+    plain = render(tiny_convnet, "block2:0-2", steps=6, lr=0.1, seed=2)
+    assert torch.equal(mine.images, named.images)
+    assert torch.equal(weak.images, plain.images) and not torch.equal(mine.images, plain.images)
+    assert mine.recipe.label == "myl2:3" and mine.recipe.to_dict()["penalties"] == {"myl2:3": 3.0}
+    # names and functions mix; a function returns one value per image
+    both = render(tiny_convnet, "block2:0-2", steps=2, seed=2, regularizers=["tv:0.5", lambda im: im.mean((1, 2, 3))])
+    assert both.recipe.penalties == (("tv", 0.5),) and both.recipe.label == "tv:0.5+<lambda>"
+    with pytest.raises(SpecError, match="one value per image"):
+        render(tiny_convnet, "block2:0-2", steps=1, regularizers=[lambda im: im.mean()])
+    with pytest.raises(SpecError, match="not a transform"):
+        render(tiny_convnet, "block2:0-2", steps=1, transforms=["tv"])
+    with pytest.raises(SpecError):
+        MyL2(-1.0)

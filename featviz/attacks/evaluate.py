@@ -325,7 +325,7 @@ def merge_reports(parts: Sequence[ModelReport | None]) -> ModelReport:
 
 
 def results_dict(reports: Sequence[ModelReport], seconds: float, **extra: Any) -> dict[str, Any]:
-    """The ``results.json`` object of CONTRACT.md (plus a few extra fields)."""
+    """The ``results.json`` object documented in docs/formats.md."""
     return {"models": [r.to_dict() for r in reports], "seconds": round(seconds, 3), **extra}
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import shlex
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import FeatvizError
+from ..fileio import set_command_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``featviz`` console script."""
     try:
         args = list(sys.argv[1:] if argv is None else argv)
+        set_command_line(shlex.join(["featviz", *map(str, args)]))  # named by output markers
         rv = cli.main(args=args, prog_name="featviz", standalone_mode=False, obj={"argv": args})
     except click.exceptions.NoArgsIsHelpError as exc:  # bare `featviz`: show help
         click.echo(exc.ctx.get_help() if exc.ctx else "")

@@ -41,24 +41,60 @@ def common_options(out: bool = True, json_flag: bool = True, force: bool = True,
     return decorate
 
 
-def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
-    """Refuse an ``--out`` that is a file, or a non-empty folder without ``--force``.
+# Folders no output belongs in: the kernel's virtual file systems refuse or misbehave on writes.
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 
-    A folder that already holds ``marker`` (e.g. the ``card.json`` of a checkpoint
-    that this command would write atomically anyway) also needs ``--force``.
+
+def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
+    """Check ``--out`` before any data or model is loaded; every writing command calls this first.
+
+    Refuses (exit 2, one line, nothing touched): a path that is a file or lies under a file;
+    a path inside a system folder (/proc, /sys, /dev); a place where no folder can be created;
+    a non-empty folder without ``--force``; and, even with ``--force``, a non-empty folder that
+    featviz did not make (no output marker, see :func:`featviz.fileio.is_featviz_output`).
+    Write the output with :func:`featviz.fileio.atomic_directory`, which marks the folder.
+    ``marker`` is accepted for compatibility and ignored.
     """
+    from ..fileio import OUTPUT_MARKER, is_featviz_output
+
+    path = Path(path).expanduser()
+    resolved = path.resolve()
+    for system in SYSTEM_FOLDERS:
+        if resolved == Path(system) or Path(system) in resolved.parents:
+            raise FeatvizError(f"--out {path} is inside {system}, a system folder", "choose a folder of your own")
     if path.exists() and not path.is_dir():
         raise FeatvizError(f"--out {path} is a file", "choose a folder path")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise FeatvizError(f"--out {path} is not empty", "choose another folder or pass --force to replace it")
-    parent = path.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise FeatvizError(f"--out {path}: {parent} is a file, not a folder", "choose a folder path")
-    if not os.access(parent, os.W_OK):
-        raise FeatvizError(f"--out {path}: cannot write under {parent}", "choose a writable folder")
+    if path.is_dir():
+        try:
+            entries = list(path.iterdir())
+        except OSError as exc:
+            raise FeatvizError(f"--out {path} cannot be read ({exc.strerror or exc})", "choose another folder") from None
+        if entries and not force:
+            raise FeatvizError(f"--out {path} is not empty", "choose another folder or pass --force to replace it")
+        if entries and not is_featviz_output(path):
+            raise FeatvizError(f"--out {path} holds files featviz did not write (no {OUTPUT_MARKER}); "
+                               "--force replaces only featviz output folders",
+                               "choose another folder, or empty it yourself")
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise FeatvizError(f"--out {path}: {ancestor} is a file, not a folder", "choose a folder path")
+    _probe_writable(path, ancestor)
     return path
+
+
+def _probe_writable(path: Path, folder: Path) -> None:
+    """Create and remove a folder in ``folder``: the only test that is true for every user
+    (permission bits say nothing to root, read-only mounts and virtual file systems)."""
+    import tempfile
+
+    try:
+        probe = tempfile.mkdtemp(prefix=".featviz-probe-", dir=folder)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise FeatvizError(f"--out {path}: cannot write under {folder} ({exc.strerror or exc})",
+                           "choose a writable folder") from None
 
 
 @contextlib.contextmanager

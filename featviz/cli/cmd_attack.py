@@ -53,9 +53,12 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     and DIR/examples-MODEL-ATTACK.png (clean / adversarial / amplified perturbation and
     attributions).
     """
+    import contextlib
+
     from ..attacks.session import AttackSession
     from ..distributed import init_distributed, shutdown
     from ..errors import SpecError
+    from ..fileio import atomic_directory
     from ..sources import checkpoint_targets, factory_target
 
     if bool(checkpoints) == bool(model_ref):
@@ -77,7 +80,9 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
                                               data_root=root, device=dist.device)]
         else:
             session.targets = checkpoint_targets([str(c) for c in checkpoints], data_root=root, device=dist.device)
-        results = session.run(out, progress=True, dist=dist)
+        # rank 0 fills a temporary folder that replaces --out only when everything is written
+        with atomic_directory(out) if dist.is_main else contextlib.nullcontext(None) as folder:
+            results = session.run(folder, progress=True, dist=dist)
     finally:
         shutdown(dist)
     if results is None:

@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from ._common import check_out, common_options, emit_json, with_device
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The closing table of ``featviz demo`` (plain text)."""
+    lines = ["stage       status   seconds  note"]
+    for s in summary["stages"]:
+        lines.append(f"{s['name']:<11} {s['status']:<8} {s['seconds']:>7.1f}  {s['note']}")
+    eps = summary.get("reference_eps")
+    head = "robust" if eps is None else f"robust@{eps:g}"
+    lines += ["", f"{'model':<22} {'mode':<10} {'adv':<12} {'test acc':>8} {head:>11}"]
+    for m in summary["models"]:
+        adv = f"{m['adv'].get('attack')} {m['adv'].get('eps'):g}" if m.get("adv") else "-"
+        acc, rob = (m.get(k) for k in ("test_accuracy", "robust_accuracy"))
+        acc_text, rob_text = ("-" if v is None else f"{100 * v:.1f}%" for v in (acc, rob))
+        lines.append(f"{m['name'][:22]:<22} {m['mode'] or '?':<10} {adv:<12} {acc_text:>8} {rob_text:>11}")
+    lines.append(f"\ntotal {summary['seconds']:.1f} s")
+    if summary.get("index"):
+        lines.append(f"open {summary['index']}")
+    return "\n".join(lines)
 
 
 @click.command("demo")
@@ -29,7 +49,7 @@ def command(out, force, quick, models_dir, save_models, retrain, models_only, se
     and writes a static gallery to --out. Ends with a summary table and the path of
     index.html.
     """
-    from ..demo import format_summary, run_demo
+    from ..demo import run_demo
     from ..errors import FeatvizError
 
     if out is None and not models_only:

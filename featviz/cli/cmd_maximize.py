@@ -49,10 +49,13 @@ def _floats(text: str | None, what: str) -> list[float] | None:
               "(default: to about 128 px).")
 @click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
               help="Most units rendered in one batch.")
+@click.option("--converge-check/--no-converge-check", default=True, show_default=True,
+              help="Run every render as many steps again and flag it not converged if its activation moves by "
+                   "more than 1 % (doubles the time).")
 @common_options()
 @with_device
 def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model_ref,
-            weights, input_shape, mean, std, upscale, max_batch, seed, device, out, force, as_json):
+            weights, input_shape, mean, std, upscale, max_batch, converge_check, seed, device, out, force, as_json):
     """Synthesize the images that maximize units of a model, measure them, and save
     them beside the dataset images that activate the units most.
 
@@ -60,15 +63,16 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     """
     from ..distributed import init_distributed, shutdown
     from ..fileio import atomic_directory
+    from ..sources import load_target
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
-    from ..vis.models import load_target
+    from ..vis.metrics import data_baseline
 
     check_out(out, force)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
         target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
                              mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
-                             data_root=data_root, want_data=top_k > 0, device=dist.device)
+                             data_root=data_root, want_data=True, device=dist.device)
         if compare_regs:
             settings = list(regs) or list(COMPARE_SETTINGS)
         else:
@@ -76,7 +80,9 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
         result = maximize(target.model, list(neurons), settings, shape=target.input_shape, steps=steps, lr=lr,
                           param=param, seed=seed, device=dist.device, preprocess=target.preprocess,
                           dataset=target.images, top_k=top_k, max_batch=max_batch, progress=dist.is_main,
-                          dist=dist)
+                          dist=dist, check_convergence=converge_check,
+                          baseline=None if target.images is not None else data_baseline(
+                              None, target.note or "no dataset: pass --dataset to compare with real images"))
     finally:
         shutdown(dist)
     if result is None:  # not rank 0
@@ -100,17 +106,25 @@ def _print_table(metrics: dict, out: Path, note: str | None) -> None:
     images = metrics["images"]
     if len(images) <= 16:
         click.echo(f"{'neuron':<16} {'reg':<16} {'activation':>10} {'vs data':>8} {'hf_ratio':>8} {'tv':>6} "
-                   f"{'shift':>6}")
+                   f"{'shift':>6} {'conv':>4}")
         for img in images:
             click.echo(f"{img['neuron']:<16} {img['reg']:<16} {_fmt(img['activation']):>10} "
                        f"{_fmt(img['relative_activation']):>8} {_fmt(img['hf_ratio'], '.3f'):>8} "
-                       f"{_fmt(img['tv'], '.3f'):>6} {_fmt(img['shift_stability'], '.3f'):>6}")
+                       f"{_fmt(img['tv'], '.3f'):>6} {_fmt(img['shift_stability'], '.3f'):>6} "
+                       f"{ {True: 'yes', False: 'no', None: '-'}[img['converged']]:>4}")
     click.echo(f"medians over units: {'reg':<16} {'n':>4} {'activation':>10} {'vs none':>8} {'vs data':>8} "
                f"{'hf_ratio':>8} {'tv':>6} {'shift':>6}")
     for reg, s in metrics["summary"].items():
         click.echo(f"{'':<20}{reg:<16} {s['n']:>4} {_fmt(s['median_activation']):>10} "
                    f"{_fmt(s['activation_vs_none'], '.2f'):>8} {_fmt(s['median_relative_activation'], '.2f'):>8} "
                    f"{_fmt(s['median_hf_ratio'], '.3f'):>8} {_fmt(s['median_tv'], '.3f'):>6} "
-                   f"{_fmt(s['median_shift_stability'], '.3f'):>6}")
+                   f"{_fmt(s['median_shift_stability'], '.3f'):>6}  flat {s['n_flat']}, "
+                   f"not converged {s['n_not_converged']}")
+    base = metrics["baseline"]
+    if base["hf_ratio"] is None:
+        click.echo(f"data baseline: none ({base['reason']})")
+    else:
+        click.echo(f"data baseline ({base['n']} images):{'':<20}{_fmt(base['hf_ratio'], '.3f'):>8} "
+                   f"{_fmt(base['tv'], '.3f'):>6}   (flat: tv < {metrics['flat_tv_threshold']:.3g})")
     click.echo(f"{len(images)} images, {len(metrics['dataset_examples'])} example sets -> {out}/ "
                f"(metrics.json, grid.png) in {metrics['seconds']:.1f} s")

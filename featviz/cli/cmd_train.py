@@ -49,10 +49,13 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--resume", type=click.Path(path_type=Path),
               help="Continue a run stopped with Ctrl-C from its checkpoint folder (its settings are reused; "
                    "--out defaults to that folder).")
+@click.option("--init-from", type=click.Path(path_type=Path), help="Start from this checkpoint's weights "
+              "(same architecture) instead of a random initialization, e.g. adversarial fine-tuning of a clean "
+              "model; the card records the parent.")
 @common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
             syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
-            resume, seed, device, out, force, as_json):
+            resume, init_from, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -65,6 +68,8 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
     from ..train import TrainingInterrupted
 
     if resume is not None:
+        if init_from is not None:
+            raise click.UsageError("--init-from starts a new run; --resume continues one (its parent is in its card)")
         spec = spec_from_card(read_card(resume))
         out = out or resume
         if out != resume:
@@ -79,7 +84,8 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
-                         amp=amp, channels_last=channels_last, compile=compile_)
+                         amp=amp, channels_last=channels_last, compile=compile_,
+                         init_from=str(init_from) if init_from else None)
     dist = init_distributed(device)
     try:
         with stop_on_sigint() as stop_requested:

@@ -3,6 +3,8 @@ Fashion-MNIST and CIFAR-10 read from a local folder."""
 
 from __future__ import annotations
 
+import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,9 @@ DATASET_FILES = {
     "cifar10": ("cifar-10-batches-bin", [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]),
 }
 _CIFAR_PY = ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"])
+# The default --data-root when none is given (a card's recorded root is tried after it).
+DATA_ENV = "FEATVIZ_DATA"
+_IDX_MAX_BYTES = 1 << 31  # an IDX header claiming more than 2 GB of pixels is not MNIST
 
 DIGITS_SPLIT_SEED = 0
 
@@ -68,9 +73,74 @@ def load_digits(image_size: int = 16) -> Dataset:
                           {"source": "sklearn.datasets.load_digits", "split_seed": DIGITS_SPLIT_SEED})
 
 
+def _find(root: Path, sub: str, fname: str) -> Path | None:
+    """``root/sub/fname`` or its gzip'd ``.gz`` (torchvision's raw layout; both as downloaded)."""
+    for candidate in (root / sub / fname, root / sub / f"{fname}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def _missing(name: str, root: Path) -> list[str]:
     sub, files = DATASET_FILES[name]
-    return [f for f in files if not (root / sub / f).is_file()]
+    return [f for f in files if _find(root, sub, f) is None]
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (MNIST's format), plain or gzip'd, as a uint8 tensor.
+
+    Layout: two zero bytes, type code 0x08 (uint8), the number of dimensions, one
+    big-endian int32 per dimension, then the values.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08 or not 1 <= head[3] <= 4:
+                raise DataError(f"{path} is not an IDX file of bytes (bad magic {head.hex() or 'empty'})",
+                                "use the MNIST/Fashion-MNIST files as published")
+            dims_raw = fh.read(4 * head[3])
+            if len(dims_raw) < 4 * head[3]:
+                raise DataError(f"{path} is truncated inside its IDX header")
+            dims = [int(d) for d in np.frombuffer(dims_raw, dtype=">i4")]
+            count = int(np.prod(dims))
+            if min(dims) < 0 or count > _IDX_MAX_BYTES:
+                raise DataError(f"{path}: IDX dimensions {dims} are not plausible")
+            data = fh.read(count)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path} cannot be read ({exc})", "download the file again") from None
+    if len(data) != count:
+        raise DataError(f"{path} is truncated: {len(data)} of {count} bytes", "download the file again")
+    return torch.from_numpy(np.frombuffer(data, dtype=np.uint8).copy()).reshape(dims)
+
+
+def _read_mnist(name: str, root: Path) -> tuple[torch.Tensor, ...]:
+    """(x_train, y_train, x_test, y_test) from the four IDX files (plain or .gz) under ``root``."""
+    sub, files = DATASET_FILES[name]
+    x_tr, y_tr, x_te, y_te = (read_idx(_find(root, sub, f)) for f in files)
+    for x, y, what in ((x_tr, y_tr, "train"), (x_te, y_te, "t10k")):
+        if x.dim() != 3 or y.dim() != 1 or len(x) != len(y):
+            raise DataError(f"{name}: the {what} images {tuple(x.shape)} and labels {tuple(y.shape)} under "
+                            f"{root / sub} do not pair up", "use the MNIST/Fashion-MNIST files as published")
+        if len(y) and int(y.max()) > 9:
+            raise DataError(f"{name}: {what} labels under {root / sub} lie outside 0..9")
+    return x_tr.unsqueeze(1), y_tr.long(), x_te.unsqueeze(1), y_te.long()
+
+
+def data_roots(data_root=None, recorded_root=None) -> list[Path]:
+    """Where to look for a dataset, in order: ``data_root`` (``--data-root``) if given, else
+    the ``FEATVIZ_DATA`` environment variable, then ``recorded_root`` (the folder a
+    checkpoint's card says its data came from)."""
+    if data_root is not None:
+        return [Path(data_root).expanduser()]
+    roots = [Path(r).expanduser() for r in (os.environ.get(DATA_ENV), recorded_root) if r]
+    return list(dict.fromkeys(roots))
+
+
+def _has_files(name: str, root: Path) -> bool:
+    if name == "cifar10":
+        return not _missing("cifar10", root) or (root / _CIFAR_PY[0]).is_dir()
+    return not _missing(name, root)
 
 
 def _read_cifar_bin(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,51 +154,65 @@ def _read_cifar_bin(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(rec[:, 0].astype(np.int64))
 
 
-def load_torchvision(name: str, data_root=None, download: bool = False, image_size: int | None = None) -> Dataset:
-    """MNIST / Fashion-MNIST (torchvision's idx readers) or CIFAR-10 (the binary
-    version, read without unpickling; the python version via torchvision) from
-    ``data_root``. Nothing is downloaded unless ``download`` is true."""
-    import torchvision
-
-    if data_root is None:
-        raise DataError(f"--dataset {name} needs --data-root DIR (a folder holding {DATASET_FILES[name][0]}/)")
-    root = Path(data_root).expanduser()
-    if root.exists() and not root.is_dir():
-        raise DataError(f"--data-root {root} is a file, not a folder")
+def load_torchvision(name: str, data_root=None, download: bool = False, image_size: int | None = None,
+                     recorded_root=None) -> Dataset:
+    """MNIST / Fashion-MNIST (IDX files, plain or ``.gz``, in torchvision's ``raw`` layout) or
+    CIFAR-10 (the binary version, read without unpickling; the python version via
+    torchvision) from the first folder of :func:`data_roots` that holds the files.
+    Nothing is downloaded unless ``download`` is true (then into ``data_root``)."""
+    sub, files = DATASET_FILES[name]
+    roots = data_roots(data_root, recorded_root)
+    if not roots:
+        raise DataError(f"--dataset {name} needs --data-root DIR (a folder holding {sub}/ with "
+                        f"{', '.join(files)}, plain or .gz)", f"or set {DATA_ENV}=DIR")
+    for root in roots:
+        if root.exists() and not root.is_dir():
+            raise DataError(f"--data-root {root} is a file, not a folder")
+    root = next((r for r in roots if _has_files(name, r)), None)
+    if root is None and download:
+        root = roots[0]
+    if root is None:
+        where = " and ".join(str(r / sub) for r in roots)
+        missing = _missing(name, roots[0])
+        raise DataError(f"{name}: missing {', '.join(missing)} (plain or .gz) in {where}",
+                        f"put the files there (as torchvision downloads them), set --data-root or {DATA_ENV}, "
+                        "or pass --download")
     try:
         if name in ("mnist", "fashion-mnist"):
-            cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-            missing = _missing(name, root)
-            if missing and not download:
-                sub = DATASET_FILES[name][0]
-                raise DataError(f"{name}: missing {', '.join(missing)} in {root / sub}",
-                                "put the unpacked idx files there, or pass --download")
-            train = cls(str(root), train=True, download=download)
-            test = cls(str(root), train=False, download=download)
-            x_tr, y_tr = train.data.unsqueeze(1), train.targets
-            x_te, y_te = test.data.unsqueeze(1), test.targets
-        else:
-            if _missing("cifar10", root) and (root / _CIFAR_PY[0]).is_dir() or download:
+            if download and _missing(name, root):
+                import torchvision
+
+                cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
+                cls(str(root), train=True, download=True)
+                cls(str(root), train=False, download=True)
+            x_tr, y_tr, x_te, y_te = _read_mnist(name, root)
+        elif _missing("cifar10", root) and (root / _CIFAR_PY[0]).is_dir() or download:
+            import torchvision
+
+            try:  # torchvision unpickles the batches only after checking their published MD5 sums
                 train = torchvision.datasets.CIFAR10(str(root), train=True, download=download)
                 test = torchvision.datasets.CIFAR10(str(root), train=False, download=download)
-                x_tr = torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous()
-                x_te = torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous()
-                y_tr, y_te = torch.tensor(train.targets), torch.tensor(test.targets)
-            else:
-                missing = _missing("cifar10", root)
-                if missing:
-                    raise DataError(f"cifar10: missing {', '.join(missing)} in {root / DATASET_FILES['cifar10'][0]}",
-                                    "use the CIFAR-10 binary version there, or pass --download")
-                sub = root / DATASET_FILES["cifar10"][0]
-                parts = [_read_cifar_bin(sub / f"data_batch_{i}.bin") for i in range(1, 6)]
-                x_tr, y_tr = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-                x_te, y_te = _read_cifar_bin(sub / "test_batch.bin")
+            except RuntimeError as exc:
+                if "corrupted" not in str(exc):
+                    raise
+                raise DataError(f"cifar10: the python batches in {root / _CIFAR_PY[0]} are not the published files "
+                                f"({', '.join(_CIFAR_PY[1])} with their official checksums)",
+                                "featviz unpickles only those; use the binary version or --download") from None
+            x_tr = torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous()
+            x_te = torch.from_numpy(test.data).permute(0, 3, 1, 2).contiguous()
+            y_tr, y_te = torch.tensor(train.targets), torch.tensor(test.targets)
+        else:
+            folder = root / sub
+            parts = [_read_cifar_bin(folder / f"data_batch_{i}.bin") for i in range(1, 6)]
+            x_tr, y_tr = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            x_te, y_te = _read_cifar_bin(folder / "test_batch.bin")
     except DataError:
         raise
-    except (RuntimeError, OSError, ValueError, IndexError) as exc:
+    except (RuntimeError, OSError, ValueError, IndexError, KeyError, EOFError) as exc:
         raise DataError(f"{name}: cannot read the files under {root}: {str(exc).splitlines()[0]}") from None
     x_tr = x_tr.float().div_(255.0)
     x_te = x_te.float().div_(255.0)
     if image_size:
         x_tr, x_te = resize(x_tr, image_size), resize(x_te, image_size)
-    return _image_dataset(name, x_tr, y_tr.long(), x_te, y_te.long(), 10, {"source": str(root.name)})
+    return _image_dataset(name, x_tr, y_tr.long(), x_te, y_te.long(), 10,
+                          {"source": str(root.name), "data_root": str(root.resolve())})

@@ -211,7 +211,7 @@ def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progre
               workers: int = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the hierarchy study described by ``config`` and return the results dict
     (``config``, ``summary``, ``correction``, ``ratios``, ``curves``, ``lr_search``,
-    ``n_sweep``, ``width_sweep``, ``findings``, ``seconds``; see CONTRACT.md).
+    ``n_sweep``, ``width_sweep``, ``findings``, ``seconds``; see docs/formats.md).
 
     Two rounds of independent fits: (1) every neural learner at every rate of
     ``lr_grid`` on the first seed, and the kernel on every seed; the rates are chosen on

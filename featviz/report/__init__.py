@@ -6,8 +6,9 @@
 """
 
 from ..text import slug as slugify  # the name this package exported before featviz.text.slug
-from .gallery import GalleryModel, build_gallery, layer_summary, write_gallery
+from .build import build_gallery, compute_matches, prepare_gallery
+from .gallery import GalleryModel, layer_summary, write_gallery
 from .matching import correlation_matrix, match_units, unit_activations
 
-__all__ = ["GalleryModel", "build_gallery", "correlation_matrix", "layer_summary", "match_units", "slugify",
-           "unit_activations", "write_gallery"]
+__all__ = ["GalleryModel", "build_gallery", "compute_matches", "correlation_matrix", "layer_summary", "match_units",
+           "prepare_gallery", "slugify", "unit_activations", "write_gallery"]

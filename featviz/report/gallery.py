@@ -1,11 +1,14 @@
-"""``build_gallery``: a static, offline HTML site over checkpoints and result folders.
+"""``write_gallery``: a static, offline HTML site over checkpoints and result folders.
 
-The site is plain files: HTML pages rendered from autoescaped Jinja2 templates, one
-stylesheet, PNGs referenced by relative links (never inlined as base64, so pages stay
-small) and loaded lazily. No script runs and nothing is fetched from the network; each
-page carries a Content-Security-Policy that forbids both. The whole folder is built
-under a temporary name and swapped into place, so a crash or an interrupted rebuild
-leaves the previous gallery intact.
+It only reads: checkpoints' cards, ``featviz maximize``/``attack``/``hierarchy`` folders
+and the unit matches (``matches.json``); whatever needs models run or data loaded is
+produced beforehand by :mod:`featviz.report.build`, which also builds the whole folder
+under a temporary name and swaps it into place (an interrupted rebuild leaves the
+previous gallery intact). The site is plain files: HTML pages rendered from
+autoescaped Jinja2 templates, one stylesheet, PNGs referenced by relative links (never
+inlined as base64, so pages stay small) and loaded lazily. No script runs and nothing
+is fetched from the network; each page carries a Content-Security-Policy that forbids
+both.
 """
 
 from __future__ import annotations
@@ -18,13 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..errors import DataError, FeatvizError
-from ..fileio import atomic_directory
+from ..errors import FeatvizError
 from ..stats import median
 from ..text import slug
 from . import plots
-from .matching import match_units, unit_activations
-from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_visuals,
+from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_matches, read_visuals,
                       robust_accuracy_at)
 from .site import Site
 
@@ -33,7 +34,6 @@ MAX_UNITS = 64          # units per layer page and per comparison page
 MAX_EXAMPLES = 5        # dataset examples per unit
 MAX_ATTACK_IMAGES = 120
 MAX_HIERARCHY_IMAGES = 40
-MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
 # An image with at least this share of its spectral energy beyond half the Nyquist
 # radius is flagged as noise (white noise has about 0.8, a smooth blob about 0).
 NOISE_HF = 0.5
@@ -70,6 +70,10 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
             rows.append({"reg": reg, "units": len(images),
                          **{k: median(getattr(im, k) for im in images)
                             for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
+    if rows and vis.baseline:  # what real images score, beside the renders
+        rows.append({"reg": "data (real images)", "units": vis.baseline.get("n"), "activation": None,
+                     "relative_activation": None, "hf_ratio": vis.baseline.get("hf_ratio"),
+                     "tv": vis.baseline.get("tv"), "shift_stability": None})
     return rows
 
 
@@ -120,29 +124,30 @@ def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | 
 
 
 def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
-                  visuals: Sequence[Sequence[Path]] | None = None,
+                  visuals: Sequence[Sequence[Path]] | None = None, matches: str | Path | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
-                  data_root: str | Path | None = None, reference_eps: float | None = None,
-                  title: str = "featviz gallery", notes: Sequence[str] = (), render_steps: int = 0,
-                  seed: int = 0, device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """Write the gallery's files into the existing folder ``site_dir`` (see :func:`build_gallery`)."""
+                  reference_eps: float | None = None, title: str = "featviz gallery", notes: Sequence[str] = (),
+                  device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Write the gallery's files into the existing folder ``site_dir`` from result folders.
+
+    ``visuals[i]``: ``featviz maximize`` folders of checkpoint ``i``; ``matches``: the
+    ``matches.json`` of :func:`~featviz.report.build.compute_matches` (no comparison
+    pages without it); ``attacks``, ``hierarchy``, ``reference_eps``, ``title``,
+    ``notes``: see :func:`~featviz.report.build.build_gallery`. Runs no model and loads
+    no dataset (checkpoints are read for their cards and layer names).
+    """
     site_dir = Path(site_dir)
     if not checkpoints:
         raise FeatvizError("the gallery needs at least one checkpoint", "pass checkpoint folders made by `featviz train`")
-    # read every result folder first: a broken one fails fast, before any rendering
+    # read every result folder first: a broken one fails fast, before any page is written
     attack_data = read_attacks(Path(attacks)) if attacks else None
     hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
     models: list[GalleryModel] = []
     for i, item in enumerate(checkpoints):
         ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
-        name = slug(ckpt.name, (m.slug for m in models))
         folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
-        if not folders and render_steps > 0 and _is_image_model(ckpt):
-            from .visuals import render_visuals
-
-            folders = [render_visuals(ckpt, site_dir / "results" / "vis" / name, steps=render_steps,
-                                      data_root=data_root, seed=seed, device=device, progress=progress)]
-        models.append(GalleryModel(ckpt, name, read_visuals(folders)))
+        models.append(GalleryModel(ckpt, slug(ckpt.name, (m.slug for m in models)), read_visuals(folders)))
+    match_data = read_matches(Path(matches), [m.label for m in models]) if matches else None
     ref_eps = _reference_eps(models, attack_data, reference_eps)
 
     site = Site(site_dir, title=title)
@@ -154,7 +159,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     bar.update()
     hf_rows = _layer_pages(site, models, bar)
     hf_plot = site.plot("img/hf_ratio.png", lambda p: plots.hf_ratio_plot(hf_rows, p)) if hf_rows else None
-    compare = _comparisons(site, models, data_root=data_root)
+    compare = _comparisons(site, models, match_data)
     bar.update()
     site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
                 reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes))
@@ -237,40 +242,28 @@ def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str,
     return hf_rows
 
 
-def _comparisons(site: Site, models: list[GalleryModel], *, data_root) -> dict[str, Any]:
-    """Write ``compare-<layer>.html`` pages: models trained on the same data side by side,
-    the first of each group being the reference the others are matched against."""
-    groups: dict[tuple, list[GalleryModel]] = {}
-    for m in models:
-        ds = m.checkpoint.card.get("dataset", {})
-        if _is_image_model(m.checkpoint):
-            groups.setdefault((str(ds.get("name")), ds.get("image_size")), []).append(m)
-    groups = {key: group for key, group in groups.items() if len(group) > 1}
-    if not groups:
-        return {"pages": [], "note": None if len(models) == 1 else "no two image models were trained on the same data"}
-    pages, notes = [], []
-    for (name, _), group in groups.items():
-        prefix = "compare-" if len(groups) == 1 else f"compare-{slug(name)}-"
-        try:
-            x = _match_data(group[0].checkpoint.card.get("dataset", {}), data_root)
-        except DataError as exc:
-            notes.append(f"comparison pages skipped: {exc.one_line()}")
-            continue
-        pages += _compare_group(site, group, x, prefix, name)
-    return {"pages": pages, "note": "; ".join(notes) or None}
+def _comparisons(site: Site, models: list[GalleryModel], matches: dict[str, Any] | None) -> dict[str, Any]:
+    """Write ``compare-<layer>.html`` pages from the unit matches: models trained on the same
+    data side by side, the first of each group being the reference the others are matched to."""
+    if matches is None:
+        return {"pages": [], "note": None if len(models) == 1 else "units were not matched across models"}
+    groups = matches["groups"]
+    pages = []
+    for group in groups:
+        prefix = "compare-" if len(groups) == 1 else f"compare-{slug(group['dataset'])}-"
+        pages += _compare_group(site, [models[i] for i in group["members"]], group, prefix)
+    return {"pages": pages, "note": matches.get("note")}
 
 
-def _compare_group(site: Site, group: list[GalleryModel], x: torch.Tensor, prefix: str,
-                   dataset: str) -> list[dict[str, Any]]:
-    ref, pages = group[0], []
-    for layer in ref.layers:
-        peers = [m for m in group[1:] if layer in m.layers]
-        if not peers:
-            continue
-        acts = {m.slug: unit_activations(m.checkpoint.model, layer, x) for m in [ref] + peers}
-        pairs = {m.slug: match_units(acts[ref.slug], acts[m.slug]) for m in peers}
+def _compare_group(site: Site, group: list[GalleryModel], matches: dict[str, Any],
+                   prefix: str) -> list[dict[str, Any]]:
+    ref, members, dataset, pages = group[0], list(matches["members"]), str(matches["dataset"]), []
+    for entry in matches["layers"]:
+        layer = str(entry["layer"])
+        peers = [group[members.index(int(p["model"]))] for p in entry["peers"]]
+        pairs = {m.slug: [tuple(pair) for pair in p["pairs"]] for m, p in zip(peers, entry["peers"])}
         rows = []
-        for unit in range(min(acts[ref.slug].shape[1], MAX_UNITS)):
+        for unit in range(min(len(pairs[peers[0].slug]), MAX_UNITS)):
             cells = [_compare_cell(site, ref, layer, unit, None)]
             for m in peers:
                 other, corr = pairs[m.slug][unit]
@@ -279,7 +272,7 @@ def _compare_group(site: Site, group: list[GalleryModel], x: torch.Tensor, prefi
         median_corr = {m.slug: median(c for _, c in pairs[m.slug]) for m in peers}
         page = f"{prefix}{slug(layer)}.html"
         site.render(page, "compare.html", layer=layer, models=[ref] + peers, rows=rows, median_corr=median_corr,
-                    n_examples=len(x), dataset=dataset)
+                    n_examples=matches["n_examples"], dataset=dataset)
         pages.append({"page": page, "layer": layer if len(prefix) == len("compare-") else f"{dataset} {layer}"})
     return pages
 
@@ -296,48 +289,4 @@ def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, cor
     return cell
 
 
-def _is_image_model(ckpt: Checkpoint) -> bool:
-    """Whether unit images can be rendered: an image model (vector models have no picture)."""
-    return len(getattr(ckpt.model, "input_shape", ())) == 3 and bool(ckpt.card.get("layers"))
-
-
-def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
-    """Test images of the checkpoints' dataset, used to correlate units."""
-    from ..data import load_dataset
-
-    name = dataset.get("name")
-    if not name or name == "synthetic":
-        raise DataError("the models were not trained on an image dataset")
-    data = load_dataset(name, data_root=data_root, image_size=dataset.get("image_size"))
-    return data.x_test[:MATCH_EXAMPLES]
-
-
-def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Path, **options: Any) -> dict[str, Any]:
-    """Build the static gallery for ``checkpoints`` in the folder ``out``, atomically.
-
-    Args:
-        checkpoints: checkpoint folders (or loaded :class:`Checkpoint` objects); the
-            first is the reference the comparison pages match the others against.
-        out: the gallery folder; an existing one is replaced only once the new one is complete.
-        visuals: for checkpoint ``i``, ``visuals[i]`` lists ``featviz maximize`` output
-            folders (each with ``metrics.json``) whose images fill its layer pages.
-        attacks: a ``featviz attack`` output folder (``results.json`` + PNGs).
-        hierarchy: a ``featviz hierarchy run`` output folder (``results.json`` + PNGs).
-        data_root: where mnist/fashion-mnist/cifar10 live (digits needs nothing).
-        reference_eps: the ε at which the index reports robust accuracy (default: the
-            adversarial-training ε of a model, else the middle of the sweep).
-        title, notes: page title and lines shown on the index (e.g. skipped stages).
-        render_steps: when > 0, a checkpoint given no ``visuals`` has every unit rendered
-            here (regularizers ``none`` and ``standard``, this many steps) into
-            ``out/results/vis/``.
-        seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
-
-    Returns a summary: ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
-    """
-    out = Path(out)
-    with atomic_directory(out) as tmp:
-        summary = write_gallery(tmp, checkpoints, **options)
-    return summary | {"index": str(out / "index.html"), "out": str(out)}
-
-
-__all__ = ["GalleryModel", "build_gallery", "layer_summary", "write_gallery"]
+__all__ = ["GalleryModel", "layer_summary", "write_gallery"]

@@ -4,7 +4,9 @@ Two models trained differently learn their units in arbitrary order; to put "the
 same" unit side by side, each unit is summarized by its spatially averaged activation
 on every data example, units are compared by Pearson correlation over the examples,
 and a one-to-one assignment maximizing the total correlation (Hungarian algorithm)
-pairs them up.
+pairs them up. The gallery command computes the matches (it has the models and the data)
+and writes them to ``matches.json`` (format ``MATCHES_FORMAT``, see
+:func:`featviz.report.build.compute_matches`); the pages only read that file.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from ..modes import frozen_eval
+
+MATCHES_FORMAT = "featviz-matches/1"
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Readers for the result folders the gallery shows (formats fixed in CONTRACT.md).
+"""Readers for the result folders the gallery shows (formats in docs/formats.md).
 
 Each reader validates what the gallery needs and raises a :class:`FeatvizError`
 naming the file and the field when something is missing, so a broken folder gives
@@ -85,6 +85,7 @@ class Visuals:
 
     layers: dict[str, dict[int, UnitVisuals]] = field(default_factory=dict)
     regs: list[str] = field(default_factory=list)
+    baseline: dict[str, Any] | None = None  # the data's median hf_ratio and TV, when metrics.json has them
 
     def unit(self, layer: str, unit: int) -> UnitVisuals:
         units = self.layers.setdefault(layer, {})
@@ -113,6 +114,9 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
         images = metrics.get("images")
         if not isinstance(images, list):
             raise FeatvizError(f"{source} has no 'images' list", "regenerate it with `featviz maximize`")
+        base = metrics.get("baseline")
+        if isinstance(base, dict) and _number(base.get("hf_ratio")) is not None:
+            vis.baseline = base
         for entry in images:
             if not isinstance(entry, dict):
                 raise FeatvizError(f"{source}: 'images' must hold objects")
@@ -210,3 +214,31 @@ def hierarchy_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
                      "feature_r2": [_number(v) for v in r2] if isinstance(r2, list) else [],
                      "epochs": entry.get("epochs")})
     return rows
+
+
+# ---------------------------------------------------------------- unit matches
+
+def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
+    """``matches.json`` (see :func:`featviz.report.build.compute_matches`), checked against
+    the names of the gallery's checkpoints ``models``, in order."""
+    data = read_json(path, "unit matches (matches.json, written by the gallery command)")
+    if data.get("models") != models:
+        raise FeatvizError(f"{path} matches the units of {data.get('models')}, not of {models}",
+                           "recompute it for these checkpoints, in this order")
+    groups = data.get("groups")
+    if not isinstance(groups, list):
+        raise FeatvizError(f"{path}: 'groups' must be a list", "regenerate the matches")
+    for group in groups:
+        try:
+            members = [int(i) for i in group["members"]]
+            ok = members and all(0 <= i < len(models) for i in members) and int(group["n_examples"]) >= 0
+            for layer in group["layers"]:
+                str(layer["layer"])
+                for peer in layer["peers"]:
+                    ok = ok and int(peer["model"]) in members and all(len(p) == 2 for p in peer["pairs"])
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise FeatvizError(f"{path}: a group is malformed", "regenerate the matches")
+    return data
+

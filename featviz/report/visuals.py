@@ -30,8 +30,8 @@ def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] |
 
     info = ckpt.card.get("dataset", {})
     try:
-        examples = load_dataset(info.get("name", "?"), data_root=data_root,
-                                image_size=info.get("image_size")).x_train[:data_limit]
+        examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
+                                recorded_root=info.get("data_root")).x_train[:data_limit]
     except DataError:
         examples = None
     names = list(layers) if layers else [str(layer["name"]) for layer in ckpt.card.get("layers", [])]

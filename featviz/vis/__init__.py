@@ -10,7 +10,8 @@ Three lines on any ``nn.Module``::
 Pieces, one concept per module: :mod:`~featviz.vis.objectives` (what to maximize,
 composable), :mod:`~featviz.vis.param` (pixel / FFT parameterizations),
 :mod:`~featviz.vis.transforms` (per-image random transforms),
-:mod:`~featviz.vis.regularizers` (``--reg`` names -> a :class:`Recipe`),
+:mod:`~featviz.vis.regularizers` (``--reg`` names -> a :class:`Recipe`; your own
+:class:`Penalty` and transform functions go beside the names),
 :mod:`~featviz.vis.render` (the loop), :mod:`~featviz.vis.metrics` (hf_ratio, tv,
 shift stability), :mod:`~featviz.vis.neurons` (``LAYER:UNIT`` specs),
 :mod:`~featviz.vis.examples` (top-k dataset images), :mod:`~featviz.vis.maximize`
@@ -24,14 +25,14 @@ from .metrics import hf_ratio, objective_scores, shift_stability, total_variatio
 from .neurons import Neuron, NeuronSet, layer_shapes, parse_neuron_spec, resolve_neurons
 from .objectives import Objective, channel, direction, diversity, layer_energy, logit, neuron
 from .param import FourierImage, ImageParam, PixelImage, color_decorrelation, image_param
-from .regularizers import REGULARIZERS, Recipe, parse_regs
+from .regularizers import REGULARIZERS, Penalty, Recipe, build_recipe, parse_regs
 from .render import RenderResult, render
 
 __all__ = [
     "ActivationCapture", "COMPARE_SETTINGS", "FourierImage", "ImageParam", "LOGITS", "Maximization", "Neuron",
-    "NeuronSet", "Objective", "PixelImage", "REGULARIZERS", "Recipe", "RenderResult", "RenderedNeuron",
-    "TopExamples", "channel", "color_decorrelation", "direction", "diversity", "hf_ratio", "image_param",
-    "layer_energy", "layer_shapes", "logit", "maximize", "neuron", "objective_scores", "parse_neuron_spec",
-    "parse_regs", "render", "resolve_neurons", "save_maximization", "shift_stability", "to_pil", "top_examples",
+    "NeuronSet", "Objective", "Penalty", "PixelImage", "REGULARIZERS", "Recipe", "RenderResult", "RenderedNeuron",
+    "TopExamples", "build_recipe", "channel", "color_decorrelation", "direction", "diversity", "hf_ratio",
+    "image_param", "layer_energy", "layer_shapes", "logit", "maximize", "neuron", "objective_scores",
+    "parse_neuron_spec", "parse_regs", "render", "resolve_neurons", "save_maximization", "shift_stability", "to_pil", "top_examples",
     "total_variation",
 ]

@@ -8,22 +8,36 @@ regularization settings, measure every image, rank dataset examples, save it all
 ``metrics.json`` (stable; the gallery reads it)::
 
     {"images": [{"neuron", "reg", "file", "activation", "relative_activation",
-                 "hf_ratio", "tv", "shift_stability", "steps", "param", "objective"}],
+                 "hf_ratio", "tv", "shift_stability", "steps", "param", "objective",
+                 "flat", "converged", "activation_doubled"}],
      "dataset_examples": [{"neuron", "activations", "files", "indices"}],
      "summary": {REG: {"n", "median_activation", "median_relative_activation",
                        "median_hf_ratio", "median_tv", "median_shift_stability",
-                       "above_best_example", "activation_vs_none", "none_hf_over_this"}},
+                       "above_best_example", "activation_vs_none", "none_hf_over_this",
+                       "hf_over_data", "tv_over_data", "n_flat", "n_not_converged"}},
+     "baseline": {"hf_ratio", "tv", "n"} (or nulls and a "reason"),
+     "flat_tv_threshold", "convergence": {"checked", "tolerance", "extra_steps"},
      "settings": [recipe dicts], "grid": "grid.png", "steps", "lr", "seed", "input_shape", "seconds"}
 
 ``activation`` is the objective on the final, untransformed image;
 ``relative_activation`` divides it by the unit's strongest dataset example;
 ``activation_vs_none`` is the median over units of activation / activation under
 ``none``; ``none_hf_over_this`` is median hf_ratio under ``none`` / under this setting.
+
+Honesty guards (see :mod:`featviz.vis.metrics`): ``baseline`` holds the median
+hf_ratio and TV of the dataset's own images at the model's input size, and
+``hf_over_data`` / ``tv_over_data`` compare a setting's medians with it. An image
+whose TV is below ``flat_tv_threshold`` is ``flat``: its ``hf_ratio`` is null and
+it is left out of the hf medians. ``converged`` is false when running the same
+number of steps again moved the activation by more than 1 % (``activation_doubled``
+is the activation after 2 × ``steps``); null when the check was switched off. The
+check doubles the optimization time.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,11 +49,13 @@ from torch import nn
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from ..errors import SpecError
 from ..fileio import atomic_write_bytes, atomic_write_json, save_png
+from ..modes import frozen_eval
 from ..stats import median
 from ..text import slug
 from .examples import TopExamples, top_examples
 from .hooks import Preprocess
-from .metrics import hf_ratio, shift_stability, total_variation
+from .metrics import (CONVERGENCE_TOLERANCE, data_baseline, flat_threshold, hf_ratio, is_converged, shift_stability,
+                      total_variation)
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
 from .regularizers import Recipe, parse_regs
 from .render import data_decorrelation, input_shape_of, model_device, render
@@ -58,18 +74,22 @@ class RenderedNeuron:
     objective: str
     image: torch.Tensor  # (C, H, W) in [0, 1]
     activation: float
-    hf_ratio: float
+    hf_ratio: float | None  # None for a flat image
     tv: float
     shift_stability: float
     steps: int
     relative_activation: float | None = None
     file: str | None = None
+    flat: bool = False
+    converged: bool | None = None  # None: not checked
+    activation_doubled: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"neuron": self.neuron.label, "reg": self.reg, "file": self.file, "activation": self.activation,
                 "relative_activation": self.relative_activation, "hf_ratio": self.hf_ratio, "tv": self.tv,
                 "shift_stability": self.shift_stability, "steps": self.steps, "param": self.param,
-                "objective": self.objective}
+                "objective": self.objective, "flat": self.flat, "converged": self.converged,
+                "activation_doubled": self.activation_doubled}
 
 
 @dataclass
@@ -92,6 +112,7 @@ class Maximization:
             by_reg.setdefault(img.reg, []).append(img)
         none = {img.neuron: img for img in by_reg.get("none", [])}
         none_hf = median([img.hf_ratio for img in none.values()])
+        base = self.config.get("baseline") or {}
         out = {}
         for reg, imgs in by_reg.items():
             rel = [i.relative_activation for i in imgs if i.relative_activation is not None]
@@ -106,6 +127,10 @@ class Maximization:
                 "above_best_example": (sum(r > 1 for r in rel) / len(rel)) if rel else None,
                 "activation_vs_none": median(vs_none) if none else None,
                 "none_hf_over_this": (none_hf / hf) if none and hf and hf > 0 else None,
+                "hf_over_data": _ratio(hf, base.get("hf_ratio")),
+                "tv_over_data": _ratio(median([i.tv for i in imgs]), base.get("tv")),
+                "n_flat": sum(i.flat for i in imgs),
+                "n_not_converged": sum(i.converged is False for i in imgs),
             }
         return out
 
@@ -123,19 +148,27 @@ class Maximization:
         }
 
 
-def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str | Sequence[str]] = ("none",), *,
-             shape: Sequence[int] | None = None, steps: int = 256, lr: float = 0.05, param: str | None = None,
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def maximize(model: nn.Module, neurons: str | Sequence[str],
+             regs: Sequence[str | Sequence[str] | Recipe] = ("none",), *, shape: Sequence[int] | None = None,
+             steps: int = 256, lr: float = 0.05, param: str | None = None,
              seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
              dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
              decorrelation: torch.Tensor | None = None, max_batch: int = 256,
-             progress: bool = False, dist: DistContext | None = None) -> Maximization:
+             progress: bool = False, dist: DistContext | None = None, check_convergence: bool = True,
+             baseline: dict | None = None) -> Maximization:
     """Render every unit of every spec in ``neurons`` under every setting in ``regs``.
 
     Args:
         model: any ``nn.Module`` (see :func:`~featviz.vis.render.render`).
         neurons: spec(s) such as ``"block2:*"``, ``"block1:3@8,8"``, ``"logits:7"``.
-        regs: settings to compare, each ``"standard"``, ``"tv:0.1+jitter:1"`` or a
-            list of names combined (default: just ``"none"``).
+        regs: settings to compare, each ``"standard"``, ``"tv:0.1+jitter:1"``, a
+            list of names combined, or a :class:`Recipe` (which may carry user
+            transforms and penalties, see :func:`~featviz.vis.regularizers.build_recipe`);
+            default just ``"none"``.
         shape, steps, lr, param, seed, device, preprocess: as for ``render``; every
             setting starts from the same seeded initial image.
         dataset: images (N, C, H, W) in [0, 1] (or an iterable of batches) to rank
@@ -146,6 +179,10 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
             are dealt out to the ranks in contiguous runs and gathered on rank 0, which
             gets the same result as one process with the same ``max_batch``; other
             ranks get ``None``. Use ``max_batch`` = units / ranks to spread one layer.
+        check_convergence: run every render ``steps`` more and flag units whose
+            activation moved by more than 1 % as not converged (doubles the time).
+        baseline: the data's ``{"hf_ratio", "tv"}`` medians; default computed from
+            ``dataset`` when it is a tensor (see :func:`~featviz.vis.metrics.data_baseline`).
 
     Returns a :class:`Maximization`; images come in order setting, spec, unit.
     """
@@ -157,10 +194,13 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
         raise SpecError("no neuron given", "pass at least one --neuron LAYER:UNIT")
     shapes = layer_shapes(model, shape, preprocess, device)
     sets = [resolve_neurons(model, s, shape, preprocess, shapes=shapes) for s in specs]
-    recipes = [parse_regs(r, max(shape[1:]), param) for r in regs]
+    recipes = [r if isinstance(r, Recipe) else parse_regs(r, max(shape[1:]), param) for r in regs]
     labels = [r.label for r in recipes]
     if len(set(labels)) != len(labels):
         raise SpecError(f"a regularization setting is listed twice ({', '.join(labels)})")
+    if baseline is None:
+        baseline = data_baseline(dataset if isinstance(dataset, torch.Tensor) else None)
+    flat_tv = flat_threshold(baseline)
     if decorrelation is None and isinstance(dataset, torch.Tensor):
         decorrelation = data_decorrelation(dataset, shape[0])
 
@@ -177,24 +217,34 @@ def maximize(model: nn.Module, neurons: str | Sequence[str], regs: Sequence[str 
         objective = part.objective()
         result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
                         lr=lr, seed=seed, device=device, preprocess=preprocess,
-                        decorrelation=decorrelation, progress=progress)
+                        decorrelation=decorrelation, progress=progress,
+                        continue_steps=steps if check_convergence else 0)
         hf = hf_ratio(result.images)
         tv = total_variation(result.images)
-        stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
-                                 preprocess).cpu()
+        with frozen_eval(model):  # in train mode BatchNorm would use (and update) batch statistics
+            stable = shift_stability(model, objective, result.images.to(device or model_device(model)),
+                                     preprocess).cpu()
         for i, neuron in enumerate(part.neurons):
             act = float(result.scores[i])
             ref = best.get(neuron)
             rel = act / ref if ref is not None and ref > 0 else None
+            flat = float(tv[i]) < flat_tv
+            doubled = float(result.continued_scores[i]) if result.continued_scores is not None else None
             images.append(RenderedNeuron(neuron, recipe.label, recipe.param, str(objective),
-                                         result.images[i], act, float(hf[i]), float(tv[i]),
-                                         float(stable[i]), steps, rel))
+                                         result.images[i], act, None if flat else float(hf[i]), float(tv[i]),
+                                         float(stable[i]), steps, rel, flat=flat,
+                                         converged=None if doubled is None else is_converged(act, doubled),
+                                         activation_doubled=doubled if doubled is None or math.isfinite(doubled)
+                                         else None))
     if dist.enabled:
         gathered = gather_to_main(images, dist)
         if not dist.is_main:
             return None
         images = [img for part_images in gathered for img in part_images]
     config = {"steps": steps, "lr": lr, "seed": seed, "input_shape": list(shape), "neurons": specs,
+              "baseline": baseline, "flat_tv_threshold": flat_tv,
+              "convergence": {"checked": check_convergence, "tolerance": CONVERGENCE_TOLERANCE,
+                              "extra_steps": steps if check_convergence else 0},
               "seconds": round(time.perf_counter() - start, 3)}
     return Maximization(images, examples, recipes, sets, config)
 

@@ -4,10 +4,23 @@
 - :func:`total_variation`: mean absolute difference of neighbouring pixels.
 - :func:`shift_stability`: how much of its activation an image keeps when moved by
   one pixel (pixel-aligned noise loses it; a structure a unit responds to does not).
+
+Numbers alone overclaim, so three guards go with them:
+
+- :func:`data_baseline`: the median hf_ratio and TV of the dataset's own images at
+  the model's input size (a render is compared with what real inputs look like:
+  8×8 digits upsampled to 16×16 score hf_ratio ≈ 0.03, white noise ≈ 0.8);
+- :func:`is_flat`: an image whose TV is below :data:`FLAT_FRACTION` of the data's
+  median TV (or below :data:`FLAT_TV_ABSOLUTE` without data) is nearly uniform; its
+  spectrum is the spectrum of tiny ripples, so its hf_ratio is not scored;
+- :func:`is_converged`: an activation that still moves by more than
+  :data:`CONVERGENCE_TOLERANCE` when the optimization runs as long again has not
+  converged (see ``continue_steps`` of :func:`~featviz.vis.render.render`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -47,6 +60,49 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dy + dx
 
 
+# An image is flat when its TV is below this fraction of the data's median TV ...
+FLAT_FRACTION = 0.1
+# ... or, when there is no data to compare with, below this absolute TV (images in [0, 1]).
+FLAT_TV_ABSOLUTE = 0.01
+# A render converged when doubling its steps changes its activation by at most this fraction.
+CONVERGENCE_TOLERANCE = 0.01
+# The baseline is the median over at most this many dataset images (the first ones).
+BASELINE_MAX_IMAGES = 4096
+
+
+def data_baseline(images: torch.Tensor | None, reason: str | None = None) -> dict:
+    """``{"hf_ratio", "tv", "n"}``: medians of :func:`hf_ratio` and :func:`total_variation`
+    over the first :data:`BASELINE_MAX_IMAGES` of ``images`` (N, C, H, W) in [0, 1], which
+    must already be at the model's input size. Without images: both ``None`` and
+    ``reason`` says why."""
+    if images is None or not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) == 0:
+        return {"hf_ratio": None, "tv": None, "n": 0, "reason": reason or "no dataset images to compare with"}
+    x = images[:BASELINE_MAX_IMAGES].detach().float().cpu()
+    # quantile(0.5) averages the two middle values of an even count (torch.median takes the lower one)
+    return {"hf_ratio": float(hf_ratio(x).double().quantile(0.5)),
+            "tv": float(total_variation(x).double().quantile(0.5)), "n": len(x)}
+
+
+def flat_threshold(baseline: dict | None) -> float:
+    """The TV below which an image counts as flat: :data:`FLAT_FRACTION` × the data's
+    median TV, or :data:`FLAT_TV_ABSOLUTE` when there is no baseline."""
+    tv = (baseline or {}).get("tv")
+    return FLAT_FRACTION * tv if tv else FLAT_TV_ABSOLUTE
+
+
+def is_flat(tv: float, baseline: dict | None) -> bool:
+    """Whether an image of total variation ``tv`` is nearly uniform (see :func:`flat_threshold`)."""
+    return tv < flat_threshold(baseline)
+
+
+def is_converged(activation: float, continued: float, tolerance: float = CONVERGENCE_TOLERANCE) -> bool:
+    """Whether ``continued`` (the activation after as many steps again) is within
+    ``tolerance`` × |activation| of ``activation``; never for non-finite values."""
+    if not (math.isfinite(activation) and math.isfinite(continued)):
+        return False
+    return abs(continued - activation) <= tolerance * abs(activation)
+
+
 ONE_PIXEL_SHIFTS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
@@ -73,4 +129,6 @@ def shift_stability(model: torch.nn.Module, objective: Objective, images: torch.
     return torch.where(own > 0, shifted / own.clamp_min(1e-30), torch.full_like(own, float("nan")))
 
 
-__all__ = ["ONE_PIXEL_SHIFTS", "hf_ratio", "objective_scores", "shift_stability", "total_variation"]
+__all__ = ["BASELINE_MAX_IMAGES", "CONVERGENCE_TOLERANCE", "FLAT_FRACTION", "FLAT_TV_ABSOLUTE", "ONE_PIXEL_SHIFTS",
+           "data_baseline", "flat_threshold", "hf_ratio", "is_converged", "is_flat", "objective_scores",
+           "shift_stability", "total_variation"]

@@ -1,6 +1,6 @@
 """Neuron specs: which units of which layer to visualize.
 
-Grammar (see CONTRACT "Neuron addressing")::
+Grammar (see docs/formats.md, "Neuron addressing")::
 
     LAYER:UNIT        one channel / unit           block2:5
     LAYER:UNIT@Y,X    one channel at one position  block2:5@3,4

@@ -12,12 +12,23 @@ A regularizer is one of three kinds, and a :class:`Recipe` collects them:
 recipe (pad + jitter + scale + rotate + jitter, FFT 1/f, decorrelated colour) with
 pixel amounts scaled to the image size. What WEIGHT means for each name is in
 :data:`REGULARIZERS`.
+
+Beyond the names, a user passes objects: any penalty ``images (N, C, H, W) -> (N,)``
+(a :class:`Penalty` subclass carries its own weight and label) and any transform
+``(images, generator) -> images`` (see :mod:`~featviz.vis.transforms`)::
+
+    class Saturation(Penalty):
+        def penalty(self, images):
+            return images.std(dim=1).flatten(1).mean(1)
+
+    render(model, "block2:*", regs="standard", regularizers=[Saturation(0.5)], transforms=[my_flip])
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence, Union
 
 import torch
 
@@ -51,6 +62,9 @@ _BUILDERS: dict[str, Callable[[float], T.Transform]] = {
 }
 
 
+PenaltyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
 def penalty_l1(images: torch.Tensor) -> torch.Tensor:
     return (images - 0.5).abs().flatten(1).mean(dim=1)
 
@@ -59,9 +73,47 @@ def penalty_l2(images: torch.Tensor) -> torch.Tensor:
     return (images - 0.5).pow(2).flatten(1).mean(dim=1)
 
 
-PENALTIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+PENALTIES: dict[str, PenaltyFn] = {
     "l1": penalty_l1, "l2": penalty_l2, "tv": total_variation,
 }
+
+
+class Penalty:
+    """A regularizer a user can write: subclass, define :meth:`penalty` (images
+    (N, C, H, W) -> (N,), one value per image), construct with a ``weight``.
+
+    Like the named penalties it is charged in units of each image's own activation
+    (``|activation| × weight × penalty``). ``name`` (default: the class name in lower
+    case) labels it in metrics.json and file names.
+    """
+
+    name: str = ""
+
+    def __init__(self, weight: float = 1.0):
+        if not (weight >= 0 and math.isfinite(weight)):
+            raise SpecError(f"{type(self).__name__}: weight must be a finite number >= 0, got {weight}")
+        self.weight = float(weight)
+
+    def penalty(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must define penalty(images) -> (N,)")
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.weight * self.penalty(images)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name or type(self).__name__.lower()}:{self.weight:g}"
+
+
+Regularizer = Union[str, PenaltyFn]  # a name (``"tv:0.1"``) or a penalty object/function
+TransformLike = Union[str, T.Transform]  # a name (``"jitter:2"``) or a transform function
+
+
+def label_of(obj: Any) -> str:
+    """How a user-supplied penalty or transform is named in labels: its ``label``, else
+    its function or class name."""
+    label = getattr(obj, "label", None)
+    return str(label) if label else getattr(obj, "__name__", type(obj).__name__)
 
 
 @dataclass(frozen=True)
@@ -76,6 +128,8 @@ class Recipe:
         transforms: ((name, amount), ...) in run order.
         penalties: ((name, weight), ...), each a per-image (N,) penalty.
         blur: Gaussian sigma (pixels) applied every ``blur_every`` steps; 0 = off.
+        custom_transforms: user transforms, run after the named ones.
+        custom_penalties: user penalties (N,), added to the named ones (already weighted).
     """
 
     label: str = "none"
@@ -86,24 +140,41 @@ class Recipe:
     penalties: tuple[tuple[str, float], ...] = ()
     blur: float = 0.0
     blur_every: int = 4
+    custom_transforms: tuple[T.Transform, ...] = ()
+    custom_penalties: tuple[PenaltyFn, ...] = ()
 
     def transform(self) -> T.Transform | None:
         """The composed random transform, or None when there is none."""
-        if not self.transforms:
-            return None
-        return T.compose([_BUILDERS[name](amount) for name, amount in self.transforms])
+        steps = [_BUILDERS[name](amount) for name, amount in self.transforms] + list(self.custom_transforms)
+        return T.compose(steps) if steps else None
 
     def penalty(self, images: torch.Tensor) -> torch.Tensor:
         """Weighted sum of the penalties on (N, C, H, W) images: (N,)."""
         total = images.new_zeros(images.shape[0])
         for name, weight in self.penalties:
             total = total + weight * PENALTIES[name](images)
+        for fn in self.custom_penalties:
+            value = fn(images)
+            if value.shape != total.shape:
+                raise SpecError(f"penalty {label_of(fn)} gave shape {tuple(value.shape)}, "
+                                f"expected {tuple(total.shape)}", "a penalty returns one value per image")
+            total = total + value
         return total
 
+    def with_custom(self, transforms: Sequence[T.Transform] = (), penalties: Sequence[PenaltyFn] = ()) -> "Recipe":
+        """This recipe plus user transforms and penalties; the label names them after ``+``."""
+        extra = [label_of(t) for t in transforms] + [label_of(p) for p in penalties]
+        label = "+".join(([] if self.label == "none" and extra else [self.label]) + extra)
+        return replace(self, label=label, custom_transforms=self.custom_transforms + tuple(transforms),
+                       custom_penalties=self.custom_penalties + tuple(penalties))
+
     def to_dict(self) -> dict[str, Any]:
+        penalties: dict[str, float | None] = dict(self.penalties)
+        penalties.update({label_of(p): getattr(p, "weight", None) for p in self.custom_penalties})
+        custom = [[label_of(t), None] for t in self.custom_transforms]
         return {"reg": self.label, "param": self.param, "decay": self.decay if self.param == "fft" else None,
-                "decorrelate": self.decorrelate, "transforms": [list(t) for t in self.transforms],
-                "penalties": dict(self.penalties), "blur": self.blur or None,
+                "decorrelate": self.decorrelate, "transforms": [list(t) for t in self.transforms] + custom,
+                "penalties": penalties, "blur": self.blur or None,
                 "blur_every": self.blur_every if self.blur else None}
 
 
@@ -189,4 +260,30 @@ def parse_regs(setting: str | Sequence[str], image_size: int, param: str | None 
                   penalties=tuple((k, float(w)) for k, w in b.penalties.items() if w > 0), blur=float(b.blur))
 
 
-__all__ = ["PENALTIES", "REGULARIZERS", "Recipe", "parse_regs", "penalty_l1", "penalty_l2"]
+def build_recipe(regs: Recipe | str | Sequence[str], image_size: int, param: str | None = None, *,
+                 transforms: Sequence[TransformLike] = (), regularizers: Sequence[Regularizer] = ()) -> Recipe:
+    """The :class:`Recipe` for ``regs`` (names or a Recipe) plus ``transforms`` and
+    ``regularizers``, each a name (joined to ``regs``) or an object (added as is)."""
+    names = [t for t in transforms if isinstance(t, str)] + [r for r in regularizers if isinstance(r, str)]
+    for text in (t for t in transforms if isinstance(t, str)):
+        name = _parse_one(text)[0]
+        if REGULARIZERS[name][0] != "transform":
+            raise SpecError(f"{text!r} is not a transform", "transforms: pad, jitter, scale, rotate, or a function")
+    for obj in [t for t in transforms if not isinstance(t, str)] + [r for r in regularizers if not isinstance(r, str)]:
+        if not callable(obj):
+            raise SpecError(f"{obj!r} is neither a regularizer name nor callable")
+    if isinstance(regs, Recipe):
+        if names:
+            raise SpecError("names go in regs when regs is a Recipe", "pass transforms/regularizers as objects")
+        recipe = regs
+    else:
+        parts = _split(regs)
+        if names:  # "none" is the default setting, not a refusal of the names given beside it
+            parts = [p for p in parts if p.lower() != "none"] + names
+        recipe = parse_regs(parts, image_size, param)
+    return recipe.with_custom([t for t in transforms if not isinstance(t, str)],
+                              [r for r in regularizers if not isinstance(r, str)])
+
+
+__all__ = ["PENALTIES", "REGULARIZERS", "Penalty", "Recipe", "Regularizer", "TransformLike", "build_recipe",
+           "label_of", "parse_regs", "penalty_l1", "penalty_l2"]

@@ -26,7 +26,7 @@ from .hooks import ActivationCapture, Preprocess
 from .neurons import NeuronSet, resolve_neurons
 from .objectives import Objective
 from .param import ImageParam, color_decorrelation, image_param
-from .regularizers import Recipe, parse_regs
+from .regularizers import Recipe, Regularizer, TransformLike, build_recipe
 from .transforms import fit
 
 
@@ -43,6 +43,9 @@ class RenderResult:
             transformed images the step saw).
         neurons: the resolved :class:`NeuronSet` when the objective was a spec string.
         seconds: wall time of the optimization.
+        continued_scores: with ``continue_steps``, the objective of the image after
+            that many further steps (``images``/``scores`` stay those at ``steps``);
+            NaN where continuing diverged.
     """
 
     images: torch.Tensor
@@ -55,6 +58,7 @@ class RenderResult:
     history: list[float] = field(default_factory=list)
     neurons: NeuronSet | None = None
     seconds: float = 0.0
+    continued_scores: torch.Tensor | None = None
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -82,7 +86,8 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
            batch: int | None = None, regs: Recipe | str | Sequence[str] = "none", param: str | None = None,
            steps: int = 256, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
            preprocess: Preprocess | None = None, decorrelation: torch.Tensor | None = None,
-           init_std: float = 0.01, progress: bool = False) -> RenderResult:
+           init_std: float = 0.01, progress: bool = False, transforms: Sequence[TransformLike] = (),
+           regularizers: Sequence[Regularizer] = (), continue_steps: int = 0) -> RenderResult:
     """Maximize ``objective`` by gradient ascent on a batch of images.
 
     Args:
@@ -103,6 +108,13 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             :func:`~featviz.vis.param.color_decorrelation`); identity if None.
         init_std: scale of the random initial parameters.
         progress: show a tqdm bar on stderr.
+        transforms: more random transforms, names (``"jitter:2"``) or functions
+            ``(images (N, C, H, W), generator) -> images``, run after those of ``regs``.
+        regularizers: more penalties, names (``"tv:0.1"``) or objects ``images -> (N,)``
+            such as a :class:`~featviz.vis.regularizers.Penalty` subclass.
+        continue_steps: after ``steps``, keep optimizing (same optimizer state, same
+            random stream) this many steps more and report only the objective reached,
+            as ``continued_scores``: the convergence check. Costs that many steps.
 
     Returns a :class:`RenderResult`. Raises :class:`DivergenceError` if the objective
     or the image becomes NaN/Inf (never returns a NaN image).
@@ -121,7 +133,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         if batch != len(neurons.units):
             raise SpecError(f"{neurons.spec} has {len(neurons.units)} units but batch={batch}")
     batch = batch or 1
-    recipe = regs if isinstance(regs, Recipe) else parse_regs(regs, max(shape[1:]), param)
+    recipe = build_recipe(regs, max(shape[1:]), param, transforms=transforms, regularizers=regularizers)
     gen = generator(seed)
     decor = None
     if recipe.decorrelate and shape[0] > 1:
@@ -134,9 +146,19 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
     history: list[float] = []
     start = time.perf_counter()
     with frozen_eval(model), ActivationCapture(model, objective.modules, preprocess) as cap:
-        bar = tqdm(range(steps), desc=f"render {objective}"[:60], file=sys.stderr, disable=not progress,
-                   leave=False)
+        def snapshot(at: int) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                now = image().detach()
+                if not torch.isfinite(now).all():
+                    raise _diverged(at, lr, "image")
+                return now, objective(cap.run(now)).detach().float()
+
+        final = final_scores = continued = None
+        bar = tqdm(range(steps + continue_steps), desc=f"render {objective}"[:60], file=sys.stderr,
+                   disable=not progress, leave=False)
         for step in bar:
+            if step == steps:
+                final, final_scores = snapshot(step)
             images = image()
             seen = fit(transform(images, gen), shape[1:]) if transform is not None else images
             scores = objective(cap.run(seen))
@@ -148,6 +170,9 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             # be negligible for one unit and overwhelming for the next.
             loss = (scores.detach().abs() * recipe.penalty(images) - scores).sum()
             if not torch.isfinite(loss):
+                if step >= steps:  # the continuation diverged: the render did not converge
+                    continued = torch.full((batch,), float("nan"))
+                    break
                 raise _diverged(step, lr, "objective")
             grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads):
@@ -156,16 +181,17 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             if recipe.blur and (step + 1) % recipe.blur_every == 0:
                 image.blur_(recipe.blur)
             history.append(float(scores.detach().mean()))
-        with torch.no_grad():
-            final = image().detach()
-            if not torch.isfinite(final).all():
-                raise _diverged(steps, lr, "image")
-            final_scores = objective(cap.run(final)).detach().float()
+        if final is None:
+            final, final_scores = snapshot(steps)
+        elif continued is None:
+            with torch.no_grad():
+                continued = objective(cap.run(image().detach())).detach().float()
     if not torch.isfinite(final_scores).all():
         raise _diverged(steps, lr, "objective")
     return RenderResult(images=final.float().cpu(), scores=final_scores.cpu(), objective=str(objective),
                         recipe=recipe, steps=steps, lr=lr, seed=seed, history=history, neurons=neurons,
-                        seconds=time.perf_counter() - start)
+                        seconds=time.perf_counter() - start,
+                        continued_scores=None if continued is None else continued.cpu())
 
 
 def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tensor | None:

@@ -1,0 +1,78 @@
+"""featviz purify"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from ._common import check_out, common_options, emit_json, with_device
+
+
+@click.command("purify")
+@click.option("--seeds", type=click.IntRange(1, 100), default=3, show_default=True, help="Seeds (first: --seed).")
+@click.option("--quick", is_flag=True, help="Demo size (width 8, 4 epochs, 64 render steps): ~30 s, not a measurement.")
+@click.option("--epochs", type=click.IntRange(2, 10000), help="Training budget E of every model (default 20).")
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True), help="L∞ radius of the PGD training examples "
+              "(default 0.1).")
+@click.option("--render-steps", type=click.IntRange(1, 100000), help="Ascent steps per render (default 512; the "
+              "convergence check runs as many again).")
+@click.option("--combine", "parts", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Instead of running: merge the OUT folders of runs over disjoint seeds (e.g. one process per seed) "
+                   "into one (repeatable; renders.png comes from the first).")
+@common_options()
+@with_device
+def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, force, as_json):
+    """Feature purification with equal budgets: train clean and adversarially fine-tuned
+    models from one clean parent, decompose their weights (w_clean = β·w_adv + v) and
+    compare their unregularized renders' hf_ratio with the data's.
+
+    Writes OUT/results.json, OUT/hf_ratio.png, OUT/residual.png and OUT/renders.png.
+    """
+    from .. import purification as P
+
+    check_out(out, force)
+    if parts:
+        results = _combine(P, parts, out)
+    else:
+        cfg = P.PRESETS["quick" if quick else "full"]
+        cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("eps", eps), ("render_steps", render_steps))
+                              if v is not None})
+        results = P.run(out, seeds=seeds, device=str(device), config=cfg, first_seed=seed, progress=not as_json)
+    if as_json:
+        emit_json(results["purification"] | {"out": str(out)})
+        return
+    p = results["purification"]
+    click.echo(f"budget: {p['budget']}")
+    click.echo(f"{'median hf_ratio':<18}" + "".join(f"{b:>16}" for b in p["adv_over_clean"]))
+    for name in P.MODELS:
+        click.echo(f"{name:<18}" + "".join(f"{_pm(p['hf_ratio'][name][b]):>16}" for b in p["adv_over_clean"]))
+    click.echo(f"{'adv / clean':<18}" + "".join(f"{_pm(p['adv_over_clean'][b]):>16}" for b in p["adv_over_clean"]))
+    click.echo(f"{'data':<18}{_fmt(p['hf_ratio']['data']):>16}")
+    click.echo("median |v| / |β·w_adv|: " + ", ".join(f"{b} {_pm(v)}" for b, v in p["residual_ratio"].items()))
+    click.echo(f"{p['seeds']} seed(s) -> {out}/ in {results['seconds']:.1f} s")
+
+
+def _combine(P, parts, out: Path) -> dict:
+    from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
+    from ..report.results import read_json
+
+    results = P.combine([read_json(Path(p) / "results.json", "results.json written by `featviz purify`")
+                         for p in parts])
+    with atomic_directory(out) as tmp:
+        atomic_write_json(tmp / "results.json", results)
+        atomic_write_bytes(tmp / "hf_ratio.png", P.hf_plot(results))
+        atomic_write_bytes(tmp / "residual.png", P.residual_plot(results))
+        renders = Path(parts[0]) / "renders.png"
+        if renders.is_file():
+            atomic_write_bytes(tmp / "renders.png", renders.read_bytes())
+    return results
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _pm(stat: dict) -> str:
+    return "-" if stat["mean"] is None else f"{stat['mean']:.3f} ± {stat['std']:.3f}"

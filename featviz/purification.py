@@ -1,0 +1,416 @@
+"""Feature purification (Allen-Zhu & Li, 2020), measured with equal training budgets.
+
+The claim: clean training leaves small dense "mixtures" in the learned features, and
+adversarial training removes them. Two measurements test it on a quadratic DenseNet:
+
+- **Weights**: for every unit of a block, decompose the clean model's weights against
+  the adversarial model's, ``w_clean = β·w_adv + v`` with the least-squares ``β``
+  (``β = <w_clean, w_adv> / |w_adv|²``, so ``v ⟂ w_adv``), and report the residual
+  ``|v| / |β·w_adv|`` and the cosines of both models' weights to the initialization.
+- **Images**: unregularized activation maximization (plain pixel ascent) of every unit
+  of blocks 2–3 in both models, with the convergence check on, scored by ``hf_ratio``
+  beside the data's own median hf_ratio (:mod:`featviz.vis.metrics`).
+
+Equal budgets: every model gets the same number of training epochs ``E`` (the same
+number of parameter updates; adversarial epochs cost more compute, not more updates):
+
+- ``parent``: clean, ``E/2`` epochs from the seed's random initialization;
+- ``clean``: the parent plus ``E/2`` clean epochs (the matched control);
+- ``adversarial``: the parent plus ``E/2`` PGD epochs (``featviz train --init-from``);
+- ``clean_scratch``: clean, ``E`` epochs in one run from the same initialization.
+
+``clean`` and ``adversarial`` share the parent, the minibatch order and the schedule;
+the only difference is the adversarial examples. Everything is repeated over seeds and
+reported as mean ± std of the per-seed medians.
+
+    from featviz import purification
+    results = purification.run("out/", seeds=3)
+    results["purification"]["hf_ratio"]["adversarial"]["block2"]["mean"]
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .errors import FeatvizError
+from .stats import median
+
+MODELS = ("clean", "adversarial", "clean_scratch")
+# The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
+TARGET_RATIO = 0.7
+
+
+@dataclass(frozen=True)
+class PurificationConfig:
+    """One study's settings (see the module docstring for the budget design)."""
+
+    epochs: int = 20  # E: every model's total budget; the parent gets E // 2
+    width: int = 16
+    eps: float = 0.1  # L∞ radius of the PGD training examples
+    adv_steps: int = 5
+    render_steps: int = 512
+    render_lr: float = 0.05
+    blocks: tuple[int, ...] = (2, 3)  # blocks whose units are rendered
+    robust_eval_steps: int = 20  # PGD steps of the robust-accuracy check (0: skip)
+    dataset: str = "digits"
+    image_size: int | None = None  # None: the dataset's default (digits: 16)
+
+
+PRESETS = {
+    "full": PurificationConfig(),
+    # about 30 s on 2 CPU cores: a demo, not a measurement
+    "quick": PurificationConfig(epochs=4, width=8, adv_steps=2, render_steps=64, robust_eval_steps=5),
+}
+
+
+# ------------------------------------------------------------------ weight decomposition
+
+def decompose(w_clean: torch.Tensor, w_adv: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per unit (row) of (units, fan_in) weights: ``w_clean = β·w_adv + v`` with the
+    least-squares ``β``. Returns ``beta`` (units,), ``residual`` = v (units, fan_in) and
+    ``residual_ratio`` = |v| / |β·w_adv| (units,), inf where β·w_adv is zero."""
+    wc = w_clean.detach().double().flatten(1)
+    wa = w_adv.detach().double().flatten(1)
+    if wc.shape != wa.shape:
+        raise FeatvizError(f"weights of shapes {tuple(wc.shape)} and {tuple(wa.shape)} cannot be compared")
+    denom = (wa * wa).sum(dim=1)
+    beta = torch.where(denom > 0, (wc * wa).sum(dim=1) / denom.clamp_min(1e-300), torch.zeros_like(denom))
+    fit = beta[:, None] * wa
+    v = wc - fit
+    fit_norm = fit.norm(dim=1)
+    ratio = torch.where(fit_norm > 0, v.norm(dim=1) / fit_norm.clamp_min(1e-300),
+                        torch.full_like(fit_norm, math.inf))
+    return {"beta": beta, "residual": v, "residual_ratio": ratio}
+
+
+def cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-row cosine similarity of two (units, ...) weight tensors: (units,)."""
+    a, b = a.detach().double().flatten(1), b.detach().double().flatten(1)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)
+
+
+def block_weights(model: nn.Module, block: int) -> torch.Tensor:
+    """The convolution weights of ``block`` (1-based): (units, fan_in, k, k)."""
+    conv = getattr(model.block(block), "conv", None)
+    if conv is None:
+        raise FeatvizError(f"block{block} of {type(model).__name__} has no convolution to decompose")
+    return conv.weight
+
+
+# ------------------------------------------------------------------ statistics
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def spread(per_seed: list[float | None]) -> dict[str, Any]:
+    """``{"mean", "std", "per_seed"}`` over seeds (std 0 for one seed; None-safe)."""
+    vals = _finite(per_seed)
+    return {"mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None),
+            "per_seed": per_seed}
+
+
+# ------------------------------------------------------------------ one seed
+
+def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None) -> dict[str, Any]:
+    from .train import TrainConfig, train_model
+
+    cfg = TrainConfig(mode="joint", epochs=epochs, seed=seed)
+    result = train_model(model, data, cfg, device=device, adversary=adversary, progress=False)
+    return {"epochs": epochs, "test_accuracy": result.metrics.get("test_accuracy"),
+            "seconds": round(result.seconds, 2)}
+
+
+def _robust_accuracy(model: nn.Module, data, cfg: PurificationConfig, seed: int, device) -> float | None:
+    if cfg.robust_eval_steps <= 0:
+        return None
+    from .attacks.core import pgd
+    from .devices import generator
+
+    x, y = data.x_test.to(device), data.y_test.to(device)
+    result = pgd(steps=cfg.robust_eval_steps)(model, x, y, cfg.eps, gen=generator(seed))
+    return float((~result.success).float().mean())
+
+
+def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tuple[dict[str, nn.Module], dict]:
+    """The seed's ``init``, ``parent``, ``clean``, ``adversarial`` and ``clean_scratch``
+    models (all on the CPU, eval mode) and their training records."""
+    from .attacks.training import training_adversary
+    from .recipes import TrainSpec, build_for
+
+    if cfg.epochs < 2:
+        raise FeatvizError(f"the study needs at least 2 epochs (half clean, half fine-tuning), got {cfg.epochs}")
+    half = cfg.epochs // 2
+    spec = TrainSpec(dataset=cfg.dataset, width=cfg.width, seed=seed, image_size=cfg.image_size)
+    init = build_for(data, spec)
+    records: dict[str, Any] = {}
+    parent = copy.deepcopy(init)
+    records["parent"] = _train(parent, data, half, seed, device)
+    models = {"init": init, "parent": parent}
+    clean = copy.deepcopy(parent)
+    records["clean"] = _train(clean, data, cfg.epochs - half, seed, device)
+    adversarial = copy.deepcopy(parent)
+    adversary = training_adversary({"attack": "pgd", "eps": cfg.eps, "steps": cfg.adv_steps}, seed=seed)
+    records["adversarial"] = _train(adversarial, data, cfg.epochs - half, seed, device, adversary)
+    scratch = copy.deepcopy(init)
+    records["clean_scratch"] = _train(scratch, data, cfg.epochs, seed, device)
+    models.update(clean=clean, adversarial=adversarial, clean_scratch=scratch)
+    for name, model in models.items():
+        model.cpu().eval()
+        if name in MODELS:
+            records[name]["robust_accuracy"] = _robust_accuracy(model, data, cfg, seed, "cpu")
+            records[name]["total_epochs"] = cfg.epochs
+    return models, records
+
+
+def measure_weights(models: dict[str, nn.Module], depth: int) -> dict[str, Any]:
+    """Per block: the decomposition of ``clean`` (and ``clean_scratch``) against
+    ``adversarial`` and the cosines of every model's units to the initialization."""
+    out = {}
+    for b in range(1, depth + 1):
+        w = {name: block_weights(m, b) for name, m in models.items()}
+        dec = decompose(w["clean"], w["adversarial"])
+        dec_scratch = decompose(w["clean_scratch"], w["adversarial"])
+        out[f"block{b}"] = {
+            "residual_ratio": dec["residual_ratio"].tolist(),
+            "beta": dec["beta"].tolist(),
+            "residual_ratio_scratch": dec_scratch["residual_ratio"].tolist(),
+            "cos_clean_adversarial": cosines(w["clean"], w["adversarial"]).tolist(),
+            "cos_to_init": {name: cosines(w[name], w["init"]).tolist() for name in ("parent",) + MODELS},
+            "norm": {name: w[name].detach().double().flatten(1).norm(dim=1).tolist() for name in ("init",) + MODELS},
+        }
+    return out
+
+
+def measure_images(models: dict[str, nn.Module], data, cfg: PurificationConfig, seed: int,
+                   device="cpu") -> dict[str, Any]:
+    """Unregularized renders of every unit of ``cfg.blocks`` per model, with the
+    convergence check: per model and block, the median hf_ratio (non-flat units), the
+    median over converged non-flat units only, and the counts."""
+    from .vis.maximize import maximize
+    from .vis.metrics import data_baseline
+
+    baseline = data_baseline(data.x_train)
+    specs = [f"block{b}:*" for b in cfg.blocks]
+    out: dict[str, Any] = {"baseline": baseline, "models": {}, "renders": {}}
+    for name in MODELS:
+        result = maximize(models[name], specs, ["none"], steps=cfg.render_steps, lr=cfg.render_lr, seed=seed,
+                          device=device, dataset=None, top_k=0, baseline=baseline, check_convergence=True)
+        per_block = {}
+        for b in cfg.blocks:
+            imgs = [i for i in result.images if i.neuron.layer == f"block{b}"]
+            conv = [i for i in imgs if i.converged]
+            per_block[f"block{b}"] = {
+                "median_hf_ratio": median(i.hf_ratio for i in imgs),
+                "median_hf_ratio_converged": median(i.hf_ratio for i in conv),
+                "median_tv": median(i.tv for i in imgs),
+                "median_activation": median(i.activation for i in imgs),
+                "n": len(imgs), "n_flat": sum(i.flat for i in imgs), "n_converged": len(conv),
+                "hf_ratio": [i.hf_ratio for i in imgs],
+            }
+        out["models"][name] = per_block
+        out["renders"][name] = result
+    return out
+
+
+# ------------------------------------------------------------------ the study
+
+def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -> dict[str, Any]:
+    blocks = [f"block{b}" for b in cfg.blocks]
+    weight_blocks = list(seeds_out[0]["weights"])
+    hf = {name: {b: spread([s["images"][name][b]["median_hf_ratio"] for s in seeds_out]) for b in blocks}
+          for name in MODELS}
+    hf_conv = {name: {b: spread([s["images"][name][b]["median_hf_ratio_converged"] for s in seeds_out])
+                      for b in blocks} for name in MODELS}
+    ratio = {}
+    for b in blocks:
+        per_seed = []
+        for s in seeds_out:
+            c, a = s["images"]["clean"][b]["median_hf_ratio"], s["images"]["adversarial"][b]["median_hf_ratio"]
+            per_seed.append(a / c if c and a is not None else None)
+        ratio[b] = spread(per_seed)
+    converged = {name: {b: sum(s["images"][name][b]["n_converged"] for s in seeds_out) /
+                        max(1, sum(s["images"][name][b]["n"] for s in seeds_out)) for b in blocks}
+                 for name in MODELS}
+    residual = {b: spread([median(s["weights"][b]["residual_ratio"]) for s in seeds_out]) for b in weight_blocks}
+    cos_init = {name: {b: spread([median(s["weights"][b]["cos_to_init"][name]) for s in seeds_out])
+                       for b in weight_blocks} for name in ("parent",) + MODELS}
+    accuracy = {name: {k: spread([s["training"][name][k] for s in seeds_out])
+                       for k in ("test_accuracy", "robust_accuracy")} for name in MODELS}
+    return {
+        "hf_ratio": {**hf, "data": baseline.get("hf_ratio")},
+        "hf_ratio_converged_only": hf_conv,
+        "adv_over_clean": ratio,
+        "residual_ratio": residual,
+        "residual_ratio_scratch": {b: spread([median(s["weights"][b]["residual_ratio_scratch"])
+                                              for s in seeds_out]) for b in weight_blocks},
+        "cos_to_init": cos_init,
+        "converged_fraction": converged,
+        "accuracy": accuracy,
+        "target": {"adv_over_clean_at_most": TARGET_RATIO,
+                   "met": {b: ratio[b]["mean"] is not None and ratio[b]["mean"] <= TARGET_RATIO for b in blocks}},
+        "budget": (f"every model {cfg.epochs} epochs: parent {cfg.epochs // 2} clean; clean = parent + "
+                   f"{cfg.epochs - cfg.epochs // 2} clean; adversarial = parent + {cfg.epochs - cfg.epochs // 2} "
+                   f"PGD-{cfg.adv_steps} (eps {cfg.eps}); clean_scratch = {cfg.epochs} clean from the same init"),
+        "seeds": len(seeds_out),
+    }
+
+
+def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, device: str = "cpu",
+        progress: bool = True, config: PurificationConfig | None = None, first_seed: int = 0) -> dict[str, Any]:
+    """Run the study for ``seeds`` seeds and (if ``out_dir``) write ``results.json``,
+    ``hf_ratio.png``, ``residual.png`` and a few renders there. Returns the results;
+    ``results["purification"]`` is self-contained (hf_ratio per model and block with
+    the data's value, residual ratios per block, cosines, accuracies, the target)."""
+    from .data import load_dataset
+
+    if seeds < 1:
+        raise FeatvizError(f"seeds must be >= 1, got {seeds}")
+    cfg = config or PRESETS["quick" if quick else "full"]
+    start = time.perf_counter()
+    data = load_dataset(cfg.dataset, image_size=cfg.image_size)
+    seeds_out, renders = [], None
+    bar = tqdm(range(first_seed, first_seed + seeds), desc="purification", unit="seed", file=sys.stderr,
+               disable=not progress)
+    for seed in bar:
+        models, training = train_models(cfg, seed, data, device)
+        depth = models["clean"].depth
+        weights = measure_weights(models, depth)
+        images = measure_images(models, data, cfg, seed, device)
+        if renders is None:
+            renders = images.pop("renders")
+        else:
+            images.pop("renders")
+        seeds_out.append({"seed": seed, "training": training, "weights": weights,
+                          "images": images["models"], "baseline": images["baseline"]})
+    baseline = seeds_out[0]["baseline"]
+    results = {"purification": _summarize(cfg, seeds_out, baseline), "config": asdict(cfg),
+               "baseline": baseline, "per_seed": seeds_out, "seconds": round(time.perf_counter() - start, 1)}
+    if out_dir is not None:
+        write_results(results, renders, out_dir)
+    return results
+
+
+def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the results of runs over disjoint seeds with the same config (e.g. one
+    process per seed) into the results one run over all those seeds would give."""
+    if not parts:
+        raise FeatvizError("nothing to combine")
+    if any(p["config"] != parts[0]["config"] for p in parts):
+        raise FeatvizError("the runs to combine have different configs")
+    seeds_out = sorted((s for p in parts for s in p["per_seed"]), key=lambda s: s["seed"])
+    if len({s["seed"] for s in seeds_out}) != len(seeds_out):
+        raise FeatvizError("the runs to combine share a seed")
+    cfg = PurificationConfig(**{**parts[0]["config"], "blocks": tuple(parts[0]["config"]["blocks"])})
+    baseline = seeds_out[0]["baseline"]
+    return {"purification": _summarize(cfg, seeds_out, baseline), "config": parts[0]["config"], "baseline": baseline,
+            "per_seed": seeds_out, "seconds": round(sum(p["seconds"] for p in parts), 1)}
+
+
+def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
+    """results.json, the two plots and the first seed's renders (block grids per model), atomically."""
+    from .fileio import atomic_directory, atomic_write_bytes, atomic_write_json
+
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        atomic_write_json(tmp / "results.json", results)
+        atomic_write_bytes(tmp / "hf_ratio.png", hf_plot(results))
+        atomic_write_bytes(tmp / "residual.png", residual_plot(results))
+        if renders:
+            atomic_write_bytes(tmp / "renders.png", renders_png(renders))
+    return out_dir
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def hf_plot(results: dict[str, Any]) -> bytes:
+    """Bars: median hf_ratio of unregularized renders per block and model (mean ± std
+    over seeds), with the data's median as a dashed line."""
+    p = results["purification"]
+    blocks = list(p["adv_over_clean"])
+    fig = _figure(5.5, 3.2)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(MODELS)
+    for k, name in enumerate(MODELS):
+        means = [p["hf_ratio"][name][b]["mean"] or 0.0 for b in blocks]
+        stds = [p["hf_ratio"][name][b]["std"] or 0.0 for b in blocks]
+        ax.bar([i + (k - 1) * width for i in range(len(blocks))], means, width, yerr=stds, capsize=3, label=name)
+    if p["hf_ratio"]["data"] is not None:
+        ax.axhline(p["hf_ratio"]["data"], color="k", ls="--", lw=1, label="data")
+    ax.set_xticks(range(len(blocks)))
+    ax.set_xticklabels(blocks)
+    ax.set_ylabel("median hf_ratio (unregularized)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{p['seeds']} seeds, equal budgets", fontsize=9)
+    return _png(fig)
+
+
+def residual_plot(results: dict[str, Any]) -> bytes:
+    """Per block: |v| / |β·w_adv| of every unit, all seeds pooled (log scale)."""
+    seeds = results["per_seed"]
+    blocks = list(seeds[0]["weights"])
+    fig = _figure(5.5, 3.0)
+    ax = fig.add_subplot(1, 1, 1)
+    data = [[r for s in seeds for r in s["weights"][b]["residual_ratio"] if math.isfinite(r)] for b in blocks]
+    ax.boxplot(data)
+    ax.set_xticks(range(1, len(blocks) + 1))
+    ax.set_xticklabels(blocks)
+    ax.set_yscale("log")
+    ax.set_ylabel("|v| / |β·w_adv| per unit")
+    ax.set_title("w_clean = β·w_adv + v", fontsize=9)
+    return _png(fig)
+
+
+def renders_png(renders: dict, units: int = 8) -> bytes:
+    """First seed: the first ``units`` unregularized renders of each rendered block, one row per model."""
+    result0 = next(iter(renders.values()))
+    layers = list(dict.fromkeys(i.neuron.layer for i in result0.images))
+    rows = [(name, layer) for layer in layers for name in MODELS]
+    fig = _figure(1.1 * units + 1.2, 1.15 * len(rows))
+    axes = fig.subplots(len(rows), units, squeeze=False)
+    for r, (name, layer) in enumerate(rows):
+        imgs = [i for i in renders[name].images if i.neuron.layer == layer][:units]
+        for c in range(units):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(imgs):
+                ax.imshow(imgs[c].image.mean(dim=0).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                hf = imgs[c].hf_ratio
+                ax.set_xlabel("flat" if hf is None else f"hf {hf:.2f}", fontsize=6, labelpad=1)
+            if c == 0:
+                ax.set_ylabel(f"{name}\n{layer}", fontsize=7)
+    return _png(fig)
+
+
+__all__ = ["MODELS", "PRESETS", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines", "decompose",
+           "combine", "measure_images", "measure_weights", "run", "spread", "train_models", "write_results"]

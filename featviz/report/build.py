@@ -1,0 +1,163 @@
+"""The gallery command's pipeline: first produce what the pages need from models and data
+(unit renders for checkpoints given none, unit matches across models) as result files,
+then write the pages, which only read result folders (:mod:`featviz.report.gallery`).
+
+    from featviz.report import build_gallery
+    build_gallery(["models/digits-joint", "models/digits-layerwise"], "gallery",
+                  attacks="runs/attack", hierarchy="runs/hierarchy")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..errors import DataError
+from ..fileio import atomic_directory, atomic_write_json
+from ..text import slug
+from .gallery import write_gallery
+from .matching import MATCHES_FORMAT, match_units, unit_activations
+from .results import read_attacks, read_hierarchy
+
+MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
+
+
+def is_image_model(ckpt: Checkpoint) -> bool:
+    """Whether unit images can be rendered: an image model (vector models have no picture)."""
+    return len(getattr(ckpt.model, "input_shape", ())) == 3 and bool(ckpt.card.get("layers"))
+
+
+def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
+    """Test images of the checkpoints' dataset, used to correlate units."""
+    from ..data import load_dataset
+
+    name = dataset.get("name")
+    if not name or name == "synthetic":
+        raise DataError("the models were not trained on an image dataset")
+    data = load_dataset(name, data_root=data_root, image_size=dataset.get("image_size"),
+                        recorded_root=dataset.get("data_root"))
+    return data.x_test[:MATCH_EXAMPLES]
+
+
+def compute_matches(checkpoints: Sequence[Checkpoint], data_root: str | Path | None = None) -> dict[str, Any]:
+    """Match the units of every layer across image models trained on the same data.
+
+    Models are grouped by dataset (name and image size); in each group of two or more
+    the first is the reference and every other model's units are paired one-to-one with
+    its units (:func:`~featviz.report.matching.match_units`) on up to ``MATCH_EXAMPLES``
+    test images. A group whose data cannot be loaded is skipped with a note.
+
+    Returns the ``matches.json`` object: ``format``, ``models`` (checkpoint names, in
+    order), ``groups: [{dataset, image_size, n_examples, members (indices into models,
+    reference first), layers: [{layer, peers: [{model, pairs: [[unit|null, r|null], ...]}]}]}]``
+    (one pair per reference unit) and ``note`` (why there are no or fewer pages, or null).
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, ckpt in enumerate(checkpoints):
+        ds = ckpt.card.get("dataset", {})
+        if is_image_model(ckpt):
+            groups.setdefault((str(ds.get("name")), ds.get("image_size")), []).append(i)
+    groups = {key: members for key, members in groups.items() if len(members) > 1}
+    result: dict[str, Any] = {"format": MATCHES_FORMAT, "models": [c.name for c in checkpoints], "groups": [],
+                              "note": None}
+    if not groups:
+        result["note"] = None if len(checkpoints) == 1 else "no two image models were trained on the same data"
+        return result
+    notes = []
+    for (name, size), members in groups.items():
+        ref = checkpoints[members[0]]
+        try:
+            x = _match_data(ref.card.get("dataset", {}), data_root)
+        except DataError as exc:
+            notes.append(f"comparison pages skipped: {exc.one_line()}")
+            continue
+        layers = []
+        for layer in (str(info.get("name")) for info in ref.card.get("layers", [])):
+            peers = [i for i in members[1:] if layer in _layer_names(checkpoints[i])]
+            if not peers:
+                continue
+            reference = unit_activations(ref.model, layer, x)
+            layers.append({"layer": layer, "peers": [
+                {"model": i, "pairs": [list(p) for p in match_units(reference,
+                                                                     unit_activations(checkpoints[i].model, layer, x))]}
+                for i in peers]})
+        result["groups"].append({"dataset": name, "image_size": size, "n_examples": len(x), "members": members,
+                                 "layers": layers})
+    result["note"] = "; ".join(notes) or None
+    return result
+
+
+def _layer_names(ckpt: Checkpoint) -> list[str]:
+    return [str(info.get("name")) for info in ckpt.card.get("layers", [])]
+
+
+def prepare_gallery(root: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
+                    visuals: Sequence[Sequence[Path]] | None = None, render_steps: int = 0,
+                    data_root: str | Path | None = None, seed: int = 0, device: torch.device | str = "cpu",
+                    progress: bool = True) -> tuple[list[Checkpoint], list[list[Path]], Path]:
+    """The model-running part of a gallery build, writing into ``root/results/``: render
+    the units of every image checkpoint given no ``visuals`` (when ``render_steps`` > 0;
+    regularizers ``none`` and ``standard``) into ``vis/<name>/``, and match units across
+    models into ``matches.json``. Returns the loaded checkpoints, the visual folders per
+    checkpoint and the matches file, ready for :func:`~featviz.report.gallery.write_gallery`."""
+    root = Path(root)
+    loaded = [c if isinstance(c, Checkpoint) else load_checkpoint(c, device) for c in checkpoints]
+    folders: list[list[Path]] = []
+    names: list[str] = []
+    for i, ckpt in enumerate(loaded):
+        names.append(slug(ckpt.name, names))
+        given = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
+        if not given and render_steps > 0 and is_image_model(ckpt):
+            from .visuals import render_visuals
+
+            given = [render_visuals(ckpt, root / "results" / "vis" / names[-1], steps=render_steps,
+                                    data_root=data_root, seed=seed, device=device, progress=progress)]
+        folders.append(given)
+    matches = root / "results" / "matches.json"
+    atomic_write_json(matches, compute_matches(loaded, data_root))
+    return loaded, folders, matches
+
+
+def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Path, *,
+                  visuals: Sequence[Sequence[Path]] | None = None, render_steps: int = 0,
+                  data_root: str | Path | None = None, seed: int = 0, device: torch.device | str = "cpu",
+                  progress: bool = True, **options: Any) -> dict[str, Any]:
+    """Build the static gallery for ``checkpoints`` in the folder ``out``, atomically.
+
+    Args:
+        checkpoints: checkpoint folders (or loaded :class:`Checkpoint` objects); the
+            first is the reference the comparison pages match the others against.
+        out: the gallery folder; an existing one is replaced only once the new one is complete.
+        visuals: for checkpoint ``i``, ``visuals[i]`` lists ``featviz maximize`` output
+            folders (each with ``metrics.json``) whose images fill its layer pages.
+        render_steps: when > 0, a checkpoint given no ``visuals`` has every unit rendered
+            here (regularizers ``none`` and ``standard``, this many steps) into
+            ``out/results/vis/``.
+        data_root: where mnist/fashion-mnist/cifar10 live (digits needs nothing); used
+            for the dataset examples of renders and to match units.
+        seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
+        options: passed to :func:`~featviz.report.gallery.write_gallery`: ``attacks``
+            (a ``featviz attack`` folder), ``hierarchy`` (a ``featviz hierarchy run``
+            folder), ``reference_eps``, ``title``, ``notes``.
+
+    Unit matches are written to ``out/results/matches.json``. Returns a summary:
+    ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
+    """
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        # the result folders are read before any model runs: a broken one fails fast
+        if options.get("attacks"):
+            read_attacks(Path(options["attacks"]))
+        if options.get("hierarchy"):
+            read_hierarchy(Path(options["hierarchy"]))
+        loaded, folders, matches = prepare_gallery(tmp, checkpoints, visuals=visuals, render_steps=render_steps,
+                                                   data_root=data_root, seed=seed, device=device, progress=progress)
+        summary = write_gallery(tmp, loaded, visuals=folders, matches=matches, device=device, progress=progress,
+                                **options)
+    return summary | {"index": str(out / "index.html"), "out": str(out)}
+
+
+__all__ = ["MATCH_EXAMPLES", "build_gallery", "compute_matches", "is_image_model", "prepare_gallery"]
