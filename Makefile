@@ -18,7 +18,7 @@ install: $(STAMP)
 # The main job: trains (or reuses models/) the digits models, a quick hierarchy study, visualizations,
 # attacks, and writes the gallery to $(DEMO_OUT)/index.html.
 demo: install
-	$(VENV)/bin/featviz demo --out $(DEMO_OUT) --force
+	$(VENV)/bin/featviz demo --studies studies --out $(DEMO_OUT) --force
 
 # Regenerate the shipped checkpoints in models/ from their seeds.
 models: install
@@ -26,7 +26,7 @@ models: install
 
 # Regenerate the example gallery in gallery/ (reuses models/).
 gallery: install
-	$(VENV)/bin/featviz demo --models models --out gallery --force
+	$(VENV)/bin/featviz demo --studies studies --models models --out gallery --force
 
 test: install
 	$(PY) -m pytest -q

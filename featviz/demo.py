@@ -76,6 +76,10 @@ class Budget:
     attacks: tuple[str, ...] = ("pgd", "fgsm")
     attack_bisect: int = 5                      # bisections refining each example's minimal ε
     attack_show: int = 6                        # examples drawn per model and attack
+    compare: dict[str, Any] = field(default_factory=dict)  # changes to featviz.compare.demo_spec
+    image_preset: str = "demo"                  # featviz.hierarchy.images preset (one seed)
+    purification: dict[str, Any] = field(default_factory=lambda: {"epochs": 4, "width": 8, "adv_steps": 2,
+                                                                  "render_steps": 64, "robust_eval_steps": 5})
 
 
 FULL = Budget()
@@ -85,7 +89,10 @@ QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1,
                                     "kernel_landmarks": 100, "n_sweep": (), "width_sweep": (1,),
                                     "sweep_learners": ("joint",)},
                attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48, attacks=("pgd",),
-               attack_bisect=1, attack_show=3)
+               attack_bisect=1, attack_show=3, image_preset="quick",
+               compare={"width": 4, "n_examples": 24, "render_units": 1, "render_steps": 4, "eps": (0.0, 0.1),
+                        "label": "quick: 2 seeds, 6 epochs, width 4, 24 test images"},
+               purification={"epochs": 2, "width": 4, "adv_steps": 1, "render_steps": 4, "robust_eval_steps": 1})
 
 
 @dataclass
@@ -127,7 +134,7 @@ class Demo:
     what each stage produces is kept here for the stages after it."""
 
     def __init__(self, root: Path, budget: Budget, *, seed: int, device: torch.device, models_dir: Path | None,
-                 save_models: bool, retrain: bool, progress: bool):
+                 save_models: bool, retrain: bool, progress: bool, studies_dir: Path | None = None):
         self.root, self.budget, self.seed, self.device = root, budget, seed, device
         self.models_dir, self.save_models, self.retrain, self.progress = models_dir, save_models, retrain, progress
         self.results = root / "results"
@@ -137,6 +144,9 @@ class Demo:
         self.hierarchy: Path | None = None
         self.attacks: Path | None = None
         self.site: dict[str, Any] = {}
+        # (folder, label) of study result folders: the demo's own, then the shipped ones
+        self.studies: list[tuple[Path, str]] = []
+        self.studies_dir = studies_dir
 
     def stage(self, name: str, body: Callable[[Stage], None]) -> Stage:
         """Run one stage, timing it and logging its outcome on stderr."""
@@ -213,6 +223,50 @@ class Demo:
         results = session.run(self.attacks, progress=self.progress)
         stage.note = f"{', '.join(self.budget.attacks)} on {len(results['models'])} models, ε sweep {lo:g}..{hi:g}"
 
+    def run_compare(self, stage: Stage) -> None:
+        """Training modes over seeds at matched budgets (robustness, renders, tests), demo-sized."""
+        from .compare import demo_spec, run_demo_compare
+
+        out = self.results / "compare"
+        spec = replace(demo_spec(self.seed), **self.budget.compare)
+        run_demo_compare(out, seed=self.seed, device=self.device, progress=self.progress, spec=spec)
+        self.studies.append((out, f"demo-sized, {spec.seeds} seeds"))
+        stage.note = "joint, layerwise, layerwise+joint at equal optimizer steps"
+
+    def run_image_study(self, stage: Stage) -> None:
+        """Backward feature correction on images (a conv teacher labels the digits) and feature
+        purification (clean vs adversarially fine-tuned at equal budgets), demo-sized: one seed."""
+        from .hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
+        from .purification import PurificationConfig
+        from .purification import run as run_purification
+
+        purify_dir, image_dir = self.results / "purification", self.results / "image-study"
+        run_purification(purify_dir, seeds=1, first_seed=self.seed, device=str(self.device),
+                                  progress=self.progress, config=PurificationConfig(**self.budget.purification))
+        config = image_study_preset(self.budget.image_preset, seeds=(self.seed,))
+        results = run_image_study(config, device=self.device, progress=self.progress)
+        # the image study's results.json carries the purification section too (docs/formats.md)
+        attach_purification(results, purify_dir)
+        write_image_study(results, image_dir)
+        label = "demo-sized, 1 seed"
+        self.studies += [(image_dir, label), (purify_dir, label)]
+        ratio = results["teacher"].get("ratio", {}).get("layerwise/joint", {}).get("mean")
+        stage.note = f"preset {self.budget.image_preset}: layerwise/joint relative MSE {ratio:.3g}" if ratio else ""
+
+    def shipped_studies(self, stage: Stage) -> None:
+        """Link the full studies shipped in ``studies_dir`` (their results are read, not rerun)."""
+        from .report.studies import study_kind
+        from .report.results import read_json
+
+        if self.studies_dir is None or not self.studies_dir.is_dir():
+            stage.note = "no studies folder given"
+            return
+        found = sorted({p.parent for p in self.studies_dir.glob("**/results.json")})
+        for folder in found:
+            if study_kind(read_json(folder / "results.json", "study results")) is not None:
+                self.studies.append((folder, f"shipped study: {folder.relative_to(self.studies_dir)}"))
+        stage.note = f"{len(found)} study folders in {self.studies_dir}"
+
     def gallery(self, stage: Stage) -> None:
         from .report import prepare_gallery, write_gallery
 
@@ -221,7 +275,8 @@ class Demo:
         checkpoints, visuals, matches = prepare_gallery(self.root, self.checkpoints, visuals=self.visuals or None,
                                                         device=self.device, progress=self.progress)
         self.site = write_gallery(self.root, checkpoints, visuals=visuals, matches=matches, attacks=self.attacks,
-                                  hierarchy=self.hierarchy, notes=notes, device=self.device, progress=self.progress,
+                                  hierarchy=self.hierarchy, studies=self.studies, notes=notes, device=self.device,
+                                  progress=self.progress,
                                   title="featviz demo gallery" + (" (quick)" if self.budget is QUICK else ""))
 
 
@@ -231,6 +286,9 @@ PIPELINE: list[tuple[str, Callable[[Demo, Stage], None]]] = [
     ("hierarchy", Demo.run_hierarchy),
     ("visualize", Demo.visualize),
     ("attacks", Demo.run_attacks),
+    ("compare", Demo.run_compare),
+    ("image-study", Demo.run_image_study),
+    ("studies", Demo.shipped_studies),
     ("gallery", Demo.gallery),
 ]
 
@@ -244,7 +302,7 @@ def _scratch() -> Iterator[Path]:
 
 def run_demo(out: str | Path | None, *, quick: bool = False, seed: int = 0, device: torch.device | str = "cpu",
              models_dir: str | Path | None = "models", save_models: bool = False, retrain: bool = False,
-             models_only: bool = False, progress: bool = True) -> dict[str, Any]:
+             models_only: bool = False, progress: bool = True, studies: str | Path | None = None) -> dict[str, Any]:
     """Run the pipeline and build the gallery in ``out`` (atomically).
 
     Args:
@@ -258,6 +316,7 @@ def run_demo(out: str | Path | None, *, quick: bool = False, seed: int = 0, devi
             synthetic-teacher model included).
         retrain: ignore checkpoints in ``models_dir``.
         models_only: stop after the models stage (with ``save_models``: ``make models``).
+        studies: a folder of shipped study results (``studies/``) that the gallery links too.
 
     Returns the summary: ``stages`` (name, status, seconds, note), ``models`` (accuracy,
     robust accuracy), ``reference_eps``, ``seconds`` and, with a gallery, ``index`` and ``out``.
@@ -271,7 +330,7 @@ def run_demo(out: str | Path | None, *, quick: bool = False, seed: int = 0, devi
     target = None if models_only else Path(out)
     with (_scratch() if target is None else atomic_directory(target)) as root:
         demo = Demo(root, budget, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
-                    retrain=retrain, progress=progress)
+                    retrain=retrain, progress=progress, studies_dir=Path(studies) if studies else None)
         demo.run(PIPELINE[:1] if models_only else PIPELINE)
         summary = _summary(demo, start, root, target)
         if target is not None:

@@ -48,6 +48,7 @@ class TrainSpec:
     amp: str | None = None  # "bf16" autocast (GPU fast path)
     channels_last: bool = False
     compile: bool = False
+    freeze: list[str] = field(default_factory=list)  # blocks that learn in no stage
     init_from: str | None = None  # a checkpoint folder whose weights the run starts from
 
     def defaults(self) -> dict[str, Any]:
@@ -124,7 +125,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
         model = load_checkpoint(resume_from).model
     config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],
                          batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed,
-                         amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile)
+                         amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile,
+                         freeze=tuple(spec.freeze))
     training = {"mode": spec.mode, "adv": spec.adv, "epochs": config.epochs, "seed": spec.seed,
                 "optimizer": config.optimizer, "lr": config.lr, "batch_size": config.batch_size,
                 "schedule": config.schedule, "command": command, "spec": asdict(spec)}

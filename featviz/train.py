@@ -9,6 +9,10 @@ A *stage* says which blocks learn and how deep the forward pass goes:
 - ``layerwise+joint``: the layerwise stages, then one joint stage with everything
   unfrozen (``joint_epochs``, default ``epochs``): the backward-feature-correction setting.
 
+``freeze`` names blocks that learn in no stage (parameters and BatchNorm statistics stay
+bit-identical; their readouts still learn): with a layerwise-trained model as the start,
+``mode="joint", freeze=("block1",)`` is the frozen-lower-layer control of a joint stage.
+
 Each stage starts a fresh optimizer and learning-rate schedule.
 """
 
@@ -66,6 +70,7 @@ class TrainConfig:
     amp: str | None = None  # "bf16": autocast the forward pass and loss to bfloat16
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on GPUs)
     compile: bool = False  # torch.compile the model, falling back to eager if it cannot
+    freeze: tuple[str, ...] = ()  # blocks that never learn (block1, ...); their readouts still do
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -106,12 +111,12 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _set_stage(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
-    """Freeze what the stage does not train; return the parameters it does."""
+def _set_stage(model: nn.Module, stage: Stage, frozen: tuple[str, ...] = ()) -> list[nn.Parameter]:
+    """Freeze what the stage does not train (and the ``frozen`` blocks); return the parameters it does."""
     model.train()
     params: list[nn.Parameter] = []
     for l in range(1, model.depth + 1):
-        block, learns = model.block(l), l in stage.trainable
+        block, learns = model.block(l), l in stage.trainable and f"block{l}" not in frozen
         for p in block.parameters():
             p.requires_grad_(learns)
         if learns:
@@ -124,6 +129,15 @@ def _set_stage(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
             if readout_learns:
                 params.append(p)
     return params
+
+
+def check_freeze(model: nn.Module, freeze: tuple[str, ...]) -> None:
+    """Refuse ``freeze`` names that are not blocks of ``model``."""
+    names = [f"block{l}" for l in range(1, model.depth + 1)]
+    for name in freeze:
+        if name not in names:
+            raise FeatvizError(f"--freeze {name}: the model has no block of that name",
+                               f"use one of {', '.join(names)}")
 
 
 def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -218,6 +232,7 @@ def train_model(
     them, and the result matches one process up to float summation order.
     """
     config.validate()
+    check_freeze(model, tuple(config.freeze))
     dist = dist or SINGLE
     device = torch.device(device)
     model.to(device)
@@ -244,7 +259,7 @@ def train_model(
         if resume is not None and stage_index < resume.stage_index:
             continue
         stage_start = time.perf_counter()
-        params = _set_stage(model, stage)
+        params = _set_stage(model, stage, tuple(config.freeze))
         opt, sched = _make_optimizer(params, config, stage.epochs * steps_per_epoch)
         first = 1
         if resume is not None and stage_index == resume.stage_index:
@@ -265,7 +280,7 @@ def train_model(
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 if adversary is not None:
                     xb = adversary(model, xb, yb)
-                    _set_stage(model, stage)  # the adversary may have switched modes
+                    _set_stage(model, stage, tuple(config.freeze))  # the adversary may have switched modes
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16"):
                     out = net(xb, depth=stage.depth)
                     loss = _loss(data.task, out.float(), yb)
@@ -305,7 +320,8 @@ def train_model(
                     stage_index, epoch, opt.state_dict(), sched.state_dict(), gen.get_state(),
                     list(result.history), list(result.stages), time.perf_counter() - start,
                     adversary.get_state() if hasattr(adversary, "get_state") else None))
-        summary = {"name": stage.name, "trainable": [f"block{l}" for l in stage.trainable], "depth": stage.depth,
+        summary = {"name": stage.name, "depth": stage.depth,
+                   "trainable": [f"block{l}" for l in stage.trainable if f"block{l}" not in config.freeze],
                    "epochs": stage.epochs, "seconds": round(time.perf_counter() - stage_start, 3)}
         summary.update({k: v for k, v in result.history[-1].items() if k not in ("stage", "epoch")})
         result.stages.append(summary)

@@ -21,11 +21,16 @@ def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_pat
     assert card["training"]["epochs"] == QUICK.epochs and card["name"] == "digits-joint"
 
     out = tmp_path / "gallery"
-    res = run_cli("demo", "--quick", "--models", models, "--out", out, "--json")
+    shipped = tmp_path / "studies" / "image"  # a shipped study folder: linked, not rerun
+    res = run_cli("demo", "--quick", "--models", models, "--studies", shipped.parent, "--out", out, "--json")
+    assert res.code == 2 and "--studies" in res.err  # not a folder yet
+    shipped.parent.mkdir()
+    res = run_cli("demo", "--quick", "--models", models, "--studies", shipped.parent, "--out", out, "--json")
     assert res.code == 0, res.err
     summary = json.loads(res.out)
     stages = {s["name"]: s for s in summary["stages"]}
-    assert list(stages) == ["models", "hierarchy", "visualize", "attacks", "gallery"]
+    assert list(stages) == ["models", "hierarchy", "visualize", "attacks", "compare", "image-study", "studies",
+                            "gallery"]
     assert stages["models"]["status"] == "reused"  # same recipe: nothing retrained
     assert Path(summary["index"]) == out / "index.html" and (out / "index.html").is_file()
     names = [m["name"] for m in summary["models"]]
@@ -37,6 +42,17 @@ def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_pat
         assert rendered == (layer in QUICK.vis_layers), layer
         assert (out / f"compare-{layer}.html").is_file()
     assert (out / "hierarchy.html").is_file() and (out / "results" / "hierarchy" / "results.json").is_file()
+    # the demo-sized image study carries the purification section, and both get a page
+    image = json.loads((out / "results" / "image-study" / "results.json").read_text())
+    assert {"teacher", "frozen_vs_unfrozen", "purification"} <= set(image)
+    assert set(image["purification"]["hf_ratio"]) >= {"clean", "adversarial", "data"}
+    index_html = (out / "index.html").read_text(encoding="utf-8")
+    assert "study-image-study-demo-sized-1-seed.html" in index_html
+    assert "study-compare-demo-sized-2-seeds.html" in index_html
+    compare = json.loads((out / "results" / "compare" / "results.json").read_text())
+    assert len(set(compare["budget"]["total_steps"].values())) == 1  # matched budgets
+    assert "study-purification-demo-sized-1-seed.html" in index_html
+    assert "Feature purification" in (out / "study-purification-demo-sized-1-seed.html").read_text(encoding="utf-8")
     vis = json.loads((out / "results" / "vis" / "digits-joint" / "metrics.json").read_text())
     assert {im["reg"] for im in vis["images"]} == {"none", "standard"}
     index = (out / "index.html").read_text(encoding="utf-8")
@@ -62,7 +78,8 @@ def test_the_pipeline_is_a_list_of_stages_run_in_order(tmp_path):
 
     from featviz.demo import PIPELINE, Demo
 
-    assert [name for name, _ in PIPELINE] == ["models", "hierarchy", "visualize", "attacks", "gallery"]
+    assert [name for name, _ in PIPELINE] == ["models", "hierarchy", "visualize", "attacks", "compare", "image-study",
+                                             "studies", "gallery"]
     demo = Demo(tmp_path, QUICK, seed=0, device=torch.device("cpu"), models_dir=None, save_models=False,
                 retrain=False, progress=False)
     ran = []

@@ -38,26 +38,31 @@ def format_summary(summary: dict[str, Any]) -> str:
 @click.option("--save-models", is_flag=True, help="Write the checkpoints trained here into --models "
               "(with a synthetic-teacher model too).")
 @click.option("--retrain", is_flag=True, help="Train every model even if --models has a matching one.")
+@click.option("--studies", "studies_dir", type=click.Path(path_type=Path),
+              help="A folder of shipped study results (e.g. studies/) to link from the gallery beside the demo's own "
+                   "demo-sized studies.")
 @click.option("--models-only", is_flag=True, help="Stop after the models stage (with --save-models: `make models`).")
 @common_options(out=False)
 @with_device
-def command(out, force, quick, models_dir, save_models, retrain, models_only, seed, device, as_json):
+def command(out, force, quick, models_dir, save_models, retrain, studies_dir, models_only, seed, device, as_json):
     """Run the whole pipeline on the built-in digits data and build the gallery.
 
     Trains (or reuses) joint, layerwise and adversarially trained models, runs a short
     hierarchy study, renders every unit with and without regularizers, sweeps attacks,
-    and writes a static gallery to --out. Ends with a summary table and the path of
-    index.html.
+    runs demo-sized image and purification studies, and writes a static gallery to
+    --out. Ends with a summary table and the path of index.html.
     """
     from ..demo import run_demo
     from ..errors import FeatvizError
 
     if out is None and not models_only:
         raise FeatvizError("featviz demo needs --out DIR", "or --models-only --save-models to only train models")
+    if studies_dir is not None and not studies_dir.is_dir():
+        raise FeatvizError(f"--studies {studies_dir}: no such folder", "pass the folder of shipped study results")
     if out is not None:
         check_out(out, force)
     summary = run_demo(out, quick=quick, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
-                       retrain=retrain, models_only=models_only)
+                       retrain=retrain, models_only=models_only, studies=studies_dir)
     if as_json:
         emit_json(summary)
     else:

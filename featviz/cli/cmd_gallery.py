@@ -37,6 +37,9 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
               help="A `featviz maximize` output folder for one checkpoint (repeatable).")
 @click.option("--attacks", type=click.Path(path_type=Path), help="A `featviz attack` output folder.")
 @click.option("--hierarchy", type=click.Path(path_type=Path), help="A `featviz hierarchy run` output folder.")
+@click.option("--study", "studies", multiple=True, type=click.Path(path_type=Path),
+              help="A study result folder (featviz compare, purify, hierarchy run|images|alpha-sweep|scaling); "
+                   "one page each (repeatable).")
 @click.option("--data-root", type=click.Path(path_type=Path),
               help="Dataset folder for mnist/fashion-mnist/cifar10 (used to match units across models).")
 @click.option("--reference-eps", type=click.FloatRange(0, None),
@@ -47,7 +50,7 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
 @common_options()
 @with_device
-def command(checkpoints, vis_specs, attacks, hierarchy, data_root, reference_eps, render_steps, title, seed, device, out,
+def command(checkpoints, vis_specs, attacks, hierarchy, studies, data_root, reference_eps, render_steps, title, seed, device, out,
             force, as_json):
     """Build a static, offline HTML gallery of CHECKPOINTs and result folders.
 
@@ -59,7 +62,8 @@ def command(checkpoints, vis_specs, attacks, hierarchy, data_root, reference_eps
 
     check_out(out, force)
     summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
-                            attacks=attacks, hierarchy=hierarchy, data_root=data_root, reference_eps=reference_eps,
+                            attacks=attacks, hierarchy=hierarchy, studies=[(s, s.name) for s in studies],
+                            data_root=data_root, reference_eps=reference_eps,
                             title=title, render_steps=render_steps, seed=seed, device=device)
     if as_json:
         emit_json(summary)

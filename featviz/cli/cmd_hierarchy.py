@@ -73,3 +73,8 @@ def summary_table(results: dict) -> str:
                      f"{row['epochs']:>6} {lr:>7}")
     lines += ["", *("- " + f for f in results["findings"])]
     return "\n".join(lines)
+
+
+from ._hierarchy_images import images as _images  # noqa: E402  (the image study lives in its own file)
+
+command.add_command(_images)

@@ -46,6 +46,8 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--amp", type=click.Choice(["bf16"]), help="Autocast forward passes to bfloat16 (GPU fast path).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout for conv nets (GPU fast path).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model; falls back to eager if it cannot.")
+@click.option("--freeze", multiple=True, metavar="LAYER",
+              help="Block that learns in no stage (repeatable; its readout still learns), e.g. --freeze block1.")
 @click.option("--resume", type=click.Path(path_type=Path),
               help="Continue a run stopped with Ctrl-C from its checkpoint folder (its settings are reused; "
                    "--out defaults to that folder).")
@@ -55,7 +57,7 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
             syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
-            resume, init_from, seed, device, out, force, as_json):
+            freeze, resume, init_from, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -84,7 +86,7 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
-                         amp=amp, channels_last=channels_last, compile=compile_,
+                         amp=amp, channels_last=channels_last, compile=compile_, freeze=list(freeze),
                          init_from=str(init_from) if init_from else None)
     dist = init_distributed(device)
     try:

@@ -51,6 +51,23 @@ class GlobalPoolReadout(nn.Module):
         return self.linear(h.mean(dim=(2, 3)))
 
 
+class ConvHeadReadout(nn.Module):
+    """(N, C, H, W) -> (N, classes): 3×3 conv, ReLU, global average pool, linear. The small
+    auxiliary classifier of greedy layerwise training (Belilovsky et al. 2019), stronger
+    than a linear readout of the pooled block."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.linear(F.relu(self.conv(h)).mean(dim=(2, 3)))
+
+
+READOUT_HEADS = {"linear": GlobalPoolReadout, "conv": ConvHeadReadout}
+
+
 class QuadraticDenseConvNet(HierarchicalNet):
     """Image classifier with DenseNet connections and per-block readouts summed into logits.
 
@@ -65,6 +82,8 @@ class QuadraticDenseConvNet(HierarchicalNet):
             (every block reads the image and all earlier blocks, resampled).
         input_mean, input_std: per-channel normalization applied inside the model, so
             the model takes images in [0, 1] and every tool feeds it the same way.
+        head: per-block readout, ``"linear"`` (global average pool + linear, default) or
+            ``"conv"`` (:class:`ConvHeadReadout`).
 
     Input (N, C, H, W) in [0, 1]; output logits (N, num_classes).
     """
@@ -84,6 +103,7 @@ class QuadraticDenseConvNet(HierarchicalNet):
         norm: str = "batch",
         input_mean: Sequence[float] | None = None,
         input_std: Sequence[float] | None = None,
+        head: str = "linear",
     ):
         super().__init__()
         widths = [int(w) for w in widths]
@@ -94,6 +114,8 @@ class QuadraticDenseConvNet(HierarchicalNet):
         std = [1.0] * in_channels if input_std is None else [float(s) for s in input_std]
         if len(mean) != in_channels or len(std) != in_channels or min(std) <= 0:
             raise ValueError("input_mean/input_std need one entry per channel and std > 0")
+        if head not in READOUT_HEADS:
+            raise ValueError(f"head must be one of {', '.join(READOUT_HEADS)}, got {head!r}")
         self.arch = {
             "class": type(self).__name__, "in_channels": int(in_channels), "num_classes": int(num_classes),
             "widths": widths, "image_size": int(image_size), "strides": strides, "act": act,
@@ -109,7 +131,9 @@ class QuadraticDenseConvNet(HierarchicalNet):
             resolution = max(1, resolution // strides[l - 1])
             block = ConvBlock(sum(channels[j] for j in srcs), widths[l - 1], resolution, act, norm, kernel_size)
             self.add_module(f"block{l}", block)
-        self.readouts = nn.ModuleList(GlobalPoolReadout(w, num_classes) for w in widths)
+        if head != "linear":  # cards of linear-head models stay as they were
+            self.arch["head"] = head
+        self.readouts = nn.ModuleList(READOUT_HEADS[head](w, num_classes) for w in widths)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

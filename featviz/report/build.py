@@ -18,6 +18,7 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError
 from ..fileio import atomic_directory, atomic_write_json
 from ..text import slug
+from .studies import read_studies
 from .gallery import write_gallery
 from .matching import MATCHES_FORMAT, match_units, unit_activations
 from .results import read_attacks, read_hierarchy
@@ -141,7 +142,8 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
         options: passed to :func:`~featviz.report.gallery.write_gallery`: ``attacks``
             (a ``featviz attack`` folder), ``hierarchy`` (a ``featviz hierarchy run``
-            folder), ``reference_eps``, ``title``, ``notes``.
+            folder), ``studies`` (``(folder, label)`` pairs of study result folders),
+            ``reference_eps``, ``title``, ``notes``.
 
     Unit matches are written to ``out/results/matches.json``. Returns a summary:
     ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
@@ -153,6 +155,7 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
             read_attacks(Path(options["attacks"]))
         if options.get("hierarchy"):
             read_hierarchy(Path(options["hierarchy"]))
+        read_studies(options.get("studies", ()))
         loaded, folders, matches = prepare_gallery(tmp, checkpoints, visuals=visuals, render_steps=render_steps,
                                                    data_root=data_root, seed=seed, device=device, progress=progress)
         summary = write_gallery(tmp, loaded, visuals=folders, matches=matches, device=device, progress=progress,

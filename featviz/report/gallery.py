@@ -28,6 +28,7 @@ from . import plots
 from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_matches, read_visuals,
                       robust_accuracy_at)
 from .site import Site
+from .studies import read_studies, write_study_pages
 
 # Bounds that keep every page small whatever the inputs hold.
 MAX_UNITS = 64          # units per layer page and per comparison page
@@ -127,13 +128,16 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
                   visuals: Sequence[Sequence[Path]] | None = None, matches: str | Path | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
                   reference_eps: float | None = None, title: str = "featviz gallery", notes: Sequence[str] = (),
-                  device: torch.device | str = "cpu", progress: bool = True) -> dict[str, Any]:
+                  studies: Sequence[tuple[str | Path, str]] = (), device: torch.device | str = "cpu",
+                  progress: bool = True) -> dict[str, Any]:
     """Write the gallery's files into the existing folder ``site_dir`` from result folders.
 
     ``visuals[i]``: ``featviz maximize`` folders of checkpoint ``i``; ``matches``: the
     ``matches.json`` of :func:`~featviz.report.build.compute_matches` (no comparison
     pages without it); ``attacks``, ``hierarchy``, ``reference_eps``, ``title``,
-    ``notes``: see :func:`~featviz.report.build.build_gallery`. Runs no model and loads
+    ``notes``: see :func:`~featviz.report.build.build_gallery`; ``studies``: ``(folder, label)``
+    of study result folders (compare, purify, hierarchy run|images|alpha-sweep|scaling), one page
+    each (:mod:`featviz.report.studies`). Runs no model and loads
     no dataset (checkpoints are read for their cards and layer names).
     """
     site_dir = Path(site_dir)
@@ -147,6 +151,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
         ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
         folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
         models.append(GalleryModel(ckpt, slug(ckpt.name, (m.slug for m in models)), read_visuals(folders)))
+    study_data = read_studies(studies)
     match_data = read_matches(Path(matches), [m.label for m in models]) if matches else None
     ref_eps = _reference_eps(models, attack_data, reference_eps)
 
@@ -161,8 +166,9 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     hf_plot = site.plot("img/hf_ratio.png", lambda p: plots.hf_ratio_plot(hf_rows, p)) if hf_rows else None
     compare = _comparisons(site, models, match_data)
     bar.update()
+    study_pages = write_study_pages(site, study_data)
     site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
-                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes))
+                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes), studies=study_pages)
     bar.update()
     bar.close()
     site.write_static()
@@ -173,6 +179,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
                     "robust_accuracy": (m.robust or {}).get("robust_accuracy")} for m in models],
         "reference_eps": ref_eps,
         "comparisons": [c["page"] for c in compare.get("pages", [])],
+        "studies": study_pages,
     }
 
 

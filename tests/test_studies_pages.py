@@ -1,0 +1,55 @@
+"""Gallery pages of study folders: recognised by their results.json, numbers shown as written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from featviz.errors import FeatvizError
+from featviz.report.site import Site
+from featviz.report.studies import purification_rows, read_studies, study_kind, write_study_pages
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+
+def test_study_kind_recognises_each_command_by_its_fields():
+    assert study_kind({"format": "featviz-compare/1"}) == "compare"
+    assert study_kind({"teacher": {}, "frozen_vs_unfrozen": {}}) == "image-study"
+    assert study_kind({"purification": {}, "per_seed": []}) == "purification"
+    assert study_kind({"alphas": [0.1], "slopes": {}}) == "alpha-sweep"
+    assert study_kind({"exponents": {}}) == "scaling"
+    assert study_kind({"summary": {}, "curves": {}}) == "hierarchy"
+    assert study_kind({"models": []}) is None
+
+
+def test_a_folder_that_is_not_a_study_is_refused_before_any_page(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "results.json").write_text(json.dumps({"models": []}))
+    with pytest.raises(FeatvizError, match="not the result of a study"):
+        read_studies([(tmp_path / "x", "x")])
+    with pytest.raises(FeatvizError, match="does not exist"):
+        read_studies([(tmp_path / "missing", "m")])
+
+
+def test_purification_page_shows_the_shipped_numbers(tmp_path):
+    folder = STUDIES / "purification"
+    data = json.loads((folder / "results.json").read_text())
+    site = Site(tmp_path, "t")
+    [entry] = write_study_pages(site, read_studies([(folder, "shipped")]))
+    assert entry["kind"] == "purification" and entry["page"] == "study-purification-shipped.html"
+    html = (tmp_path / entry["page"]).read_text(encoding="utf-8")
+    clean2 = data["purification"]["hf_ratio"]["clean"]["block2"]["mean"]
+    assert f"{clean2:.3g}" in html
+    rows = dict(purification_rows(data))
+    assert rows["median hf_ratio of the data&#39;s own images".replace("&#39;", "'")] == \
+        f"{data['purification']['hf_ratio']['data']:.3g}"
+    # the figures of the folder come along, copied into the site
+    assert any(p.suffix == ".png" for p in tmp_path.rglob("*.png"))
+
+
+def test_two_studies_of_one_kind_get_two_pages(tmp_path):
+    folder = STUDIES / "purification"
+    entries = write_study_pages(Site(tmp_path, "t"), read_studies([(folder, "a"), (folder, "a")]))
+    assert len({e["page"] for e in entries}) == 2
