@@ -210,10 +210,12 @@ class Demo:
 
     def run_attacks(self, stage: Stage) -> None:
         from .attacks.session import AttackSession
+        from .sources import checkpoint_targets
 
         lo, hi, k = self.budget.attack_sweep
         session = AttackSession.from_options(
-            checkpoints=[str(c.path) for c in self.checkpoints], attacks=list(self.budget.attacks), eps=None,
+            targets=checkpoint_targets([c.path for c in self.checkpoints], device=self.device),
+            attacks=list(self.budget.attacks), eps=None,
             eps_sweep=f"{lo}:{hi}:{k}", steps=self.budget.attack_steps, restarts=1, step_size=None, loss="ce",
             n_examples=self.budget.attack_examples, bisect_steps=self.budget.attack_bisect,
             n_show=self.budget.attack_show, seed=self.seed, device=self.device)

@@ -345,9 +345,10 @@ def test_bad_settings(kwargs):
 
 
 def test_registry_and_cli_agree():
-    from featviz.cli.cmd_attack import ATTACK_NAMES
+    from featviz.cli.cmd_attack import command
 
-    assert tuple(ATTACK_NAMES) == ATTACKS
+    choices = next(p for p in command.params if p.name == "attacks").type.choices
+    assert tuple(choices) == ATTACKS
     assert make_attack("pgd-l2").norm == "l2" and make_attack("fgsm").steps == 1
     with pytest.raises(SpecError):
         make_attack("fgsm", steps=5)

@@ -182,6 +182,8 @@ class Attack:
     steps: int = 1
     restarts: int = 1
     minimal: bool = False
+    bisect: bool = True  # refine each broken example's minimal ε by bisection in sweeps
+    counts_queries: bool = False  # result.extra["queries"] holds the model evaluations per example
     bounds: Bounds = (0.0, 1.0)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: EpsLike | None = None, *,

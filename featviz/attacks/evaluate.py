@@ -74,6 +74,8 @@ class AttackReport:
     examples: Examples | None
     seed: int | None = None
     seconds: float = 0.0
+    component: torch.Tensor | None = None  # (N, K) long: which ensemble part broke example i at eps[j]
+    queries: torch.Tensor | None = None  # (N,) long: black-box queries spent on each example
 
     @property
     def clean_accuracy(self) -> float:
@@ -100,11 +102,26 @@ class AttackReport:
                 "mean": float(finite.mean()) if len(finite) else None,
                 "broken": float(len(finite) / len(vals)) if len(vals) else 0.0, "n": int(len(vals))}
 
+    def components(self, j: int) -> list[dict[str, Any]] | None:
+        """For an ensemble: how many examples each part broke at ``eps[j]`` (first to fool wins)."""
+        if self.component is None:
+            return None
+        parts = self.attack.get("components", [])
+        return [{"attack": c["attack"], "broken": int((self.component[:, j] == i).sum())}
+                for i, c in enumerate(parts)]
+
     def to_dict(self) -> dict[str, Any]:
-        curve = [{"eps": e, "robust_accuracy": a, "mean_norm": m}
-                 for e, a, m in zip(self.eps, self.robust_accuracy(), self.mean_norm())]
-        return {**self.attack, "curve": curve, "min_eps": self.min_eps_summary(), "seed": self.seed,
-                "seconds": round(self.seconds, 3)}
+        curve = []
+        for j, (e, a, m) in enumerate(zip(self.eps, self.robust_accuracy(), self.mean_norm())):
+            point = {"eps": e, "robust_accuracy": a, "mean_norm": m}
+            if self.component is not None:
+                point["components"] = self.components(j)
+            curve.append(point)
+        out = {**self.attack, "curve": curve, "min_eps": self.min_eps_summary(), "seed": self.seed,
+               "seconds": round(self.seconds, 3)}
+        if self.queries is not None:
+            out["queries"] = {"mean": float(self.queries.float().mean()), "max": int(self.queries.max())}
+        return out
 
 
 def _batches(x: torch.Tensor | Batches, y: torch.Tensor | None, batch_size: int) -> Batches:
@@ -144,7 +161,8 @@ def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tenso
 
     shared_gen = gen
     start = time.perf_counter()
-    parts: dict[str, list[torch.Tensor]] = {"fooled": [], "correct": [], "min_eps": [], "norm": []}
+    parts: dict[str, list[torch.Tensor]] = {"fooled": [], "correct": [], "min_eps": [], "norm": [], "component": [],
+                                            "queries": []}
     examples = None
     bar = tqdm(desc=f"attack {attack.name}", unit="img", disable=not progress, leave=False)
     for b, (xb, yb) in enumerate(_batches(x, y, batch_size), start=batch_offset):
@@ -154,7 +172,8 @@ def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tenso
         gen = shared_gen if shared_gen is not None else generator((0 if seed is None else seed) * 1_000_003 + b)
         result = _evaluate_batch(model, xb, yb, attack, eps, gen, targeted, bisect_steps)
         for key in parts:
-            parts[key].append(result[key].cpu())
+            if key in result:
+                parts[key].append(result[key].cpu())
         if examples is None and n_show > 0:
             k = min(n_show, len(xb))
             examples = Examples(xb[:k].cpu(), result["witness"][:k].cpu(), yb[:k].cpu(), result["pred"][:k].cpu(),
@@ -163,9 +182,10 @@ def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tenso
     bar.close()
     if not parts["fooled"]:
         raise SpecError("no examples to attack", "check --n-examples and the dataset")
-    cat = {k: torch.cat(v) for k, v in parts.items()}
+    cat = {k: torch.cat(v) if v else None for k, v in parts.items()}
     return AttackReport(attack.describe(), eps, cat["fooled"], cat["correct"], cat["min_eps"], cat["norm"], examples,
-                        seed=seed, seconds=time.perf_counter() - start)
+                        seed=seed, seconds=time.perf_counter() - start, component=cat["component"],
+                        queries=cat["queries"])
 
 
 def _evaluate_batch(model, x, y, attack, eps, gen, targeted, bisect_steps) -> dict[str, torch.Tensor]:
@@ -190,6 +210,10 @@ def _evaluate_batch(model, x, y, attack, eps, gen, targeted, bisect_steps) -> di
     lo = torch.zeros(n, device=x.device)  # largest ε known not to fool (with this attack)
     hi = torch.where(correct, torch.full((n,), math.inf, device=x.device), torch.zeros(n, device=x.device))
     fooled = torch.zeros(n, len(eps), dtype=torch.bool, device=x.device)
+    # Ensembles say which part broke each example; black-box attacks count their queries.
+    part = torch.where(correct, -1, -2).to(torch.long)
+    components = torch.zeros(n, len(eps), dtype=torch.long, device=x.device)
+    queries = torch.zeros(n, dtype=torch.long, device=x.device)
     for j, e in enumerate(eps):
         todo = torch.nonzero(~done).flatten()
         if e > 0 and len(todo):
@@ -200,10 +224,20 @@ def _evaluate_batch(model, x, y, attack, eps, gen, targeted, bisect_steps) -> di
             misclassified[todo] |= res.pred != y[todo]
             hi[todo[res.success]] = e
             lo[todo[~res.success]] = e
+            if "component" in res.extra:
+                part[todo] = torch.where(res.success, res.extra["component"], part[todo])
+            if "queries" in res.extra:
+                queries[todo] += res.extra["queries"]
         fooled[:, j] = misclassified
+        components[:, j] = part
+    extra = {}
+    if hasattr(attack, "components"):
+        extra["component"] = components
+    if attack.counts_queries:
+        extra["queries"] = queries
     # Bisection of each broken example's bracket (lo, hi] with per-example ε in one batch.
     todo = torch.nonzero(correct & torch.isfinite(hi) & (hi > 0)).flatten()
-    for _ in range(bisect_steps if len(todo) else 0):
+    for _ in range(bisect_steps if len(todo) and attack.bisect else 0):
         mid = (lo[todo] + hi[todo]) / 2
         res = attack(model, x[todo], y[todo], mid, target=None if target is None else target[todo], gen=gen)
         won = todo[res.success]
@@ -211,7 +245,7 @@ def _evaluate_batch(model, x, y, attack, eps, gen, targeted, bisect_steps) -> di
             res.pred[res.success], res.norm[res.success]
         lo[todo[~res.success]] = mid[~res.success]
     return {"fooled": fooled, "correct": correct, "min_eps": hi, "norm": norm, "witness": witness,
-            "pred": pred, "pred_adv": pred_adv}
+            "pred": pred, "pred_adv": pred_adv, **extra}
 
 
 def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
@@ -232,9 +266,23 @@ class ModelReport:
     attributions: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     checks: list[dict[str, Any]] | None = None
+    flags: list[dict[str, str]] = field(default_factory=list)
+
+    def evaluations(self) -> list[dict[str, Any]]:
+        """One RobustBench-style row per attack and ε (ε = 0 is the clean accuracy, left out)."""
+        rows = []
+        for a in self.attacks:
+            for e, acc in zip(a.eps, a.robust_accuracy()):
+                if e > 0:
+                    rows.append({"attack": a.attack["attack"], "norm": a.attack["norm"], "eps": e,
+                                 "clean_accuracy": a.clean_accuracy, "robust_accuracy": acc,
+                                 "n_examples": int(len(a.correct))})
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         out = {"checkpoint": self.checkpoint, "name": self.name, "clean_accuracy": self.clean_accuracy,
+               "n_examples": int(len(self.attacks[0].correct)) if self.attacks else 0,
+               "evaluations": self.evaluations(), "flags": self.flags,
                "attacks": [a.to_dict() | {"files": {k.split(":", 1)[1]: v for k, v in self.files.items()
                                                     if k.startswith(a.attack["attack"] + ":")}}
                            for a in self.attacks]}
@@ -266,10 +314,12 @@ def merge_reports(parts: Sequence[ModelReport | None]) -> ModelReport:
     merged = ModelReport(name=first.name, checkpoint=first.checkpoint, clean_accuracy=math.nan)
     for i, rep in enumerate(first.attacks):
         shards = [p.attacks[i] for p in parts]
-        cat = {k: torch.cat([getattr(r, k) for r in shards]) for k in ("fooled", "correct", "min_eps", "norm")}
+        cat = {k: None if getattr(rep, k) is None else torch.cat([getattr(r, k) for r in shards])
+               for k in ("fooled", "correct", "min_eps", "norm", "component", "queries")}
         merged.attacks.append(AttackReport(rep.attack, rep.eps, cat["fooled"], cat["correct"], cat["min_eps"],
                                            cat["norm"], rep.examples, seed=rep.seed,
-                                           seconds=max(r.seconds for r in shards)))
+                                           seconds=max(r.seconds for r in shards), component=cat["component"],
+                                           queries=cat["queries"]))
         merged.clean_accuracy = merged.attacks[-1].clean_accuracy
     return merged
 

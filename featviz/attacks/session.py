@@ -1,4 +1,4 @@
-"""``featviz attack`` as a library call: load checkpoints and their test data, run the
+"""``featviz attack`` as a library call: given models and their test data, run the
 attacks, write ``results.json``, ``results.csv`` and the pictures."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 from ..errors import SpecError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..text import slug
-from .core import Attack, check_eps
+from .core import Attack, GradientAttack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
-from .registry import DEFAULT_SWEEP, make_attack
+from .names import DEFAULT_SWEEP, names_hint
+from .registry import make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
 
@@ -38,8 +39,23 @@ def eps_grids(attacks: list[Attack], eps: float | None, eps_sweep: str | None) -
 
 
 @dataclass
+class AttackTarget:
+    """One model to attack with its test examples: ``x`` (N, C, H, W) in [0, 1], ``y`` (N,).
+
+    ``source`` says where the model came from (a checkpoint folder, ``module:factory``);
+    how it was loaded is the caller's business (see ``featviz.sources``).
+    """
+
+    name: str
+    source: str
+    model: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+@dataclass
 class AttackSession:
-    checkpoints: list[str]
+    targets: list[AttackTarget]
     attacks: list[Attack]
     eps: dict[str, list[float]]
     targeted: bool = False
@@ -49,7 +65,6 @@ class AttackSession:
     attribution: str = "ig"
     n_show: int = 6
     check: bool = False
-    data_root: str | None = None
     seed: int = 0
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -58,7 +73,7 @@ class AttackSession:
                      restarts: int, step_size: float | None, loss: str, **kw: Any) -> "AttackSession":
         """Validate command-line values (every mistake is a :class:`SpecError`)."""
         if not attacks:
-            raise SpecError("no attack given", "pass --attack pgd (or fgsm, pgd-l2, cw, deepfool)")
+            raise SpecError("no attack given", f"pass --attack pgd ({names_hint()})")
         built = [make_attack(a, steps=steps, restarts=restarts, step_size=step_size, loss=loss)
                  for a in dict.fromkeys(attacks)]
         if kw.get("n_examples") is not None and kw["n_examples"] < 1:
@@ -69,30 +84,16 @@ class AttackSession:
             raise SpecError(f"--bisect-steps must be >= 0, got {kw['bisect_steps']}")
         return cls(attacks=built, eps=eps_grids(built, eps, eps_sweep), **kw)
 
-    def _load(self):
-        """Checkpoints with their test sets (each model is attacked on its own dataset)."""
-        from ..checkpoint import load_checkpoint
-        from ..data import load_dataset
-
-        cache: dict[tuple, Any] = {}
+    def _load(self) -> list[tuple[str, str, torch.nn.Module, torch.Tensor, torch.Tensor]]:
+        """The targets with unique file-safe names, moved to the device, cut to ``n_examples``."""
         loaded, names = [], set()
-        for path in self.checkpoints:
-            ckpt = load_checkpoint(path, self.device)
-            info = ckpt.card.get("dataset", {})
-            if info.get("task") != "classification":
-                raise SpecError(f"{path} is a {info.get('task', 'non-classification')} model",
-                                "attacks need an image classifier checkpoint")
-            key = (info.get("name"), info.get("image_size"))
-            if key not in cache:
-                cache[key] = load_dataset(info["name"], data_root=self.data_root, image_size=info.get("image_size"),
-                                          recorded_root=info.get("data_root"))
-            data = cache[key]
-            x, y = data.x_test, data.y_test
+        for t in self.targets:
+            x, y = t.x, t.y
             if self.n_examples is not None:
                 x, y = x[:self.n_examples], y[:self.n_examples]
-            name = slug(ckpt.name, names)
+            name = slug(t.name, names)
             names.add(name)
-            loaded.append((name, path, ckpt.model, x, y))
+            loaded.append((name, t.source, t.model.to(self.device), x, y))
         return loaded
 
     def run(self, out: str | Path | None, progress: bool = True, dist: DistContext | None = None) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class AttackSession:
         from ..devices import generator
         from .attribution import clean_vs_adversarial
         from .checks import run_checks
+        from .flags import masking_flags
         from .plots import plot_curves, plot_examples
 
         start = time.perf_counter()
@@ -136,6 +138,9 @@ class AttackSession:
                                                                  y[sub].to(self.device), eps,
                                                                  gen=generator(self.seed), loss=self._loss(),
                                                                  steps=self._steps())]
+            sub = slice(0, min(len(x), 200))
+            report.flags = masking_flags(model, x[sub].to(self.device), y[sub].to(self.device), report.attacks,
+                                         report.checks)
             if out is not None:
                 for rep in report.attacks:
                     if rep.examples is None:
@@ -162,11 +167,11 @@ class AttackSession:
 
     def _loss(self) -> str:
         """The objective the user chose for the gradient attacks (the checks use it too)."""
-        return next((a.loss for a in self.attacks if hasattr(a, "loss")), "ce")
+        return next((a.loss for a in self.attacks if isinstance(a, GradientAttack)), "ce")
 
     def _steps(self) -> int:
         """PGD steps for the checks: those of the first multi-step gradient attack, else 20."""
-        return next((a.steps for a in self.attacks if hasattr(a, "loss") and a.steps > 1), 20)
+        return next((a.steps for a in self.attacks if isinstance(a, GradientAttack) and a.steps > 1), 20)
 
     def _check_eps(self) -> float:
         """The L∞ radius for the sanity checks: the single --eps, else the sweep's middle value."""

@@ -11,8 +11,9 @@ from torch import nn
 from ..errors import SpecError
 from .core import fgsm, pgd
 from .model import AtDepth
+from .names import REGISTRY, TRAINING_ATTACKS
 
-ADV_ATTACKS = ("fgsm", "pgd")
+ADV_ATTACKS = TRAINING_ATTACKS
 
 
 def check_adv(adv: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def check_adv(adv: dict[str, Any]) -> dict[str, Any]:
     eps = adv.get("eps")
     if not isinstance(eps, (int, float)) or not math.isfinite(eps) or not 0 < eps <= 1:
         raise SpecError(f"--eps must be in (0, 1] for adversarial training, got {eps!r}", "e.g. --adv pgd --eps 0.1")
-    steps = adv.get("steps") or (1 if attack == "fgsm" else 5)
+    steps = adv.get("steps") or REGISTRY[attack].train_steps
     if not isinstance(steps, int) or steps < 1 or (attack == "fgsm" and steps != 1):
         raise SpecError(f"--adv-steps must be a positive integer (1 for fgsm), got {steps!r}")
     return {**adv, "attack": attack, "eps": float(eps), "steps": steps, "norm": "linf",

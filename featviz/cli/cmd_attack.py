@@ -6,22 +6,20 @@ from pathlib import Path
 
 import click
 
+from ..attacks.names import ATTACKS, attack_help
 from ._common import check_out, common_options, emit_json, with_device
-
-# Spelled out (not imported) so that `featviz --help` does not import torch; a test
-# keeps this equal to featviz.attacks.ATTACKS.
-ATTACK_NAMES = ("fgsm", "pgd", "pgd-l2", "cw", "deepfool")
-
+from .cmd_maximize import _floats
 
 
 @click.command("attack")
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--attack", "attacks", multiple=True, type=click.Choice(ATTACK_NAMES), default=("pgd",),
-              show_default=True, help="Attack to run; repeat to compare several.")
-@click.option("--eps", type=float, help="One ε for every attack given (L∞ for fgsm/pgd, L2 for pgd-l2/cw/deepfool).")
+@click.argument("checkpoints", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--attack", "attacks", multiple=True, type=click.Choice(ATTACKS), default=("pgd",),
+              show_default=True, help="Attack to run; repeat to compare several. " + attack_help() + ".")
+@click.option("--eps", type=float, help="One ε for every attack given (in each attack's norm).")
 @click.option("--eps-sweep", help="A:B:K, K values of ε from A to B, for every attack given (default: L∞ attacks "
               "0:0.3:8, L2 attacks 0:3:8).")
-@click.option("--steps", type=int, help="Attack steps (pgd 20, cw 100 per search round, deepfool 50).")
+@click.option("--steps", type=int, help="Attack budget: steps (pgd 20, apgd 100, cw 100 per search round, "
+              "deepfool 50) or queries (square 5000).")
 @click.option("--restarts", type=int, default=1, show_default=True, help="Random restarts (gradient attacks).")
 @click.option("--step-size", type=float, help="Absolute step size (default 2.5·ε/steps).")
 @click.option("--loss", type=click.Choice(["ce", "margin"]), default="ce", show_default=True,
@@ -30,18 +28,26 @@ ATTACK_NAMES = ("fgsm", "pgd", "pgd-l2", "cw", "deepfool")
 @click.option("--n-examples", type=int, help="Attack the first N test examples (default all).")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Examples per attack batch.")
 @click.option("--bisect-steps", type=int, default=5, show_default=True,
-              help="Bisections refining each example's minimal ε (gradient attacks).")
+              help="Bisections refining each example's minimal ε (gradient attacks; not ensembles or square).")
 @click.option("--attribution", type=click.Choice(["ig", "saliency"]), default="ig", show_default=True,
               help="Attribution shown for clean vs adversarial examples.")
 @click.option("--n-show", type=click.IntRange(0, 64), default=6, show_default=True,
               help="Examples drawn per model and attack.")
 @click.option("--check", is_flag=True, help="Also run the sanity checks of Carlini et al. and print pass/fail.")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
+@click.option("--model", "model_ref", metavar="MODULE:FACTORY",
+              help="Any model instead of checkpoints: FACTORY() in an importable module returns an nn.Module.")
+@click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model.")
+@click.option("--input-shape", help="C,H,W of the --model input.")
+@click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it).")
+@click.option("--std", help="Per-channel std for --mean.")
+@click.option("--dataset", help="Test images for --model (digits, mnist, fashion-mnist, cifar10).")
 @common_options()
 @with_device
 def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, loss, targeted, n_examples,
-            batch_size, bisect_steps, attribution, n_show, check, data_root, seed, device, out, force, as_json):
-    """Attack checkpoints and compare how they break.
+            batch_size, bisect_steps, attribution, n_show, check, data_root, model_ref, weights, input_shape, mean,
+            std, dataset, seed, device, out, force, as_json):
+    """Attack checkpoints (or any --model) and compare how they break.
 
     Writes DIR/results.json, DIR/results.csv, DIR/robustness.png (robust accuracy vs ε)
     and DIR/examples-MODEL-ATTACK.png (clean / adversarial / amplified perturbation and
@@ -51,17 +57,29 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
 
     from ..attacks.session import AttackSession
     from ..distributed import init_distributed, shutdown
+    from ..errors import SpecError
     from ..fileio import atomic_directory
+    from ..sources import checkpoint_targets, factory_target
 
+    if bool(checkpoints) == bool(model_ref):
+        raise SpecError("give CHECKPOINT folders or --model MODULE:FACTORY (one of the two)")
+    if not model_ref and (weights or input_shape or mean or std or dataset):
+        raise SpecError("--weights/--input-shape/--mean/--std/--dataset go with --model; a checkpoint carries its own")
     check_out(out, force)
     dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
     try:
         session = AttackSession.from_options(
-            checkpoints=[str(c) for c in checkpoints], attacks=list(attacks), eps=eps, eps_sweep=eps_sweep,
-            steps=steps, restarts=restarts, step_size=step_size, loss=loss, targeted=targeted,
-            n_examples=n_examples, batch_size=batch_size, bisect_steps=bisect_steps, attribution=attribution,
-            n_show=n_show, check=check, data_root=str(data_root) if data_root else None, seed=seed,
+            targets=[], attacks=list(attacks), eps=eps, eps_sweep=eps_sweep, steps=steps, restarts=restarts,
+            step_size=step_size, loss=loss, targeted=targeted, n_examples=n_examples, batch_size=batch_size,
+            bisect_steps=bisect_steps, attribution=attribution, n_show=n_show, check=check, seed=seed,
             device=dist.device)
+        root = str(data_root) if data_root else None
+        if model_ref:
+            session.targets = [factory_target(model_ref, dataset=dataset, weights=weights, input_shape=input_shape,
+                                              mean=_floats(mean, "--mean"), std=_floats(std, "--std"),
+                                              data_root=root, device=dist.device)]
+        else:
+            session.targets = checkpoint_targets([str(c) for c in checkpoints], data_root=root, device=dist.device)
         # rank 0 fills a temporary folder that replaces --out only when everything is written
         with atomic_directory(out) if dist.is_main else contextlib.nullcontext(None) as folder:
             results = session.run(folder, progress=True, dist=dist)
@@ -83,6 +101,15 @@ def _print(results: dict, out: Path) -> None:
             med = a["min_eps"]["median"]
             click.echo(f"  {a['attack']:<8} ({a['norm']}, {a['steps']} steps)  ε:acc {curve}  "
                        f"median min ε {'>max' if med is None else f'{med:.4g}'}")
+            for p in a["curve"]:
+                if p.get("components"):
+                    parts = ", ".join(f"{c['attack']} {c['broken']}" for c in p["components"])
+                    click.echo(f"    ε={p['eps']:.3g}: robust accuracy {p['robust_accuracy']:.4f} by {a['attack']} "
+                               f"(broken by {parts})")
         for c in model.get("checks") or []:
             click.echo(f"  check {'PASS' if c['passed'] else 'FAIL'}  {c['name']}: {c['detail']}")
+        for f in model.get("flags") or []:
+            click.echo(f"  FLAG {f['name']}: {f['message']}")
+        if "checks" in model and not model.get("flags"):
+            click.echo("  no masking flags")
     click.echo(f"{len(results['models'])} model(s) in {results['seconds']:.1f} s -> {out / 'results.json'}")

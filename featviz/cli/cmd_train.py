@@ -10,6 +10,7 @@ import torch
 from ..data import DATASETS
 from ..nets import ACTIVATIONS
 from ..train import MODES
+from ..attacks.names import REGISTRY, TRAINING_ATTACKS
 from ._common import check_out, command_line, common_options, emit_json, stop_on_sigint
 
 
@@ -36,10 +37,11 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--alpha", type=float, default=0.3, show_default=True, help="Synthetic: information gap.")
 @click.option("--n-train", type=click.IntRange(1), default=20000, show_default=True,
               help="Synthetic: training samples.")
-@click.option("--adv", type=click.Choice(["fgsm", "pgd"]), help="Adversarial training: train on FGSM or PGD "
+@click.option("--adv", type=click.Choice(TRAINING_ATTACKS), help="Adversarial training: train on FGSM or PGD "
               "(L∞, random start) examples of radius --eps.")
 @click.option("--eps", "adv_eps", type=float, help="L∞ radius of the adversarial training examples (with --adv).")
-@click.option("--adv-steps", type=click.IntRange(1, 1000), help="PGD steps per training batch (default 5).")
+@click.option("--adv-steps", type=click.IntRange(1, 1000),
+              help=f"PGD steps per training batch (default {REGISTRY['pgd'].train_steps}).")
 @click.option("--name", help="A name for the model card.")
 @click.option("--amp", type=click.Choice(["bf16"]), help="Autocast forward passes to bfloat16 (GPU fast path).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout for conv nets (GPU fast path).")
@@ -119,7 +121,7 @@ def _adv_spec(adv: str | None, eps: float | None, steps: int | None) -> dict | N
         raise click.UsageError(f"--adv {adv} needs --eps (e.g. --eps 0.1)")
     from ..attacks.training import check_adv
 
-    spec = {"attack": adv, "eps": eps, "steps": steps or (1 if adv == "fgsm" else 5)}
+    spec = {"attack": adv, "eps": eps, "steps": steps or REGISTRY[adv].train_steps}
     check_adv(spec)
     return spec
 
