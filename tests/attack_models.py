@@ -16,3 +16,9 @@ def resnet18_digits() -> nn.Module:
 
 def not_a_module():
     return "just a string"
+
+
+def softmax_digits() -> nn.Module:
+    """A linear classifier of 8x8 digits ending in a softmax (the probability-outputs flag)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Softmax(dim=1))

@@ -49,51 +49,92 @@ def _main(*args) -> str:
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     """One small real run of each command whose output the document describes."""
+    from dataclasses import replace
+
+    from featviz.compare import demo_spec, run_demo_compare
+    from featviz.demo import run_demo
+    from featviz.purification import PurificationConfig
+    from featviz.purification import run as run_purification
+
     root = tmp_path_factory.mktemp("formats")
-    ck = root / "ckpt"
-    _main("train", "--dataset", "digits", "--image-size", "8", "--width", "3", "--depth", "2", "--epochs", "1",
-          "--out", ck)
+    ck, ck2 = root / "ckpt", root / "ckpt2"
+    for out, mode in ((ck, "joint"), (ck2, "layerwise")):
+        _main("train", "--dataset", "digits", "--image-size", "8", "--width", "3", "--depth", "2", "--epochs", "1",
+              "--mode", mode, "--out", out)
     _main("maximize", ck, "--neuron", "block1:0", "--steps", "2", "--top-k", "2", "--out", root / "vis")
-    _main("attack", ck, "--attack", "fgsm", "--eps-sweep", "0:0.1:2", "--n-examples", "20", "--n-show", "1",
-          "--out", root / "att")
+    # fgsm, an ensemble (its parts) and Square (its queries): every optional attack field appears
+    _main("attack", ck, "--attack", "fgsm", "--attack", "autoattack-fast", "--attack", "square",
+          "--eps-sweep", "0:0.1:2", "--n-examples", "20", "--n-show", "1", "--out", root / "att")
+    # a softmax head raises a gradient-masking flag, so the flags' fields are checked too
+    _main("attack", "--model", "tests.attack_models:softmax_digits", "--input-shape", "1,8,8", "--dataset", "digits",
+          "--attack", "fgsm", "--eps", "0.1", "--n-examples", "20", "--n-show", "1", "--out", root / "att-flag")
     _main("hierarchy", "run", "--preset", "quick", "--seeds", "1", "--no-sweeps", "--epochs", "2", "--d", "6",
           "--k", "2", "--depth", "2", "--width", "6", "--n-train", "200", "--threads", "1", "--out", root / "hier")
-    gallery = json.loads(_main("gallery", ck, "--render-steps", "0", "--json", "--out", root / "gal"))
+    _main("hierarchy", "alpha-sweep", "--alphas", "0.05,0.2", "--seeds", "2", "--epochs", "1", "--n-train", "200",
+          "--threads", "1", "--out", root / "alpha")
+    _main("hierarchy", "scaling", "--d", "4,5", "--n", "100,200", "--seeds", "2", "--steps", "10",
+          "--target-error", "0.5", "--threads", "1", "--out", root / "scaling")
+    # the demo's quick budgets (featviz.demo.QUICK)
+    run_purification(root / "purify", seeds=1, progress=False,
+                     config=PurificationConfig(epochs=2, width=4, adv_steps=1, render_steps=4, robust_eval_steps=1))
+    run_demo_compare(root / "compare", spec=replace(demo_spec(0), width=4, n_examples=24, render_units=1,
+                                                    render_steps=4, eps=(0.0, 0.1), label="formats test"))
+    _main("hierarchy", "images", "--quick", "--seeds", "1", "--render-steps", "2", "--purification", root / "purify",
+          "--out", root / "images")
+    gallery = json.loads(_main("gallery", ck, ck2, "--render-steps", "0", "--attacks", root / "att",
+                               "--study", root / "compare", "--study", root / "images", "--study", root / "purify",
+                               "--json", "--out", root / "gal"))
+    demo = run_demo(None, quick=True, models_dir=None, models_only=True, progress=False)
+    read = lambda *parts: json.loads(root.joinpath(*parts).read_text())  # noqa: E731
+    attack, flagged = read("att", "results.json"), read("att-flag", "results.json")
+    assert attack["models"][0]["flags"] == [] and flagged["models"][0]["flags"]
+    attack["models"] += flagged["models"]  # one list of model entries, each from a real run
     return {
-        "checkpoint": json.loads((ck / "card.json").read_text()),
-        "maximize": json.loads((root / "vis" / "metrics.json").read_text()),
-        "attack": json.loads((root / "att" / "results.json").read_text()),
-        "hierarchy": json.loads((root / "hier" / "results.json").read_text()),
+        "checkpoint": read("ckpt", "card.json"),
+        "maximize": read("vis", "metrics.json"),
+        "attack": attack,
+        "hierarchy": read("hier", "results.json"),
+        "alpha-sweep": read("alpha", "results.json"),
+        "scaling": read("scaling", "results.json"),
+        "purify": read("purify", "results.json"),
+        "compare": read("compare", "results.json"),
+        "image-study": read("images", "results.json"),
         "gallery": gallery,
+        "matches": read("gal", "results", "matches.json"),
+        "demo": demo,
     }
 
 
-def _present(obj, parts: list[str]) -> bool:
+def _present(obj, parts: list[str], every: bool = True) -> bool:
     """Is the path present? ``name[]`` descends into every list element, ``*`` into every
-    value of an object; an empty list holds the field vacuously."""
+    value of an object; an empty list holds the field vacuously. With ``every=False`` one
+    element or value holding it is enough (an optional field that only some entries have,
+    e.g. the parts of an ensemble attack), and an empty list does not count."""
     if not parts:
         return True
     head, rest = parts[0], parts[1:]
+    agree = all if every else any
     if head in ("*", "*[]"):
         values = list(obj.values()) if isinstance(obj, dict) else []
         if head == "*[]":
             if not all(isinstance(v, list) for v in values):
                 return False
             values = [item for v in values for item in v]
-        return bool(values) and all(_present(v, rest) for v in values)
+        return bool(values) and agree(_present(v, rest, every) for v in values)
     is_list = head.endswith("[]")
     key = head[:-2] if is_list else head
     if not isinstance(obj, dict) or key not in obj:
         return False
     if is_list:
-        return isinstance(obj[key], list) and all(_present(v, rest) for v in obj[key])
-    return _present(obj[key], rest)
+        return isinstance(obj[key], list) and agree(_present(v, rest, every) for v in obj[key])
+    return _present(obj[key], rest, every)
 
 
 def test_the_document_has_field_lists_for_every_output():
     outputs = {f["output"] for f in FIELDS}
-    assert {"checkpoint", "maximize", "attack", "hierarchy", "gallery", "alpha-sweep", "scaling"} <= outputs
-    assert len(FIELDS) > 80
+    assert {"checkpoint", "maximize", "attack", "hierarchy", "gallery", "alpha-sweep", "scaling", "image-study",
+            "purify", "compare", "matches", "demo"} <= outputs
+    assert len(FIELDS) > 300
     assert all(re.fullmatch(r"[\w+/.\[\]*-]+", f["path"]) for f in FIELDS), [f["path"] for f in FIELDS]
 
 
@@ -102,7 +143,9 @@ def test_documented_field_is_in_a_real_output(outputs, field):
     data = outputs.get(field["output"])
     if data is None:
         pytest.skip(f"no small run of {field['output']} in this version (marked pending in docs/formats.md)")
-    present = _present(data, field["path"].split("."))
+    parts = field["path"].split(".")
+    # somewhere in the output (not only vacuously, through empty lists) and, unless optional, in every entry
+    present = _present(data, parts, every=False) and (field["optional"] or _present(data, parts))
     if not present and field["pending"]:
         pytest.skip(f"{field['path']} is documented as pending: not produced by this version yet")
     if not present and field["optional"]:
@@ -117,6 +160,9 @@ def test_the_checker_notices_a_missing_field():
     assert not _present({"s": {"x": {"v": 1}, "y": {}}}, ["s", "*", "v"])
     assert _present({"c": {"x": [{"v": 1}], "y": [{"v": 2}]}}, ["c", "*[]", "v"])
     assert not _present({"c": {"x": [{"v": 1}], "y": [{}]}}, ["c", "*[]", "v"])
+    assert _present({"a": [{"b": 1}, {"c": 2}]}, ["a[]", "b"], every=False)
+    assert not _present({"a": [{"c": 2}]}, ["a[]", "b"], every=False)
+    assert not _present({"a": []}, ["a[]", "b"], every=False)
 
 
 def test_code_points_at_the_document():
