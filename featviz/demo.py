@@ -76,6 +76,8 @@ class Budget:
     attacks: tuple[str, ...] = ("pgd", "fgsm")
     attack_bisect: int = 5                      # bisections refining each example's minimal ε
     attack_show: int = 6                        # examples drawn per model and attack
+    robust_attack: str = "autoattack-fast"      # the overview's robust accuracy (at adv_eps)
+    robust_examples: int | None = 120           # test images it attacks (None: all; ~4 min on 2 cores)
     compare: dict[str, Any] = field(default_factory=dict)  # changes to featviz.compare.demo_spec
     image_preset: str = "demo"                  # featviz.hierarchy.images preset (one seed)
     purification: dict[str, Any] = field(default_factory=lambda: {"epochs": 4, "width": 8, "adv_steps": 2,
@@ -89,7 +91,7 @@ QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1,
                                     "kernel_landmarks": 100, "n_sweep": (), "width_sweep": (1,),
                                     "sweep_learners": ("joint",)},
                attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48, attacks=("pgd",),
-               attack_bisect=1, attack_show=3, image_preset="quick",
+               attack_bisect=1, attack_show=3, robust_examples=16, image_preset="quick",
                compare={"width": 4, "n_examples": 24, "render_units": 1, "render_steps": 4, "eps": (0.0, 0.1),
                         "label": "quick: 2 seeds, 6 epochs, width 4, 24 test images"},
                purification={"epochs": 2, "width": 4, "adv_steps": 1, "render_steps": 4, "robust_eval_steps": 1})
@@ -143,6 +145,7 @@ class Demo:
         self.visuals: list[list[Path]] = []
         self.hierarchy: Path | None = None
         self.attacks: Path | None = None
+        self.robust: Path | None = None
         self.site: dict[str, Any] = {}
         # (folder, label) of study result folders: the demo's own, then the shipped ones
         self.studies: list[tuple[Path, str]] = []
@@ -223,6 +226,22 @@ class Demo:
         results = session.run(self.attacks, progress=self.progress)
         stage.note = f"{', '.join(self.budget.attacks)} on {len(results['models'])} models, ε sweep {lo:g}..{hi:g}"
 
+    def run_robust(self, stage: Stage) -> None:
+        """The overview's robust accuracy: the strong ensemble (``Budget.robust_attack``) at the
+        adversarial-training ε on the first ``Budget.robust_examples`` test images, labelled so."""
+        from .attacks.session import AttackSession
+        from .sources import checkpoint_targets
+
+        b = self.budget
+        session = AttackSession.from_options(
+            targets=checkpoint_targets([c.path for c in self.checkpoints], device=self.device),
+            attacks=[b.robust_attack], eps=b.adv_eps, eps_sweep=None, steps=None, restarts=1, step_size=None,
+            loss="ce", n_examples=b.robust_examples, bisect_steps=0, n_show=0, seed=self.seed, device=self.device)
+        self.robust = self.results / "robust"
+        results = session.run(self.robust, progress=self.progress)
+        figures = ", ".join(f"{m['name']} {100 * m['evaluations'][0]['robust_accuracy']:.1f}%" for m in results["models"])
+        stage.note = f"{b.robust_attack} at ε={b.adv_eps:g} on {b.robust_examples or 'all'} test images: {figures}"
+
     def run_compare(self, stage: Stage) -> None:
         """Training modes over seeds at matched budgets (robustness, renders, tests), demo-sized."""
         from .compare import demo_spec, run_demo_compare
@@ -275,8 +294,8 @@ class Demo:
         checkpoints, visuals, matches = prepare_gallery(self.root, self.checkpoints, visuals=self.visuals or None,
                                                         device=self.device, progress=self.progress)
         self.site = write_gallery(self.root, checkpoints, visuals=visuals, matches=matches, attacks=self.attacks,
-                                  hierarchy=self.hierarchy, studies=self.studies, notes=notes, device=self.device,
-                                  progress=self.progress,
+                                  robust=self.robust, hierarchy=self.hierarchy, studies=self.studies, notes=notes,
+                                  device=self.device, progress=self.progress,
                                   title="featviz demo gallery" + (" (quick)" if self.budget is QUICK else ""))
 
 
@@ -286,6 +305,7 @@ PIPELINE: list[tuple[str, Callable[[Demo, Stage], None]]] = [
     ("hierarchy", Demo.run_hierarchy),
     ("visualize", Demo.visualize),
     ("attacks", Demo.run_attacks),
+    ("robust", Demo.run_robust),
     ("compare", Demo.run_compare),
     ("image-study", Demo.run_image_study),
     ("studies", Demo.shipped_studies),

@@ -29,8 +29,8 @@ def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_pat
     assert res.code == 0, res.err
     summary = json.loads(res.out)
     stages = {s["name"]: s for s in summary["stages"]}
-    assert list(stages) == ["models", "hierarchy", "visualize", "attacks", "compare", "image-study", "studies",
-                            "gallery"]
+    assert list(stages) == ["models", "hierarchy", "visualize", "attacks", "robust", "compare", "image-study",
+                            "studies", "gallery"]
     assert stages["models"]["status"] == "reused"  # same recipe: nothing retrained
     assert Path(summary["index"]) == out / "index.html" and (out / "index.html").is_file()
     names = [m["name"] for m in summary["models"]]
@@ -42,6 +42,10 @@ def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_pat
         assert rendered == (layer in QUICK.vis_layers), layer
         assert (out / f"compare-{layer}.html").is_file()
     assert (out / "hierarchy.html").is_file() and (out / "results" / "hierarchy" / "results.json").is_file()
+    # the overview quotes the strong ensemble's figure, labelled with the attack and the images
+    robust = json.loads((out / "results" / "robust" / "results.json").read_text())
+    assert all(m["evaluations"][0]["attack"] == "autoattack-fast" for m in robust["models"])
+    assert f"autoattack-fast, {QUICK.robust_examples} test images" in (out / "index.html").read_text(encoding="utf-8")
     # the demo-sized image study carries the purification section, and both get a page
     image = json.loads((out / "results" / "image-study" / "results.json").read_text())
     assert {"teacher", "frozen_vs_unfrozen", "purification"} <= set(image)
@@ -78,8 +82,8 @@ def test_the_pipeline_is_a_list_of_stages_run_in_order(tmp_path):
 
     from featviz.demo import PIPELINE, Demo
 
-    assert [name for name, _ in PIPELINE] == ["models", "hierarchy", "visualize", "attacks", "compare", "image-study",
-                                             "studies", "gallery"]
+    assert [name for name, _ in PIPELINE] == ["models", "hierarchy", "visualize", "attacks", "robust", "compare",
+                                             "image-study", "studies", "gallery"]
     demo = Demo(tmp_path, QUICK, seed=0, device=torch.device("cpu"), models_dir=None, save_models=False,
                 retrain=False, progress=False)
     ran = []

@@ -53,3 +53,12 @@ def test_two_studies_of_one_kind_get_two_pages(tmp_path):
     folder = STUDIES / "purification"
     entries = write_study_pages(Site(tmp_path, "t"), read_studies([(folder, "a"), (folder, "a")]))
     assert len({e["page"] for e in entries}) == 2
+
+
+def test_the_overview_quotes_the_strongest_attack():
+    from featviz.report.gallery import _pick_attack
+
+    attacks = [{"attack": "fgsm"}, {"attack": "pgd"}, {"attack": "autoattack-fast"}, {"attack": "deepfool"}]
+    assert _pick_attack(attacks)["attack"] == "autoattack-fast"
+    assert _pick_attack([{"attack": "cw"}, {"attack": "pgd"}])["attack"] == "pgd"
+    assert _pick_attack([]) is None

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SpecError
-from .core import GEOMETRIES, Attack, AttackResult, _per_example, check_eps, eps_tensor, reached
+from .core import GEOMETRIES, Attack, AttackResult, _per_example, eps_tensor, reached
 
 RHO, MOMENTUM = 0.75, 0.75
 
@@ -121,11 +121,7 @@ class APGD(Attack):
         return (x0 + eps * t).clamp(lo, hi)
 
     def _run(self, model, x, y, eps, target, gen, init) -> AttackResult:
-        if eps is None:
-            raise SpecError(f"{self.name} needs ε", "pass --eps or --eps-sweep")
-        check_eps(eps, self.norm, x[0].numel(), self.bounds)
-        if gen is None:
-            raise SpecError(f"{self.name} draws random starts: it needs a torch.Generator (gen=...)")
+        self._check_ball(x, eps, gen, "draws random starts")
         n = len(x)
         eps_n = eps_tensor(eps, n, x)
         best_x, best_pred = x.clone(), y.clone()

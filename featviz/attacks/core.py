@@ -203,6 +203,16 @@ class Attack:
     def _run(self, model, x, y, eps, target, gen, init) -> AttackResult:
         raise NotImplementedError
 
+    def _check_ball(self, x: torch.Tensor, eps: EpsLike | None, gen: torch.Generator | None,
+                    random: str | None = None) -> None:
+        """The checks of every ε-ball attack: an ε that fits the bounds, and a generator when
+        the attack draws random numbers (``random`` says why, for the error line)."""
+        if eps is None:
+            raise SpecError(f"{self.name} needs ε", "pass --eps or --eps-sweep")
+        check_eps(eps, self.norm, x[0].numel(), self.bounds)
+        if random is not None and gen is None:
+            raise SpecError(f"{self.name} {random}: it needs a torch.Generator (gen=...)")
+
     def describe(self) -> dict:
         return {"attack": self.name, "norm": self.norm, "steps": self.steps, "restarts": self.restarts}
 
@@ -253,11 +263,7 @@ class GradientAttack(Attack):
                                      "step_size": self.step_size, "rel_step": self.rel_step}
 
     def _run(self, model, x, y, eps, target, gen, init) -> AttackResult:
-        if eps is None:
-            raise SpecError(f"{self.name} needs ε", "pass --eps or --eps-sweep")
-        check_eps(eps, self.norm, x[0].numel(), self.bounds)
-        if self.random_start and gen is None:
-            raise SpecError(f"{self.name} with a random start needs a torch.Generator (gen=...)")
+        self._check_ball(x, eps, gen, "draws a random start" if self.random_start else None)
         n = len(x)
         eps_n = eps_tensor(eps, n, x)
         best_x = x.clone() if init is None else init.detach().clone()

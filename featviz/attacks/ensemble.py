@@ -13,7 +13,7 @@ import torch
 
 from ..errors import SpecError
 from .apgd import APGD
-from .core import Attack, AttackResult, check_eps, eps_tensor, reached
+from .core import Attack, AttackResult, eps_tensor, reached
 from .square import Square
 
 
@@ -41,9 +41,7 @@ class Ensemble(Attack):
         return super().describe() | {"components": [a.describe() for a in self.components]}
 
     def _run(self, model, x, y, eps, target, gen, init) -> AttackResult:
-        if eps is None:
-            raise SpecError(f"{self.name} needs ε", "pass --eps or --eps-sweep")
-        check_eps(eps, self.norm, x[0].numel(), self.bounds)
+        self._check_ball(x, eps, gen)
         n = len(x)
         eps_n = eps_tensor(eps, n, x)
         with torch.no_grad():

@@ -18,7 +18,7 @@ import math
 import torch
 
 from ..errors import SpecError
-from .core import GEOMETRIES, Attack, AttackResult, _per_example, check_eps, eps_tensor, reached
+from .core import GEOMETRIES, Attack, AttackResult, _per_example, eps_tensor, reached
 
 # Fractions of a 10,000-query budget after which the window area is halved again.
 _SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
@@ -86,11 +86,7 @@ class Square(Attack):
         return super().describe() | {"queries": self.steps, "p_init": self.p_init}
 
     def _run(self, model, x, y, eps, target, gen, init) -> AttackResult:
-        if eps is None:
-            raise SpecError(f"{self.name} needs ε", "pass --eps or --eps-sweep")
-        check_eps(eps, self.norm, x[0].numel(), self.bounds)
-        if gen is None:
-            raise SpecError(f"{self.name} is a random search: it needs a torch.Generator (gen=...)")
+        self._check_ball(x, eps, gen, "is a random search")
         if x.dim() != 4:
             raise SpecError(f"{self.name} attacks images (N, C, H, W), got inputs of shape {tuple(x.shape)}")
         n = len(x)

@@ -45,6 +45,27 @@ def common_options(out: bool = True, json_flag: bool = True, force: bool = True,
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 
 
+def model_options(instead: str) -> Callable[[Callable], Callable]:
+    """The options that name any ``nn.Module`` instead of a featviz checkpoint (``--model``,
+    ``--weights``, ``--input-shape``, ``--mean``, ``--std``), shared by the commands that take one;
+    ``instead`` says what it replaces ("a checkpoint", "checkpoints")."""
+    options = [
+        click.option("--model", "model_ref", metavar="MODULE:FACTORY",
+                     help=f"Any model instead of {instead}: FACTORY() in an importable module returns an nn.Module."),
+        click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model."),
+        click.option("--input-shape", help="C,H,W of the --model input."),
+        click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it)."),
+        click.option("--std", help="Per-channel std for --mean."),
+    ]
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
 def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
     """Check ``--out`` before any data or model is loaded; every writing command calls this first.
 

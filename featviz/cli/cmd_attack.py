@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..attacks.names import ATTACKS, attack_help
-from ._common import check_out, common_options, emit_json, with_device
+from ._common import check_out, common_options, emit_json, model_options, with_device
 from .cmd_maximize import _floats
 
 
@@ -35,12 +35,7 @@ from .cmd_maximize import _floats
               help="Examples drawn per model and attack.")
 @click.option("--check", is_flag=True, help="Also run the sanity checks of Carlini et al. and print pass/fail.")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
-@click.option("--model", "model_ref", metavar="MODULE:FACTORY",
-              help="Any model instead of checkpoints: FACTORY() in an importable module returns an nn.Module.")
-@click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model.")
-@click.option("--input-shape", help="C,H,W of the --model input.")
-@click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it).")
-@click.option("--std", help="Per-channel std for --mean.")
+@model_options("checkpoints")
 @click.option("--dataset", help="Test images for --model (digits, mnist, fashion-mnist, cifar10).")
 @common_options()
 @with_device

@@ -36,6 +36,9 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 @click.option("--vis", "vis_specs", multiple=True, metavar="CHECKPOINT=DIR",
               help="A `featviz maximize` output folder for one checkpoint (repeatable).")
 @click.option("--attacks", type=click.Path(path_type=Path), help="A `featviz attack` output folder.")
+@click.option("--robust", type=click.Path(path_type=Path),
+              help="A `featviz attack` folder at the reference ε (e.g. --attack autoattack) whose robust accuracy "
+                   "the overview quotes; default: the curves of --attacks.")
 @click.option("--hierarchy", type=click.Path(path_type=Path), help="A `featviz hierarchy run` output folder.")
 @click.option("--study", "studies", multiple=True, type=click.Path(path_type=Path),
               help="A study result folder (featviz compare, purify, hierarchy run|images|alpha-sweep|scaling); "
@@ -50,8 +53,8 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
 @common_options()
 @with_device
-def command(checkpoints, vis_specs, attacks, hierarchy, studies, data_root, reference_eps, render_steps, title, seed, device, out,
-            force, as_json):
+def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_root, reference_eps, render_steps, title,
+            seed, device, out, force, as_json):
     """Build a static, offline HTML gallery of CHECKPOINTs and result folders.
 
     The first checkpoint is the reference that comparison pages match the others
@@ -62,7 +65,7 @@ def command(checkpoints, vis_specs, attacks, hierarchy, studies, data_root, refe
 
     check_out(out, force)
     summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
-                            attacks=attacks, hierarchy=hierarchy, studies=[(s, s.name) for s in studies],
+                            attacks=attacks, robust=robust, hierarchy=hierarchy, studies=[(s, s.name) for s in studies],
                             data_root=data_root, reference_eps=reference_eps,
                             title=title, render_steps=render_steps, seed=seed, device=device)
     if as_json:

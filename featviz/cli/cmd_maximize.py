@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import check_out, common_options, emit_json, with_device
+from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
 def _floats(text: str | None, what: str) -> list[float] | None:
@@ -39,12 +39,7 @@ def _floats(text: str | None, what: str) -> list[float] | None:
               help="Dataset examples per unit (0: none).")
 @click.option("--dataset", help="Dataset for the examples (default: the checkpoint's).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
-@click.option("--model", "model_ref", metavar="MODULE:FACTORY",
-              help="Any model instead of a checkpoint: FACTORY() in an importable module returns an nn.Module.")
-@click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model.")
-@click.option("--input-shape", help="C,H,W of the --model input.")
-@click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it).")
-@click.option("--std", help="Per-channel std for --mean.")
+@model_options("a checkpoint")
 @click.option("--upscale", type=click.IntRange(1, 64), help="Nearest-neighbour enlargement of saved PNGs "
               "(default: to about 128 px).")
 @click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,

@@ -142,7 +142,8 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
         options: passed to :func:`~featviz.report.gallery.write_gallery`: ``attacks``
             (a ``featviz attack`` folder), ``hierarchy`` (a ``featviz hierarchy run``
-            folder), ``studies`` (``(folder, label)`` pairs of study result folders),
+            folder), ``robust`` (a ``featviz attack`` folder at the reference ε that the
+            overview quotes, e.g. ``--attack autoattack``), ``studies`` (``(folder, label)`` pairs of study result folders),
             ``reference_eps``, ``title``, ``notes``.
 
     Unit matches are written to ``out/results/matches.json``. Returns a summary:
@@ -151,8 +152,9 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
     out = Path(out)
     with atomic_directory(out) as tmp:
         # the result folders are read before any model runs: a broken one fails fast
-        if options.get("attacks"):
-            read_attacks(Path(options["attacks"]))
+        for key in ("attacks", "robust"):
+            if options.get(key):
+                read_attacks(Path(options[key]))
         if options.get("hierarchy"):
             read_hierarchy(Path(options["hierarchy"]))
         read_studies(options.get("studies", ()))

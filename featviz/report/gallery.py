@@ -103,12 +103,35 @@ def _figure_order(path: Path) -> tuple[int, str]:
     return (FIGURE_ORDER.index(stem) if stem in FIGURE_ORDER else len(FIGURE_ORDER), stem)
 
 
+# The attack the overview quotes when a model was evaluated with several: the strongest first.
+STRONGEST_FIRST = ("autoattack", "autoattack-fast", "apgd-t", "apgd-ce", "pgd", "pgd-linf", "square", "fgsm")
+
+
+def _strength(name: Any) -> int:
+    name = str(name).lower()
+    return STRONGEST_FIRST.index(name) if name in STRONGEST_FIRST else len(STRONGEST_FIRST)
+
+
 def _pick_attack(attacks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The attack the index summarizes: PGD (L∞) when present, else the first."""
-    for attack in attacks:
-        if str(attack.get("attack", "")).lower() in ("pgd", "pgd-linf"):
-            return attack
-    return attacks[0] if attacks else None
+    """The attack the index summarizes: the strongest L∞ evaluation present (see
+    :data:`STRONGEST_FIRST`), else the first."""
+    return min(attacks, key=lambda a: _strength(a.get("attack")), default=None)
+
+
+def _robust_headline(data: dict[str, Any], models: list["GalleryModel"], ref_eps: float | None) -> None:
+    """Set each model's overview figure from a ``featviz attack`` folder run at the reference ε
+    with a strong attack (``robust=``): the strongest evaluation nearest ``ref_eps``, labelled
+    with the attack and the number of test images."""
+    if ref_eps is None:
+        return
+    for entry in data["models"]:
+        owner = _owner(entry, models)
+        rows = [r for r in entry.get("evaluations", []) if isinstance(r.get("eps"), (int, float))]
+        if owner is None or not rows:
+            continue
+        best = min(rows, key=lambda r: (abs(r["eps"] - ref_eps), _strength(r.get("attack"))))
+        owner.robust = {"eps": best["eps"], "robust_accuracy": best.get("robust_accuracy"),
+                        "attack": f"{best.get('attack')}, {best.get('n_examples', '?')} test images"}
 
 
 def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | None:
@@ -127,6 +150,7 @@ def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | 
 def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
                   visuals: Sequence[Sequence[Path]] | None = None, matches: str | Path | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
+                  robust: str | Path | None = None,
                   reference_eps: float | None = None, title: str = "featviz gallery", notes: Sequence[str] = (),
                   studies: Sequence[tuple[str | Path, str]] = (), device: torch.device | str = "cpu",
                   progress: bool = True) -> dict[str, Any]:
@@ -135,7 +159,9 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     ``visuals[i]``: ``featviz maximize`` folders of checkpoint ``i``; ``matches``: the
     ``matches.json`` of :func:`~featviz.report.build.compute_matches` (no comparison
     pages without it); ``attacks``, ``hierarchy``, ``reference_eps``, ``title``,
-    ``notes``: see :func:`~featviz.report.build.build_gallery`; ``studies``: ``(folder, label)``
+    ``notes``: see :func:`~featviz.report.build.build_gallery`; ``robust``: a ``featviz attack``
+    folder at the reference ε whose strongest evaluation the overview quotes (else the curves of
+    ``attacks``); ``studies``: ``(folder, label)``
     of study result folders (compare, purify, hierarchy run|images|alpha-sweep|scaling), one page
     each (:mod:`featviz.report.studies`). Runs no model and loads
     no dataset (checkpoints are read for their cards and layer names).
@@ -145,6 +171,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
         raise FeatvizError("the gallery needs at least one checkpoint", "pass checkpoint folders made by `featviz train`")
     # read every result folder first: a broken one fails fast, before any page is written
     attack_data = read_attacks(Path(attacks)) if attacks else None
+    robust_data = read_attacks(Path(robust)) if robust else None
     hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
     models: list[GalleryModel] = []
     for i, item in enumerate(checkpoints):
@@ -159,6 +186,8 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     bar = tqdm(total=4 + sum(len(m.layers) for m in models), desc="gallery", unit="page", leave=False,
                disable=not progress)
     attack_ctx = _attack_pages(site, attack_data, Path(attacks), models, ref_eps) if attack_data else None
+    if robust_data:
+        _robust_headline(robust_data, models, ref_eps)
     bar.update()
     hier_ctx = _hierarchy_pages(site, hier_data, Path(hierarchy)) if hier_data else None
     bar.update()
