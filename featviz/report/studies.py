@@ -79,7 +79,8 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     per model and block (mean ± std over seeds), the data's value and the weight residuals."""
     section = data.get("purification") or {}
     hf = section.get("hf_ratio") or {}
-    rows = []
+    rows = [(f"adversarial / clean median hf_ratio, {block}", _pm(entry))
+            for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
     for model in ("clean", "adversarial", "clean_scratch"):
         for block, entry in sorted((hf.get(model) or {}).items()):
             rows.append((f"median hf_ratio, {model}, {block}", _pm(entry)))
