@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from tests.attack_models import small_digits, trained_tiny
 from featviz.attacks import (ATTACKS, AtDepth, CarliniWagnerL2, DeepFool, GradientAttack, Normalized, attribute,
                              fgsm, make_attack, parse_eps_sweep, pgd, pgd_l2, robustness_curve, run_checks,
                              training_adversary)
@@ -32,23 +33,12 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def digits8():
-    from featviz.data import load_digits
-
-    data = load_digits(image_size=8)
-    data.x_test, data.y_test = data.x_test[:64], data.y_test[:64]
-    return data
+    return small_digits(64)
 
 
 @pytest.fixture(scope="module")
 def trained(digits8):
-    """A tiny quadratic conv net trained 6 epochs on 8×8 digits (~80% test accuracy, ~1 s)."""
-    from featviz.nets import QuadraticDenseConvNet
-    from featviz.train import TrainConfig, train_model
-
-    with seeded(0):
-        model = QuadraticDenseConvNet(1, 10, widths=(6, 8), image_size=8)
-    train_model(model, digits8, TrainConfig(epochs=6, batch_size=64, lr=1e-2), progress=False)
-    return model.eval()
+    return trained_tiny(digits8)
 
 
 def _two_class_linear(seed: int, n: int, bias: float, lo: float, width: float, p: float):

@@ -13,10 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from tests.attack_models import small_digits, trained_tiny
 from featviz.attacks import APGD, Square, make_attack, robustness_curve
 from featviz.attacks.apgd import checkpoints, dlr
 from featviz.attacks.flags import masking_flags, model_flags
-from featviz.devices import generator, seeded
+from featviz.devices import generator
 from featviz.errors import SpecError
 
 
@@ -30,22 +31,12 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def digits8():
-    from featviz.data import load_digits
-
-    data = load_digits(image_size=8)
-    data.x_test, data.y_test = data.x_test[:120], data.y_test[:120]
-    return data
+    return small_digits(120)
 
 
 @pytest.fixture(scope="module")
 def trained(digits8):
-    from featviz.nets import QuadraticDenseConvNet
-    from featviz.train import TrainConfig, train_model
-
-    with seeded(0):
-        model = QuadraticDenseConvNet(1, 10, widths=(6, 8), image_size=8)
-    train_model(model, digits8, TrainConfig(epochs=6, batch_size=64, lr=1e-2), progress=False)
-    return model.eval()
+    return trained_tiny(digits8)
 
 
 # ------------------------------------------------------------------ APGD
