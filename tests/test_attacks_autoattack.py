@@ -21,14 +21,6 @@ from featviz.devices import generator
 from featviz.errors import SpecError
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits8():
     return small_digits(120)
