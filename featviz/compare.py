@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import SpecError
+from .stats import mean_std as _mean_std
 from .stats import median as _median
 
 COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
@@ -146,9 +147,7 @@ def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_si
 def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     """``{mean, std, values}`` with the sample standard deviation (n-1; 0 for one value).
     None values (undefined for that seed) are kept in ``values`` and left out of the rest."""
-    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
-    mean = sum(vals) / len(vals) if vals else None
-    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else (0.0 if vals else None)
+    mean, std = _mean_std(values)
     return {"mean": mean, "std": std, "values": [None if v is None else float(v) for v in values]}
 
 

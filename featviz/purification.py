@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .errors import FeatvizError
-from .stats import median
+from .stats import mean_std, median
 
 MODELS = ("clean", "adversarial", "clean_scratch")
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
@@ -110,16 +109,10 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------ statistics
 
-def _finite(values) -> list[float]:
-    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
-
-
 def spread(per_seed: list[float | None]) -> dict[str, Any]:
     """``{"mean", "std", "per_seed"}`` over seeds (std 0 for one seed; None-safe)."""
-    vals = _finite(per_seed)
-    return {"mean": statistics.fmean(vals) if vals else None,
-            "std": statistics.stdev(vals) if len(vals) > 1 else (0.0 if vals else None),
-            "per_seed": per_seed}
+    mean, std = mean_std(per_seed)
+    return {"mean": mean, "std": std, "per_seed": per_seed}
 
 
 # ------------------------------------------------------------------ one seed

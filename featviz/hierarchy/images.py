@@ -49,29 +49,14 @@ from ..fileio import atomic_directory, atomic_write_json, save_png
 from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
+from ..stats import mean_std
 from ..train import TrainConfig, evaluate, train_model
-from .metrics import feature_r2
+from .metrics import feature_r2, linear_cka
 
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
 
 # ---------------------------------------------------------------- alignment metrics
-def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Linear CKA between feature matrices ``a`` (N, P) and ``b`` (N, Q) of the same N examples.
-
-    CKA = ‖AᵀB‖²_F / (‖AᵀA‖_F ‖BᵀB‖_F) on column-centred A, B (float64): 1 for identical
-    features, invariant to orthogonal transforms and isotropic scaling of either side,
-    0 when every feature of one is uncorrelated with every feature of the other.
-    """
-    a = a.reshape(len(a), -1).double()
-    b = b.reshape(len(b), -1).double()
-    if len(a) != len(b):
-        raise ValueError("both feature matrices must cover the same examples")
-    a, b = a - a.mean(0), b - b.mean(0)
-    denom = float(torch.linalg.matrix_norm(a.T @ a) * torch.linalg.matrix_norm(b.T @ b))
-    return float(torch.linalg.matrix_norm(a.T @ b) ** 2) / denom if denom > 0 else 0.0
-
-
 def r2_both_ways(learned: torch.Tensor, teacher: torch.Tensor) -> tuple[float, float]:
     """Held-out R² of the best linear map learner -> teacher and teacher -> learner.
 
@@ -326,8 +311,8 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
 def spread(values: Sequence[float]) -> dict[str, Any]:
     """``mean``, ``std`` (sample, 0 for one seed), ``min``, ``max`` and the ``per_seed`` values."""
     values = [float(v) for v in values]
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "min": min(values), "max": max(values), "per_seed": values}
+    mean, std = mean_std(values)
+    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "per_seed": values}
 
 
 def _blockwise(runs: list[list[float]]) -> tuple[list[float], list[float]]:

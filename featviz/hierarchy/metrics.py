@@ -58,7 +58,10 @@ def feature_r2(learned_fit: torch.Tensor, teacher_fit: torch.Tensor, learned_sco
 
 def linear_cka(a: torch.Tensor, b: torch.Tensor) -> float:
     """Linear CKA between (N, m) and (N, k) features: ‖AᵀB‖²_F / (‖AᵀA‖_F ‖BᵀB‖_F) on
-    centered columns. 1 = same representation up to rotation and scale; 0 = orthogonal."""
+    centered columns. 1 = same representation up to rotation and scale; 0 = orthogonal.
+    Inputs of more than two dimensions are flattened per example (row)."""
+    if len(a) != len(b):
+        raise ValueError("both feature matrices must cover the same examples")
     a, b = _centered(a), _centered(b)
     a, b = a / a.norm().clamp_min(1e-300), b / b.norm().clamp_min(1e-300)  # scale-free, no overflow
     cross = (a.T @ b).norm() ** 2
