@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget, permutation_test,
-                             run_compare, stage_epochs, train_one, welch_test)
 from featviz.errors import SpecError
+from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget,
+                                     permutation_test, run_compare, stage_epochs, train_one, welch_test)
+from featviz.train import split_budget
 
 # A tiny comparison: width-2 nets on 8×8 digits, 20 attacked test images, one unit per block.
 TINY = ["--width", "2", "--image-size", "8", "--epochs-total", "3", "--eps", "0,0.1", "--n-examples", "20",
@@ -37,13 +38,13 @@ def test_stage_plans_give_every_mode_the_same_epochs(total):
     assert {b["epochs"] for b in budgets.values()} == {total}
     assert {b["total_steps"] for b in budgets.values()} == {total * 23}
     assert [s["epochs"] for s in budgets["layerwise"]["stages"]] == [total // 3] * 3
-    per = total // 4
-    assert [s["epochs"] for s in budgets["layerwise+joint"]["stages"]] == [per] * 3 + [total - 3 * per]
+    assert [s["epochs"] for s in budgets["layerwise+joint"]["stages"]] == list(split_budget(total, 4))
 
 
-def test_unsplittable_budgets_are_refused():
-    with pytest.raises(SpecError, match="multiple of 3"):
-        stage_epochs("layerwise", 3, 10)
+def test_remainders_go_to_the_last_stages_and_too_small_budgets_are_refused():
+    assert stage_epochs("layerwise", 3, 10) == (3, 3, 4)
+    assert stage_epochs("layerwise+joint", 3, 30) == (7, 7, 8, 8)
+    assert stage_epochs("adv", 3, 5) == (5,)
     with pytest.raises(SpecError, match="at least 4"):
         stage_epochs("layerwise+joint", 3, 3)
 
@@ -171,7 +172,7 @@ def test_same_seed_same_numbers():
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--eps", "0,1.5"], "[0, 1]"),
     (["--eps", "-0.1"], "[0, 1]"),
-    (["--epochs-total", "10"], "multiple of 3"),
+    (["--modes", "layerwise+joint", "--epochs-total", "2"], "at least 4"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, args, message):
     out = tmp_path / "never"

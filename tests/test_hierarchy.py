@@ -169,7 +169,8 @@ def test_total_budget_gives_every_learner_the_same_epochs():
     assert stage_epochs("layerwise+joint", 3, 20) == (5, 5, 5, 5)
     assert stage_epochs("layerwise", 3, 20) == (6, 7, 7)
     assert stage_epochs("layerwise+joint", 2, 10, "per-stage") == (10, 10, 10)
-    assert stage_epochs("layerwise+joint", 3, 2) == (1, 1, 1, 1)  # never a stage of zero epochs
+    with pytest.raises(FeatvizError, match="at least 4"):  # never a stage of zero epochs, never over the total
+        stage_epochs("layerwise+joint", 3, 2)
 
 
 def test_joint_stage_after_layerwise_warms_up_at_a_lower_rate():

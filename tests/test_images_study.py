@@ -137,7 +137,7 @@ def test_shifted_copies_are_translations(tiny_digits):
 
 
 # ---------------------------------------------------------------- budgets and configuration
-@pytest.mark.parametrize("stage_epochs, depth", [(3, 3), (6, 3), (9, 3), (2, 2)])
+@pytest.mark.parametrize("stage_epochs, depth", [(3, 3), (4, 3), (6, 3), (9, 3), (2, 2)])
 def test_matched_budgets_take_equal_total_steps(stage_epochs, depth):
     plan = budgets(stage_epochs, depth)
     steps = {name: total_steps(epochs, 1000, 64) for name, epochs in plan.items()}
@@ -148,14 +148,14 @@ def test_matched_budgets_take_equal_total_steps(stage_epochs, depth):
 def test_config_refuses_bad_input():
     with pytest.raises(FeatvizError, match="seeds"):
         image_study_preset("quick", seeds=())
-    with pytest.raises(FeatvizError, match="multiple of 3"):
-        image_study_preset("quick", stage_epochs=4)
+    with pytest.raises(FeatvizError, match=">= 1"):
+        image_study_preset("quick", stage_epochs=0)
     with pytest.raises(FeatvizError, match="block7"):
         image_study_preset("quick", freeze=("block7",))
 
 
 @pytest.mark.parametrize("args, word", [(["--seeds", "0"], "--seeds"), (["--freeze", "block9"], "block9"),
-                                        (["--epochs", "4"], "multiple"), (["--alpha", "1.5"], "alpha")])
+                                        (["--epochs", "0"], ">= 1"), (["--alpha", "1.5"], "alpha")])
 def test_cli_bad_input_exits_2_and_writes_nothing(run_cli, tmp_path, args, word):
     out = tmp_path / "study"
     res = run_cli("hierarchy", "images", "--quick", *args, "--out", out)

@@ -10,10 +10,11 @@ and reports mean ± std, per-seed values and a significance test per comparison:
     write_compare(results, "runs/compare")        # results.json, robustness.png, render_metrics.png
 
 Matched budgets: with ``epochs_total`` = T and a network of L blocks, ``joint`` (and
-``adv``, adversarially trained joint) trains T epochs; ``layerwise`` trains T / L epochs
-per stage (T must be a multiple of L); ``layerwise+joint`` trains ⌊T / (L+1)⌋ epochs per
-layerwise stage and the rest in its joint stage. Every stage uses the same data, batch
-size and learning rate, so every mode takes T × ⌈n_train / batch⌉ optimizer steps.
+``adv``, adversarially trained joint) trains T epochs; ``layerwise`` splits T over its L
+stages and ``layerwise+joint`` over its L + 1 (:func:`featviz.train.split_budget`: as
+evenly as integers allow, the last stages take the remainder). Every stage uses the same
+data, batch size and learning rate, so every mode takes T × ⌈n_train / batch⌉ optimizer
+steps.
 
 Seeds are paired: seed s initializes and shuffles the model of every mode the same way,
 so "mode A beats mode B in every seed" compares models that differ only in training.
@@ -32,6 +33,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -41,6 +43,7 @@ from tqdm.auto import tqdm
 from ..errors import SpecError
 from ..stats import mean_std as _mean_std
 from ..stats import median as _median
+from .common import map_jobs
 
 COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
 DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
@@ -111,32 +114,26 @@ class CompareSpec:
 
 
 # ---------------------------------------------------------------------- budgets
-def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, int | None]:
-    """``(epochs per stage, joint_epochs)`` giving ``mode`` exactly ``epochs_total`` epochs
-    in all (see the module docstring). Raises :class:`SpecError` when it cannot."""
-    if mode in ("joint", "adv"):
-        return epochs_total, None
-    if mode == "layerwise":
-        if epochs_total % depth:
-            raise SpecError(f"--epochs-total {epochs_total} cannot be split evenly over {depth} layerwise stages",
-                            f"use a multiple of {depth}, e.g. {depth * max(1, round(epochs_total / depth))}")
-        return epochs_total // depth, None
-    if mode == "layerwise+joint":
-        per = epochs_total // (depth + 1)
-        if per < 1:
-            raise SpecError(f"--epochs-total {epochs_total} is too small for {depth} layerwise stages and a joint one",
-                            f"use at least {depth + 1}")
-        return per, epochs_total - depth * per
-    raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, ...]:
+    """Epochs of each stage of ``mode``, ``epochs_total`` in all (see the module
+    docstring). Raises :class:`SpecError` when a stage would get none."""
+    if mode not in COMPARE_MODES:
+        raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+    from ..train import split_budget, stage_count
+
+    return split_budget(epochs_total, stage_count(_train_mode(mode), depth))
+
+
+def _train_mode(mode: str) -> str:
+    return "joint" if mode == "adv" else mode
 
 
 def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_size: int) -> dict[str, Any]:
     """The stage plan of ``mode`` and its total optimizer steps."""
     from ..train import plan_stages
 
-    epochs, joint_epochs = stage_epochs(mode, depth, epochs_total)
-    train_mode = "joint" if mode == "adv" else mode
-    stages = plan_stages(train_mode, depth, epochs, joint_epochs)
+    epochs = stage_epochs(mode, depth, epochs_total)
+    stages = plan_stages(_train_mode(mode), depth, epochs[0], stage_epochs=epochs)
     per_epoch = math.ceil(n_train / batch_size)
     return {"stages": [{"name": s.name, "epochs": s.epochs} for s in stages],
             "epochs": sum(s.epochs for s in stages), "steps_per_epoch": per_epoch,
@@ -256,9 +253,9 @@ def _describe(attack: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- training
 def _recipe(spec: CompareSpec, mode: str, seed: int, depth: int, batch_size: int, lr: float) -> dict[str, Any]:
     """What a trained model's card must say for :func:`run_compare` to reuse it."""
-    epochs, joint_epochs = stage_epochs(mode, depth, spec.epochs_total)
+    epochs = stage_epochs(mode, depth, spec.epochs_total)
     adv = {"attack": "pgd", "eps": spec.adv_eps, "steps": spec.adv_steps} if mode == "adv" else None
-    return {"mode": mode, "epochs": epochs, "joint_epochs": joint_epochs, "seed": seed, "adv": adv,
+    return {"mode": mode, "stage_epochs": list(epochs), "seed": seed, "adv": adv,
             "batch_size": batch_size, "lr": lr, "width": spec.width, "dataset": spec.dataset,
             "image_size": spec.image_size}
 
@@ -284,12 +281,12 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
     from ..recipes import TrainSpec, build_for
     from ..train import TrainConfig, train_model
 
-    tspec = TrainSpec(dataset=spec.dataset, mode="joint" if mode == "adv" else mode, width=spec.width, seed=seed,
+    tspec = TrainSpec(dataset=spec.dataset, mode=_train_mode(mode), width=spec.width, seed=seed,
                       image_size=spec.image_size)
     d = tspec.defaults()
     model = build_for(data, tspec)
-    epochs, joint_epochs = stage_epochs(mode, model.depth, spec.epochs_total)
-    config = TrainConfig(mode=tspec.mode, epochs=epochs, joint_epochs=joint_epochs, lr=d["lr"],
+    epochs = stage_epochs(mode, model.depth, spec.epochs_total)
+    config = TrainConfig(mode=tspec.mode, epochs=epochs[0], stage_epochs=epochs, lr=d["lr"],
                          batch_size=d["batch_size"], seed=seed)
     recipe = _recipe(spec, mode, seed, model.depth, config.batch_size, config.lr)
     adversary = None
@@ -301,7 +298,7 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
     result = train_model(model, data, config, device=device, adversary=adversary, progress=progress)
     model.cpu()
     steps = sum(s["epochs"] for s in result.stages) * math.ceil(len(data.x_train) / config.batch_size)
-    training = {"mode": tspec.mode, "adv": recipe["adv"], "epochs": epochs, "joint_epochs": joint_epochs,
+    training = {"mode": tspec.mode, "adv": recipe["adv"], "epochs": epochs[0], "stage_epochs": list(epochs),
                 "seed": seed, "lr": config.lr, "batch_size": config.batch_size, "optimizer": config.optimizer,
                 "schedule": config.schedule, "seconds": round(time.perf_counter() - start, 2), "steps": steps,
                 "compare": recipe}
@@ -393,7 +390,8 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
     done: dict[tuple[str, int], dict[str, Any]] = {}
     bar = tqdm(total=len(jobs), desc="compare", unit="model", disable=not progress, leave=False)
 
-    def finished(job: tuple[str, int], record: dict[str, Any]) -> None:
+    def finished(i: int, record: dict[str, Any]) -> None:
+        job = jobs[i]
         done[job] = record
         bar.update(1)
         if progress:
@@ -401,19 +399,8 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
                        f"{record['clean_accuracy']:.4f}, robust "
                        + " ".join(f"{e:g}:{a:.3f}" for e, a in record["robust"].items()), file=sys.stderr)
 
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            finished(job, compare_job(spec, *job, data=data, **args))
-    else:
-        import concurrent.futures
-        import multiprocessing
-
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_init_worker) as pool:
-            futures = {pool.submit(compare_job, spec, *job, **args): job for job in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                finished(futures[future], future.result())
+    map_jobs(partial(compare_job, **args), [(spec, *job) for job in jobs], workers=workers,
+             local=partial(compare_job, data=data, **args), done=finished)
     bar.close()
     per_model = {m: [done[(m, s)] for s in seeds] for m in spec.modes}
     modes = {m: _summarize(per_model[m], budgets[m]) for m in spec.modes}
@@ -427,10 +414,6 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
             "baseline": data_baseline(data.x_test), "modes": modes, "tests": run_tests(modes),
             "reused": [f"{m}-seed{s}" for (m, s), r in done.items() if r["reused"]],
             "workers": workers, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # a worker process of this comparison: its thread count is ours to set
 
 
 def compare_job(spec: CompareSpec, mode: str, seed: int, *, reuse: str | None = None, out_models: str | None = None,

@@ -38,12 +38,13 @@ from .. import __version__
 from ..data import Dataset
 from ..errors import DivergenceError
 from ..hierarchy.learners import (LEARNERS, NEURAL, Fit, deep_learner, fit_exact_kernel, fit_kernel, parameter_count,
-                                  shallow_learner, shallow_width, stage_count, stage_epochs, train_neural)
+                                  shallow_learner, shallow_width, stage_epochs, train_neural)
 from ..hierarchy.metrics import FeatureProbe
 from ..hierarchy.plots import write_plots
 from ..hierarchy.stats import mean_std
 from ..hierarchy.targets import PRESETS, StudyConfig, alignment_probe, make_dataset, preset
-from .common import write_results
+from ..train import stage_count
+from .common import map_jobs, write_results
 
 
 def subsample(data: Dataset, n: int) -> Dataset:
@@ -110,38 +111,18 @@ def run_task(config: StudyConfig, task: Task, device: torch.device | str = "cpu"
     return fit
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)  # a worker process of this study: its thread count is ours to set
-
-
 def run_jobs(jobs: list[tuple[StudyConfig, Task]], *, workers: int = 1, device: torch.device | str = "cpu",
              bar: tqdm | None = None) -> list[Fit | None]:
     """:func:`run_task` for every (config, task) pair, in order, in this process
-    (``workers=1``) or in that many worker processes with one torch thread each. Every
-    fit seeds its own generators, so results do not depend on the order of completion."""
-    def advance(task: Task) -> None:
+    (``workers=1``) or in that many worker processes with one torch thread each
+    (:func:`featviz.studies.common.map_jobs`: the same numbers either way)."""
+    def advance(i: int, _: Fit | None) -> None:
         if bar is not None:
-            bar.set_description(task.describe())
+            bar.set_description(jobs[i][1].describe())
             bar.update(1)
 
-    if workers <= 1 or len(jobs) <= 1:
-        out = []
-        for config, task in jobs:
-            out.append(run_task(config, task, device))
-            advance(task)
-        return out
-    import concurrent.futures
-    import multiprocessing
-
-    results: list[Fit | None] = [None] * len(jobs)
-    # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(1,)) as pool:
-        futures = {pool.submit(run_task, config, task, str(device)): i for i, (config, task) in enumerate(jobs)}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            advance(jobs[futures[future]][1])
-    return results
+    return map_jobs(run_task, [(config, task, str(device)) for config, task in jobs], workers=workers,
+                    local=lambda config, task, _: run_task(config, task, device), done=advance)
 
 
 def run_tasks(config: StudyConfig, tasks: list[Task], *, workers: int = 1, device: torch.device | str = "cpu",

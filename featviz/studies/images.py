@@ -46,12 +46,13 @@ from ..data import Dataset, load_dataset
 from ..devices import generator, seeded
 from ..errors import FeatvizError
 from ..fileio import atomic_directory, atomic_write_json, save_png
+from ..hierarchy.metrics import feature_r2, linear_cka
 from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..stats import mean_std
-from ..train import TrainConfig, evaluate, train_model
-from ..hierarchy.metrics import feature_r2, linear_cka
+from ..train import TrainConfig, evaluate, split_budget, stage_count, train_model
+from .common import map_jobs
 
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
@@ -102,9 +103,9 @@ class ImageStudyConfig:
 
     Budgets: a layerwise stage gets ``stage_epochs`` (S) in ``layerwise+joint`` and the
     joint stage S more, 4·S in all for a 3-block net; ``joint`` gets 4·S epochs and the
-    ``layerwise`` learner 4·S/3 per stage, so all three take the same number of optimizer
-    steps (S must be a multiple of 3 for depth 3). ``class_stage_epochs`` is the same for
-    the classification control.
+    ``layerwise`` learner splits 4·S over its 3 stages (:func:`featviz.train.split_budget`),
+    so all three take the same number of optimizer steps. ``class_stage_epochs`` is the
+    same for the classification control.
     """
 
     dataset: str = "digits"
@@ -135,9 +136,8 @@ class ImageStudyConfig:
         if depth < 2:
             raise FeatvizError("the image study needs a learner of at least 2 blocks")
         for name, epochs in (("stage_epochs", self.stage_epochs), ("class_stage_epochs", self.class_stage_epochs)):
-            if epochs < 1 or (epochs * (depth + 1)) % depth:
-                raise FeatvizError(f"{name} {epochs} does not split into equal budgets",
-                                   f"use a positive multiple of {depth // math.gcd(depth, depth + 1)}")
+            if epochs < 1:
+                raise FeatvizError(f"{name} must be >= 1, got {epochs}")
         if not 0 < self.alpha < 1:
             raise FeatvizError(f"--alpha must be in (0, 1), got {self.alpha}")
         if self.k < 1 or min(self.widths) < 1 or self.shifted_copies < 0 or self.max_shift < 0:
@@ -242,10 +242,10 @@ def make_learner(data: Dataset, widths: Sequence[int], seed: int, outputs: int,
 
 
 def budgets(stage_epochs: int, depth: int) -> dict[str, list[int]]:
-    """Epochs per stage of each schedule, all with the same total (``(depth + 1)·stage_epochs``)."""
+    """Epochs per stage of each schedule, all with the same total (``(depth + 1)·stage_epochs``),
+    split by :func:`featviz.train.split_budget`."""
     total = (depth + 1) * stage_epochs
-    return {"joint": [total], "layerwise": [total // depth] * depth,
-            "layerwise+joint": [stage_epochs] * depth + [stage_epochs]}
+    return {mode: list(split_budget(total, stage_count(mode, depth))) for mode in ("joint", "layerwise", "layerwise+joint")}
 
 
 def total_steps(epochs: Sequence[int], n_train: int, batch_size: int) -> int:
@@ -265,10 +265,12 @@ def _batch_size(data: Dataset, config: ImageStudyConfig) -> int:
     return config.batch_size if data.task == "regression" else config.class_batch_size
 
 
-def _train(model: nn.Module, data: Dataset, mode: str, epochs: int, config: ImageStudyConfig, seed: int,
-           device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
-    cfg = TrainConfig(mode=mode, epochs=epochs, lr=config.lr, batch_size=_batch_size(data, config), seed=seed,
-                      freeze=freeze)
+def _train(model: nn.Module, data: Dataset, mode: str, epochs: int | Sequence[int], config: ImageStudyConfig,
+           seed: int, device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Train ``model`` for ``epochs`` per stage (one number for every stage, or one per stage)."""
+    per_stage = (epochs,) * stage_count(mode, model.depth) if isinstance(epochs, int) else tuple(epochs)
+    cfg = TrainConfig(mode=mode, epochs=per_stage[0], stage_epochs=per_stage, lr=config.lr,
+                      batch_size=_batch_size(data, config), seed=seed, freeze=freeze)
     return train_model(model, data, cfg, device=device, progress=False).metrics
 
 
@@ -298,7 +300,7 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
     run.models["joint"] = joint.cpu()
     if with_layerwise:
         layerwise = make_learner(data, config.widths, seed, outputs)
-        _train(layerwise, data, "layerwise", plan["layerwise"][0], config, seed, device)
+        _train(layerwise, data, "layerwise", plan["layerwise"], config, seed, device)
         run.models["layerwise"] = layerwise.cpu()
     if config.conv_heads:  # the layerwise stages again, each block read out through a conv head
         conv = make_learner(data, config.widths, seed, outputs, head="conv")
@@ -380,19 +382,10 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
     teacher_runs: list[ControlRun] = []
     class_runs: list[ControlRun] = []
     bar = tqdm(total=len(config.seeds), desc="image study", unit="seed", disable=not progress, leave=False)
-    if workers > 1 and len(config.seeds) > 1:
-        import concurrent.futures
-        import multiprocessing
-
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(config.seeds)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_seed_runs, config, seed, "cpu") for seed in config.seeds]
-            pairs = [f.result() for f in futures]
-    else:
-        pairs = (_seed_runs(config, seed, device, tasks) for seed in config.seeds)
+    pairs = map_jobs(_seed_runs, [(config, seed, "cpu") for seed in config.seeds], workers=workers,
+                     local=lambda config, seed, _: _seed_runs(config, seed, device, tasks),
+                     done=lambda *_: bar.update())
     for seed, (teacher_run, class_run) in zip(config.seeds, pairs):
-        bar.update()
         teacher_runs.append(teacher_run)
         class_runs.append(class_run)
         if log:

@@ -143,9 +143,9 @@ def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tupl
     from ..attacks.training import training_adversary
     from ..recipes import TrainSpec, build_for
 
-    if cfg.epochs < 2:
-        raise FeatvizError(f"the study needs at least 2 epochs (half clean, half fine-tuning), got {cfg.epochs}")
-    half = cfg.epochs // 2
+    from ..train import split_budget
+
+    half, rest = split_budget(cfg.epochs, 2)  # the parent's clean epochs, then the fine-tuning
     spec = TrainSpec(dataset=cfg.dataset, width=cfg.width, seed=seed, image_size=cfg.image_size)
     init = build_for(data, spec)
     records: dict[str, Any] = {}
@@ -153,10 +153,10 @@ def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tupl
     records["parent"] = _train(parent, data, half, seed, device)
     models = {"init": init, "parent": parent}
     clean = copy.deepcopy(parent)
-    records["clean"] = _train(clean, data, cfg.epochs - half, seed, device)
+    records["clean"] = _train(clean, data, rest, seed, device)
     adversarial = copy.deepcopy(parent)
     adversary = training_adversary({"attack": "pgd", "eps": cfg.eps, "steps": cfg.adv_steps}, seed=seed)
-    records["adversarial"] = _train(adversarial, data, cfg.epochs - half, seed, device, adversary)
+    records["adversarial"] = _train(adversarial, data, rest, seed, device, adversary)
     scratch = copy.deepcopy(init)
     records["clean_scratch"] = _train(scratch, data, cfg.epochs, seed, device)
     models.update(clean=clean, adversarial=adversarial, clean_scratch=scratch)
