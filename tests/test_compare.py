@@ -8,8 +8,8 @@ import math
 import pytest
 
 from featviz.errors import SpecError
-from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget,
-                                     permutation_test, run_compare, stage_epochs, train_one, welch_test)
+from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mode_budget, primary, run_compare,
+                                     run_tests, seed_spread, stage_epochs, train_one)
 from featviz.train import split_budget
 
 # A tiny comparison: width-2 nets on 8×8 digits, 20 attacked test images, one unit per block.
@@ -69,29 +69,11 @@ def test_trained_models_take_exactly_the_matched_number_of_optimizer_steps(tiny_
 
 
 # ------------------------------------------------------------------ statistics
-def test_mean_std_uses_the_sample_deviation_and_keeps_undefined_seeds():
-    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
-    out = mean_std([4.0, None, 6.0])
+def test_seed_spread_uses_the_sample_deviation_and_keeps_undefined_seeds():
+    assert seed_spread([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
+    out = seed_spread([4.0, None, 6.0])
     assert out["mean"] == 5.0 and out["std"] == pytest.approx(math.sqrt(2)) and out["values"] == [4.0, None, 6.0]
-    assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0, "values": [0.5]}
-
-
-def test_welch_and_permutation_match_a_hand_computed_case():
-    a, b = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]
-    # means 2 and 5, variances 1 and 1: t = -3 / sqrt(1/3 + 1/3) = -3.6742, Welch df = 4;
-    # for 4 degrees of freedom the t CDF is 1/2 + u(1 - u²/3)·3/4 with u = t / sqrt(t² + 4).
-    t, p = welch_test(a, b)
-    assert t == pytest.approx(-3 / math.sqrt(2 / 3), rel=1e-9)
-    u = abs(t) / math.sqrt(t * t + 4)
-    assert p == pytest.approx(2 * (1 - (0.5 + 0.75 * u * (1 - u * u / 3))), rel=1e-6)
-    # of the 20 ways to split {1..6} into 3 + 3 only {1,2,3} | {4,5,6} and its mirror reach |diff| = 3
-    diff, perm = permutation_test(a, b)
-    assert diff == -3.0 and perm == pytest.approx(2 / 20)
-    # identical groups: every split is at least as extreme as a zero difference
-    assert permutation_test([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
-    assert welch_test([1.0, 1.0], [1.0, 1.0]) == (None, None)
-    # five seeds per side: the smallest possible two-sided p is 2 / C(10, 5)
-    assert permutation_test([0.0] * 5, [1.0, 1.1, 1.2, 1.3, 1.4])[1] == pytest.approx(2 / 252)
+    assert seed_spread([0.5]) == {"mean": 0.5, "std": 0.0, "values": [0.5]}
 
 
 def test_compare_groups_pairs_seeds_and_skips_undefined_ones():
@@ -100,6 +82,21 @@ def test_compare_groups_pairs_seeds_and_skips_undefined_ones():
     t = compare_groups("robust", "layerwise", [0.0, 0.1, 0.0], "joint", [0.4, 0.5, 0.45])
     assert t["a_below_b_every_seed"] and t["permutation_p_value"] == pytest.approx(2 / 20)
     assert t["statistic"] < 0 and 0 < t["p_value"] < 0.05
+    # paired over seeds: 3 pairs, all below; the exact sign-flip p is 2 / 2³
+    assert t["paired"]["p_permutation"] == pytest.approx(2 / 8) and t["paired"]["p_sign"] == pytest.approx(0.25)
+
+
+def test_tests_are_holm_corrected_and_the_primary_endpoint_is_paired():
+    modes = {m: {"clean_accuracy": seed_spread(v), "robust": [{"eps": 0.1, **seed_spread(r)}],
+                 "min_eps": seed_spread(v), "render": {}}
+             for m, v, r in (("joint", [0.9, 0.91, 0.92], [0.5, 0.6, 0.55]),
+                             ("layerwise", [0.8, 0.82, 0.81], [0.3, 0.35, 0.3]))}
+    tests = run_tests(modes)
+    ps = [t["paired"]["p_permutation"] for t in tests]
+    assert [t["p_holm"] for t in tests] == pytest.approx([min(1.0, 3 * p) for p in ps])  # equal p: all × 3
+    p = primary(modes, [0.0, 0.1])
+    assert p["name"].startswith("robust accuracy at ε=0.1: joint − layerwise") and p["eps"] == 0.1
+    assert p["value"] == pytest.approx(0.2333333) and p["low"] <= p["value"] <= p["high"] and p["level"] == 0.95
 
 
 # ------------------------------------------------------------------ the study

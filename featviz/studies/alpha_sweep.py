@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DivergenceError, SpecError
-from ..hierarchy.stats import bootstrap, mean_std, slope_of_mean
-from .hierarchy import Task, choose_lr, run_jobs
 from ..hierarchy.targets import StudyConfig
+from ..stats import bootstrap, mean_std, slope_of_mean
+from .common import primary_endpoint
+from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-alpha/1"
 ALPHAS = (0.025, 0.05, 0.1, 0.2)
@@ -124,6 +125,8 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
         "rel_test_mse": {f"{a:g}": [best[(a, s)].rel_test_mse for s in seeds] for a in alphas},
     }
     sl, sf = results["slopes"], results["slopes_from_teacher"]
+    results["primary"] = primary_endpoint("log-log slope of the layer-1 error against α after layerwise stage 1 "
+                                          "(R² learner -> teacher)", sl["stage1"])
     results["findings"] = [
         f"{config.target}: layer-1 error vs α, log-log slope after layerwise stage 1 {_fmt(sl['stage1'])}, "
         f"after the joint stage {_fmt(sl['joint'])} (R² learner -> teacher; the claim predicts about 1 and 2)",

@@ -11,11 +11,12 @@ configurations), ``run(config, ...) -> Result`` (the ``results.json`` dict) and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import torch
 
 from ..fileio import atomic_directory, atomic_write_json
+from ..stats import finite, mean_std, ratio_of_means
 from ..train import split_budget, stage_count
 
 T = TypeVar("T")
@@ -61,6 +62,34 @@ def map_jobs(fn: Callable[..., T], jobs: Sequence[tuple], *, workers: int = 1,
     return results
 
 
+def spread(per_seed: Sequence[float | None]) -> dict[str, Any]:
+    """The spread over seeds every study reports for a measured quantity: ``{mean, std,
+    min, max, per_seed}`` with the sample standard deviation (n − 1; 0 for one seed) from
+    :func:`featviz.stats.mean_std`. Missing or non-finite values stay in ``per_seed`` and are
+    left out of the rest (all None when nothing is left)."""
+    kept = finite(per_seed)
+    mean, std = mean_std(kept)
+    return {"mean": mean, "std": std, "min": min(kept) if kept else None, "max": max(kept) if kept else None,
+            "per_seed": [None if v is None else float(v) for v in per_seed]}
+
+
+def ratio(a: Sequence[float | None], b: Sequence[float | None], **options: Any) -> dict[str, Any]:
+    """The one definition of a ratio between two arms measured on the same seeds:
+    ``mean(a) / mean(b)`` with a paired bootstrap CI (:func:`featviz.stats.ratio_of_means`,
+    ``options`` passed on), plus the per-seed ratios ``per_seed`` for display (None where a
+    side is missing or b is 0)."""
+    out = ratio_of_means(a, b, paired=True, **options)
+    out["per_seed"] = [x / y if x is not None and y else None for x, y in zip(a, b)]
+    return out
+
+
+def primary_endpoint(name: str, estimate: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``primary`` entry of a study's ``results.json``: the one endpoint the study
+    declares before it runs, ``{name, value, low, high, level}``, from an estimate of
+    :mod:`featviz.stats` (``value``/``low``/``high``/``level``; missing parts are None)."""
+    return {"name": name, **{k: estimate.get(k) for k in ("value", "low", "high", "level")}}
+
+
 def write_results(results: Result, out: str | Path,
                   figures: Callable[[Result, Path], list[str]] | None = None) -> list[str]:
     """Write ``results.json`` (and whatever ``figures(results, folder)`` draws, which
@@ -74,4 +103,5 @@ def write_results(results: Result, out: str | Path,
     return results["files"]
 
 
-__all__ = ["Result", "map_jobs", "split_budget", "stage_count", "write_results"]
+__all__ = ["Result", "map_jobs", "primary_endpoint", "ratio", "split_budget", "spread", "stage_count",
+           "write_results"]

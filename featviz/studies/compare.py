@@ -41,9 +41,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import SpecError
-from ..stats import mean_std as _mean_std
+from ..stats import holm, mean_std, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
-from .common import map_jobs
+from .common import map_jobs, primary_endpoint
 
 COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
 DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
@@ -141,83 +141,35 @@ def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_si
 
 
 # ---------------------------------------------------------------------- statistics
-def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+def seed_spread(values: Sequence[float | None]) -> dict[str, Any]:
     """``{mean, std, values}`` with the sample standard deviation (n-1; 0 for one value).
     None values (undefined for that seed) are kept in ``values`` and left out of the rest."""
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     return {"mean": mean, "std": std, "values": [None if v is None else float(v) for v in values]}
-
-
-def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None]:
-    """Welch's two-sample t statistic (mean a − mean b) and its two-sided p-value.
-    ``(None, None)`` when undefined (fewer than 2 values in a group, or no spread in either)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return None, None
-    va, vb = _var(a), _var(b)
-    if va + vb == 0:
-        return None, None
-    res = stats.ttest_ind(a, b, equal_var=False)
-    return float(res.statistic), float(res.pvalue)
-
-
-def _var(x: Sequence[float]) -> float:
-    m = sum(x) / len(x)
-    return sum((v - m) ** 2 for v in x) / (len(x) - 1)
-
-
-def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,
-                     seed: int = 0) -> tuple[float, float]:
-    """Two-sided permutation test of the difference of means: ``(mean a − mean b, p)``.
-
-    Exact: every way of splitting the pooled values into groups of len(a) and len(b) is
-    enumerated and p is the fraction whose |difference| is at least the observed one
-    (so the smallest possible p with 5 + 5 values is 2/252 ≈ 0.008). Beyond
-    ``max_exact`` splits, ``max_exact`` random splits are drawn from a generator seeded
-    with ``seed`` instead (p then counts the observed split too)."""
-    a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise SpecError("a permutation test needs values in both groups")
-    pooled = a + b
-    n, k = len(pooled), len(a)
-    total = sum(pooled)
-    observed = sum(a) / k - sum(b) / (n - k) if n > k else 0.0
-    tol = 1e-9 * max(1.0, abs(observed))
-
-    def diff(idx: Sequence[int]) -> float:
-        s = sum(pooled[i] for i in idx)
-        return s / k - (total - s) / (n - k)
-
-    if math.comb(n, k) <= max_exact:
-        splits = list(itertools.combinations(range(n), k))
-        hits = sum(abs(diff(idx)) >= abs(observed) - tol for idx in splits)
-        return observed, hits / len(splits)
-    from ..devices import generator
-
-    gen = generator(seed)
-    hits = 1 + sum(abs(diff(torch.randperm(n, generator=gen)[:k].tolist())) >= abs(observed) - tol
-                   for _ in range(max_exact))
-    return observed, hits / (max_exact + 1)
 
 
 def compare_groups(what: str, a_name: str, a: Sequence[float | None], b_name: str,
                    b: Sequence[float | None]) -> dict[str, Any]:
-    """One ``tests`` entry: Welch t (``statistic``, ``p_value``), the exact permutation
-    p-value, the mean difference and, seed by seed (paired), whether a < b and a > b held
-    in every seed. Seeds where either value is undefined are left out."""
+    """One ``tests`` entry (:mod:`featviz.stats`): Welch t (``statistic``, ``p_value``) and
+    the exact permutation p-value of the difference of means as if the groups were
+    independent; ``paired``: the tests over seeds as pairs (seed s initializes and shuffles
+    every mode alike), paired t, sign test and exact sign-flip permutation; the mean
+    difference and, seed by seed, whether a < b and a > b held in every seed. Seeds where
+    either value is undefined are left out."""
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
     xa, xb = [p[0] for p in pairs], [p[1] for p in pairs]
     entry: dict[str, Any] = {"what": what, "a": a_name, "b": b_name, "n": len(pairs)}
     if not pairs:
-        return entry | {"statistic": None, "p_value": None, "permutation_p_value": None, "difference": None}
-    t, p = welch_test(xa, xb)
-    d, perm = permutation_test(xa, xb)
+        return entry | {"statistic": None, "p_value": None, "permutation_p_value": None, "difference": None,
+                        "paired": None}
+    u, pt = unpaired_test(xa, xb), paired_test(xa, xb)
     less = sum(x < y for x, y in pairs)
     greater = sum(x > y for x, y in pairs)
-    return entry | {"statistic": t, "p_value": p, "test": "Welch t (two-sided)",
-                    "permutation_p_value": perm, "permutation": "exact, difference of means, two-sided",
-                    "difference": d, "mean_a": sum(xa) / len(xa), "mean_b": sum(xb) / len(xb),
+    return entry | {"statistic": u["t"], "p_value": u["p_welch"], "test": "Welch t (two-sided)",
+                    "permutation_p_value": u["p_permutation"], "permutation": "exact, difference of means, two-sided",
+                    "paired": {"t": pt["t"], "p_t": pt["p_t"], "p_sign": pt["p_sign"],
+                               "p_permutation": pt["p_permutation"]},
+                    "difference": u["mean_difference"], "mean_a": sum(xa) / len(xa), "mean_b": sum(xb) / len(xb),
                     "a_below_b_seeds": less, "a_above_b_seeds": greater,
                     "a_below_b_every_seed": less == len(pairs), "a_above_b_every_seed": greater == len(pairs)}
 
@@ -404,10 +356,12 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
     bar.close()
     per_model = {m: [done[(m, s)] for s in seeds] for m in spec.modes}
     modes = {m: _summarize(per_model[m], budgets[m]) for m in spec.modes}
+    eps = sorted(float(e) for e in spec.eps)
     return {"format": FORMAT, "label": spec.label, "dataset": spec.dataset, "spec": _spec_dict(spec),
+            "headline_eps": headline_eps(eps), "primary": primary(modes, eps),
             "attack": attack_info, "budget": {"total_steps": {m: b["total_steps"] for m, b in budgets.items()},
                                               "epochs_total": spec.epochs_total, "per_mode": budgets},
-            "eps": sorted(float(e) for e in spec.eps), "n_test": int(n_test),
+            "eps": eps, "n_test": int(n_test),
             "render_setup": {"units_per_block": spec.render_units, "units": f"0..{spec.render_units - 1} of every block",
                              "steps": spec.render_steps, "regs": list(spec.regs),
                              "statistic": "median over the rendered units, then mean ± std (n-1) over seeds"},
@@ -459,13 +413,13 @@ def _summarize(models: list[dict[str, Any]], budget: dict[str, Any]) -> dict[str
         for reg in models[0]["render"][block]:
             for metric in models[0]["render"][block][reg]:
                 vals = [m["render"].get(block, {}).get(reg, {}).get(metric) for m in models]
-                render.setdefault(block, {}).setdefault(reg, {})[metric] = mean_std(vals)
+                render.setdefault(block, {}).setdefault(reg, {})[metric] = seed_spread(vals)
     return {"seeds": [m["seed"] for m in models], "budget": budget,
             "steps": [m["steps"] for m in models],
-            "clean_accuracy": mean_std([m["clean_accuracy"] for m in models]),
-            "robust": [{"eps": e, **mean_std([m["robust"][e] for m in models])} for e in eps],
-            "min_eps": mean_std([m["min_eps"]["median"] for m in models]),
-            "min_eps_broken": mean_std([m["min_eps"]["broken"] for m in models]),
+            "clean_accuracy": seed_spread([m["clean_accuracy"] for m in models]),
+            "robust": [{"eps": e, **seed_spread([m["robust"][e] for m in models])} for e in eps],
+            "min_eps": seed_spread([m["min_eps"]["median"] for m in models]),
+            "min_eps_broken": seed_spread([m["min_eps"]["broken"] for m in models]),
             "render": render,
             "train_seconds": [m["train_seconds"] for m in models]}
 
@@ -490,9 +444,31 @@ def run_tests(modes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             vb = B["render"].get(block, {}).get("none", {}).get("hf_ratio")
             if va and vb:
                 tests.append(compare_groups(f"{block} hf_ratio (none)", a, va["values"], b, vb["values"]))
-    for t in tests:
+    # every comparison is secondary: Holm across them, on the exact paired permutation p
+    adjusted = holm([(t.get("paired") or {}).get("p_permutation") for t in tests])
+    for t, p in zip(tests, adjusted):
+        t["p_holm"] = p
         t["statement"] = statement(t)
     return tests
+
+
+def headline_eps(eps: Sequence[float]) -> list[float]:
+    """The robust-accuracy radii a result is quoted at: :data:`REPORT_EPS` where measured,
+    else the two smallest measured radii above 0."""
+    return [e for e in REPORT_EPS if e in eps] or [e for e in eps if e > 0][:2]
+
+
+def primary(modes: dict[str, dict[str, Any]], eps: Sequence[float]) -> dict[str, Any]:
+    """The comparison's primary endpoint: robust accuracy of the first mode minus the
+    second's at the largest headline ε, paired over seeds, with a bootstrap CI."""
+    names = list(modes)
+    at = headline_eps(eps)
+    if len(names) < 2 or not at:
+        return primary_endpoint("none (needs two modes and a radius above 0)", {})
+    e = at[-1]
+    a, b = ([r["values"] for r in modes[m]["robust"] if r["eps"] == e][0] for m in names[:2])
+    return primary_endpoint(f"robust accuracy at ε={e:g}: {names[0]} − {names[1]} (paired over seeds)",
+                            paired_difference(a, b)) | {"eps": e}
 
 
 def statement(t: dict[str, Any]) -> str:
@@ -503,7 +479,9 @@ def statement(t: dict[str, Any]) -> str:
     seeds = t["a_below_b_seeds"] if rel == "<" else t["a_above_b_seeds"]
     p = "undefined (no spread)" if t["p_value"] is None else f"{t['p_value']:.3g}"
     return (f"{t['what']}: {t['a']} {t['mean_a']:.4g} {rel} {t['b']} {t['mean_b']:.4g} "
-            f"(in {seeds}/{t['n']} seeds; Welch p={p}, exact permutation p={t['permutation_p_value']:.3g})")
+            f"(in {seeds}/{t['n']} seeds; Welch p={p}, exact permutation p={t['permutation_p_value']:.3g}"
+            + (f"; paired permutation p={t['paired']['p_permutation']:.3g}, Holm {t['p_holm']:.3g}"
+               if t.get("p_holm") is not None else "") + ")")
 
 
 # ---------------------------------------------------------------------- output
@@ -545,7 +523,7 @@ def _pm(cell: dict[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
 def format_table(results: dict[str, Any]) -> str:
     """A Markdown summary: accuracy table, render table, tests."""
     modes = results["modes"]
-    eps = [e for e in REPORT_EPS if e in results["eps"]] or [e for e in results["eps"] if e > 0][:2]
+    eps = results.get("headline_eps") or headline_eps(results["eps"])
     lines = [f"# {results['dataset']}: {' vs '.join(modes)}" + (f" ({results['label']})" if results.get("label") else ""),
              "", f"Attack: {attack_label(results['attack'])}. Budget: {results['budget']['epochs_total']} epochs = "
              + ", ".join(f"{m} {s} steps" for m, s in results["budget"]["total_steps"].items())
@@ -588,5 +566,5 @@ def run_demo_compare(out: str | Path, *, seed: int = 0, device: torch.device | s
 
 
 __all__ = ["COMPARE_MODES", "CompareSpec", "demo_spec", "compare_groups", "format_table",
-           "mean_std", "mode_budget", "permutation_test", "run_compare", "run_demo_compare", "run_tests",
-           "stage_epochs", "train_one", "welch_test", "write_compare"]
+           "mode_budget", "run_compare", "run_demo_compare", "run_tests", "seed_spread", "stage_epochs",
+           "train_one", "write_compare"]

@@ -41,10 +41,10 @@ from ..hierarchy.learners import (LEARNERS, NEURAL, Fit, deep_learner, fit_exact
                                   shallow_learner, shallow_width, stage_epochs, train_neural)
 from ..hierarchy.metrics import FeatureProbe
 from ..hierarchy.plots import write_plots
-from ..hierarchy.stats import mean_std
 from ..hierarchy.targets import PRESETS, StudyConfig, alignment_probe, make_dataset, preset
+from ..stats import mean_std, ratio_of_means
 from ..train import stage_count
-from .common import map_jobs, write_results
+from .common import map_jobs, primary_endpoint, write_results
 
 
 def subsample(data: Dataset, n: int) -> Dataset:
@@ -323,8 +323,9 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
     extras["kernel"]["epochs"] = 0
     summary = {name: _learner_summary(fits[name], extras[name]) for name in LEARNERS}
     joint_seeds = summary["joint"]["rel_test_mse_seeds"]
-    ratios = {f"{name}/joint": summary[name]["rel_test_mse"] / max(summary["joint"]["rel_test_mse"], 1e-12)
-              for name in ("layerwise", "layerwise+joint", "shallow", "kernel")}
+    ratios_ci = {f"{name}/joint": ratio_of_means(summary[name]["rel_test_mse_seeds"], joint_seeds)
+                 for name in ("layerwise", "layerwise+joint", "shallow", "kernel")}
+    ratios = {key: ci["value"] for key, ci in ratios_ci.items()}
     ratios_seeds = {key: [a / max(b, 1e-12) for a, b in zip(summary[key.split("/")[0]]["rel_test_mse_seeds"],
                                                            joint_seeds)] for key in ratios}
     curves = {name: [{"seed": seed, "lr": chosen[name][seed], **fit.curve.to_dict()}
@@ -335,7 +336,9 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
                                       "schedule": "cosine per stage", "shallow_width": sw,
                                       "alignment": f"held-out: maps fitted on {config.align_samples} fresh points, "
                                                    f"scored on {config.align_samples} others"},
-        "summary": summary, "ratios": ratios, "ratios_seeds": ratios_seeds,
+        "primary": primary_endpoint("layerwise/joint relative test MSE (ratio of means, paired)",
+                                    ratios_ci["layerwise/joint"]),
+        "summary": summary, "ratios": ratios, "ratios_ci": ratios_ci, "ratios_seeds": ratios_seeds,
         "correction": correction(config, fits["layerwise+joint"]),
         "lr_search": {name: {str(s): {f"{lr:g}": (f.rel_val_mse if f else None) for lr, f in by_lr.items()}
                              for s, by_lr in per_seed.items()} for name, per_seed in lr_search.items()},
@@ -374,6 +377,13 @@ def _width_summary(config: StudyConfig, width_sweep: dict[int, list[Fit]]) -> di
     return out
 
 
+def _ci(results: dict[str, Any], key: str) -> str:
+    ci = (results.get("ratios_ci") or {}).get(key) or {}
+    if ci.get("low") is None or ci.get("high") is None:
+        return ""
+    return f", {100 * ci['level']:.0f}% CI [{ci['low']:.2f}, {ci['high']:.2f}]"
+
+
 def findings(results: dict[str, Any]) -> list[str]:
     """One measured sentence per claim of the study (printed by the CLI)."""
     s, r, c = results["summary"], results["ratios"], results["correction"]
@@ -384,7 +394,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         f"budget ({s['joint'].get('budget', 'total')}): optimizer steps " +
         ", ".join(f"{k} {v}" for k, v in steps.items()),
         f"joint vs layerwise: relative test MSE {s['joint']['rel_test_mse']:.4g} vs "
-        f"{s['layerwise']['rel_test_mse']:.4g} (layerwise/joint = {r['layerwise/joint']:.2f}x; per seed {per_seed}); "
+        f"{s['layerwise']['rel_test_mse']:.4g} (layerwise/joint = {r['layerwise/joint']:.2f}x{_ci(results, 'layerwise/joint')}; "
+        f"per seed {per_seed}); "
         f"layer-1 R² to / from the teacher {s['joint']['alignment']['r2_to_teacher'][0]:.3f} / "
         f"{s['joint']['alignment']['r2_from_teacher'][0]:.3f} vs "
         f"{s['layerwise']['alignment']['r2_to_teacher'][0]:.3f} / "

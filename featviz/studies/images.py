@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -52,8 +51,9 @@ from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..stats import mean_std
 from ..train import TrainConfig, evaluate, split_budget, stage_count, train_model
-from .common import map_jobs
+from .common import map_jobs, primary_endpoint, ratio, spread
 
+FORMAT = "featviz-image-study/1"
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
 
@@ -310,17 +310,10 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
     return run
 
 
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    """``mean``, ``std`` (sample, 0 for one seed), ``min``, ``max`` and the ``per_seed`` values."""
-    values = [float(v) for v in values]
-    mean, std = mean_std(values)
-    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "per_seed": values}
-
-
 def _blockwise(runs: list[list[float]]) -> tuple[list[float], list[float]]:
     """Mean and std over seeds of per-block lists."""
-    cols = list(zip(*runs))
-    return [statistics.fmean(c) for c in cols], [statistics.stdev(c) if len(c) > 1 else 0.0 for c in cols]
+    stats = [mean_std(c) for c in zip(*runs)]
+    return [s[0] for s in stats], [s[1] for s in stats]
 
 
 def _movement(before: nn.Module, after: nn.Module, x: torch.Tensor) -> list[float]:
@@ -414,7 +407,7 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
         summary[learner] = {"rel_test_mse": spread(values)["mean"], "rel_test_mse_std": spread(values)["std"],
                             "rel_test_mse_per_seed": values, "epochs": epochs,
                             "total_steps": total_steps(epochs, len(reg.x_train), config.batch_size)}
-    ratio = spread([r.metrics["layerwise"] / max(r.metrics["joint"], 1e-12) for r in teacher_runs])
+    layerwise_over_joint = ratio([r.metrics["layerwise"] for r in teacher_runs], [r.metrics["joint"] for r in teacher_runs])
     before, after = aligned["layerwise (before the joint stage)"], aligned["layerwise+joint"]
     correction = {}
     for metric in ("r2_to_teacher", "cka"):
@@ -423,14 +416,17 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
         correction[metric] = {f"block{l + 1}": spread([g[l] for g in gains]) for l in range(depth)}
     shares = teacher.contributions(reg.x_test).var(0)
     results: dict[str, Any] = {
+        "format": FORMAT,
         "config": config.to_dict(),
+        "primary": primary_endpoint("layerwise/joint relative test MSE on the teacher task (ratio of means, paired)",
+                                    layerwise_over_joint),
         "teacher": {
             "config": {k: v for k, v in teacher.config.items() if k not in ("input_mean", "input_std")},
             "variance_share": [float(v) for v in shares / shares.sum()],
             "data": reg.info | {"normalization": None},
             "summary": summary,
             "alignment": aligned,
-            "ratio": {"layerwise/joint": ratio},
+            "ratio": {"layerwise/joint": layerwise_over_joint},
             "correction": correction,
             "features": "per position: (N·H·W, C) rows on held-out images, "
                         "fit on the first half, scored on the second",

@@ -43,9 +43,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import FeatvizError
-from ..stats import mean_std, median
+from ..stats import median
+from .common import primary_endpoint, ratio, spread
 
 MODELS = ("clean", "adversarial", "clean_scratch")
+FORMAT = "featviz-purification/1"
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
 TARGET_RATIO = 0.7
 
@@ -105,14 +107,6 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
     if conv is None:
         raise FeatvizError(f"block{block} of {type(model).__name__} has no convolution to decompose")
     return conv.weight
-
-
-# ------------------------------------------------------------------ statistics
-
-def spread(per_seed: list[float | None]) -> dict[str, Any]:
-    """``{"mean", "std", "per_seed"}`` over seeds (std 0 for one seed; None-safe)."""
-    mean, std = mean_std(per_seed)
-    return {"mean": mean, "std": std, "per_seed": per_seed}
 
 
 # ------------------------------------------------------------------ one seed
@@ -227,13 +221,8 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
           for name in MODELS}
     hf_conv = {name: {b: spread([s["images"][name][b]["median_hf_ratio_converged"] for s in seeds_out])
                       for b in blocks} for name in MODELS}
-    ratio = {}
-    for b in blocks:
-        per_seed = []
-        for s in seeds_out:
-            c, a = s["images"]["clean"][b]["median_hf_ratio"], s["images"]["adversarial"][b]["median_hf_ratio"]
-            per_seed.append(a / c if c and a is not None else None)
-        ratio[b] = spread(per_seed)
+    adv_over_clean = {b: ratio([s["images"]["adversarial"][b]["median_hf_ratio"] for s in seeds_out],
+                               [s["images"]["clean"][b]["median_hf_ratio"] for s in seeds_out]) for b in blocks}
     converged = {name: {b: sum(s["images"][name][b]["n_converged"] for s in seeds_out) /
                         max(1, sum(s["images"][name][b]["n"] for s in seeds_out)) for b in blocks}
                  for name in MODELS}
@@ -245,7 +234,7 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
     return {
         "hf_ratio": {**hf, "data": baseline.get("hf_ratio")},
         "hf_ratio_converged_only": hf_conv,
-        "adv_over_clean": ratio,
+        "adv_over_clean": adv_over_clean,
         "residual_ratio": residual,
         "residual_ratio_scratch": {b: spread([median(s["weights"][b]["residual_ratio_scratch"])
                                               for s in seeds_out]) for b in weight_blocks},
@@ -253,7 +242,8 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
         "converged_fraction": converged,
         "accuracy": accuracy,
         "target": {"adv_over_clean_at_most": TARGET_RATIO,
-                   "met": {b: ratio[b]["mean"] is not None and ratio[b]["mean"] <= TARGET_RATIO for b in blocks}},
+                   "met": {b: adv_over_clean[b]["value"] is not None and adv_over_clean[b]["value"] <= TARGET_RATIO
+                           for b in blocks}},
         "budget": (f"every model {cfg.epochs} epochs: parent {cfg.epochs // 2} clean; clean = parent + "
                    f"{cfg.epochs - cfg.epochs // 2} clean; adversarial = parent + {cfg.epochs - cfg.epochs // 2} "
                    f"PGD-{cfg.adv_steps} (eps {cfg.eps}); clean_scratch = {cfg.epochs} clean from the same init"),
@@ -288,9 +278,7 @@ def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, devi
             images.pop("renders")
         seeds_out.append({"seed": seed, "training": training, "weights": weights,
                           "images": images["models"], "baseline": images["baseline"]})
-    baseline = seeds_out[0]["baseline"]
-    results = {"purification": _summarize(cfg, seeds_out, baseline), "config": asdict(cfg),
-               "baseline": baseline, "per_seed": seeds_out, "seconds": round(time.perf_counter() - start, 1)}
+    results = _results(cfg, seeds_out, time.perf_counter() - start)
     if out_dir is not None:
         write_results(results, renders, out_dir)
     return results
@@ -307,9 +295,19 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if len({s["seed"] for s in seeds_out}) != len(seeds_out):
         raise FeatvizError("the runs to combine share a seed")
     cfg = PurificationConfig(**{**parts[0]["config"], "blocks": tuple(parts[0]["config"]["blocks"])})
+    return _results(cfg, seeds_out, sum(p["seconds"] for p in parts))
+
+
+def _results(cfg: PurificationConfig, seeds_out: list[dict], seconds: float) -> dict[str, Any]:
+    """The ``results.json`` dict from the per-seed records."""
     baseline = seeds_out[0]["baseline"]
-    return {"purification": _summarize(cfg, seeds_out, baseline), "config": parts[0]["config"], "baseline": baseline,
-            "per_seed": seeds_out, "seconds": round(sum(p["seconds"] for p in parts), 1)}
+    summary = _summarize(cfg, seeds_out, baseline)
+    last = f"block{cfg.blocks[-1]}"
+    return {"format": FORMAT, "headline_eps": [cfg.eps],
+            "primary": primary_endpoint(f"adversarial / clean median hf_ratio of {last} renders "
+                                        "(ratio of means, paired)", summary["adv_over_clean"][last]),
+            "purification": summary, "config": asdict(cfg), "baseline": baseline, "per_seed": seeds_out,
+            "seconds": round(seconds, 1)}
 
 
 def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
