@@ -84,7 +84,7 @@ def test_init_from_rejects_another_architecture(run_cli, tmp_path):
 
 def test_study_writes_self_contained_results(tmp_path):
     cfg = PurificationConfig(epochs=2, width=2, adv_steps=1, render_steps=3, robust_eval_steps=1, image_size=8)
-    results = run(tmp_path / "study", seeds=2, config=cfg, progress=False)
+    results = run(cfg, seeds=2, out=tmp_path / "study", progress=False)
     on_disk = json.loads((tmp_path / "study" / "results.json").read_text())
     p = on_disk["purification"]
     assert p == json.loads(json.dumps(results["purification"]))

@@ -49,11 +49,10 @@ def _workers_options(fn):
                              "change.")(fn)
 
 
-def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> None:
-    from ..studies.hierarchy import write_study
-
+def _write(results: dict, out, write, as_json: bool, keys: tuple[str, ...]) -> None:
+    """Write a sweep's folder with its study module's ``write`` and print its findings."""
     results["command"] = command_line()
-    write_study(results, out, plots)
+    write(results, out)
     if as_json:
         emit_json({"out": str(out), **{k: results[k] for k in keys}, "findings": results["findings"],
                    "seconds": results["seconds"]})
@@ -106,7 +105,8 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     for line in results["lr_edge_warnings"]:
         click.echo(f"warning: {line}", err=True)
     if as_json:
-        emit_json({"out": str(out), "summary": results["summary"], "ratios": results["ratios"],
+        emit_json({"out": str(out), "primary": results["primary"], "summary": results["summary"],
+                   "ratios": results["ratios"],
                    "correction": results["correction"], "lr_edge_warnings": results["lr_edge_warnings"],
                    "findings": results["findings"], "seconds": results["seconds"]})
         return
@@ -128,15 +128,14 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
 def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
     """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
     fitted log-log slopes; writes OUT/results.json and figures."""
-    from ..studies.alpha_sweep import run_alpha_sweep, sweep_config
-    from ..hierarchy.plots import write_alpha_plots
+    from ..studies import alpha_sweep
 
     check_out(out, force)
     _set_threads(threads)
-    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
-    results = run_alpha_sweep(config, _floats(alphas, "--alphas"), workers=workers, device=device,
+    config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
+    results = alpha_sweep.run(config, _floats(alphas, "--alphas"), workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_alpha_plots, as_json, ("alphas", "slopes", "slopes_from_teacher"))
+    _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 
 
 @command.command("scaling")
@@ -153,17 +152,16 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     """Error vs n and d for the deep learner and an exact polynomial kernel of the target's
     degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
     from ..errors import SpecError
-    from ..hierarchy.plots import write_scaling_plots
-    from ..studies.scaling import run_scaling, scaling_config
+    from ..studies import scaling as study
 
     check_out(out, force)
     _set_threads(threads)
     if not target_error > 0:
         raise SpecError(f"--target-error must be > 0, got {target_error}")
-    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
-    results = run_scaling(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
-                          log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_scaling_plots, as_json, ("exponents", "kernel_floor"))
+    config = study.scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
+    results = study.run(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
+                        log=lambda line: click.echo(line, err=True))
+    _write(results, out, study.write, as_json, ("exponents", "kernel_floor", "primary"))
 
 
 def summary_table(results: dict) -> str:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from .. import __version__
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.targets import StudyConfig
 from ..stats import bootstrap, mean_std, slope_of_mean
-from .common import primary_endpoint
+from .common import primary_endpoint, write_results
 from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-alpha/1"
@@ -138,3 +140,16 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
 
 def _fmt(s: dict[str, float]) -> str:
     return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({"step2": sweep_config("step2"), "teacher": sweep_config("teacher")})
+run = run_alpha_sweep
+
+
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """Write ``results.json`` and the figures into folder ``out`` atomically; returns the file names."""
+    from ..hierarchy.plots import write_alpha_plots
+
+    return write_results(results, out, write_alpha_plots)

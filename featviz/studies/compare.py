@@ -20,8 +20,7 @@ Seeds are paired: seed s initializes and shuffles the model of every mode the sa
 so "mode A beats mode B in every seed" compares models that differ only in training.
 
 Per model: clean accuracy and robust accuracy at every ε under one attack
-(``autoattack-fast`` when the installation has it, else PGD with 5 restarts on the
-margin loss; the result says which), the median minimal ε, and render metrics of a
+(``autoattack-fast`` unless another is named), the median minimal ε, and render metrics of a
 fixed subset of units per block (units 0..``render_units``-1) under ``none`` and
 ``standard``, beside the same metrics of the data (:func:`featviz.vis.metrics.data_baseline`).
 """
@@ -35,12 +34,14 @@ import time
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import SpecError
+from ..figures import literal, plt, save_figure
 from ..stats import holm, mean_std, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
 from .common import map_jobs, primary_endpoint
@@ -176,21 +177,13 @@ def compare_groups(what: str, a_name: str, a: Sequence[float | None], b_name: st
 
 # ---------------------------------------------------------------------- attack
 def resolve_attack(name: str | None) -> tuple[Any, dict[str, Any]]:
-    """The attack to evaluate with and how to label it. ``None`` asks for
-    ``autoattack-fast`` and falls back to PGD (20 steps, 5 restarts, margin loss) when this
-    installation does not know it; the label says so."""
+    """The attack to evaluate with (``None``: :data:`DEFAULT_ATTACK`) and what the results
+    say of it: its name, its settings and the ``label`` figures and pages show."""
     from ..attacks import make_attack
 
-    if name is not None:
-        attack = make_attack(name)
-        return attack, {"name": name, **_describe(attack), "fallback": False}
-    try:
-        attack = make_attack(DEFAULT_ATTACK)
-        return attack, {"name": DEFAULT_ATTACK, **_describe(attack), "fallback": False}
-    except SpecError:
-        attack = make_attack("pgd", restarts=5, loss="margin")
-        return attack, {"name": "pgd", **_describe(attack), "fallback": True,
-                        "note": f"{DEFAULT_ATTACK} is not available in this version: PGD-20, 5 restarts, margin loss"}
+    name = name or DEFAULT_ATTACK
+    attack = make_attack(name)
+    return attack, {"name": name, **_describe(attack), "label": name}
 
 
 def _describe(attack: Any) -> dict[str, Any]:
@@ -459,13 +452,14 @@ def headline_eps(eps: Sequence[float]) -> list[float]:
 
 
 def primary(modes: dict[str, dict[str, Any]], eps: Sequence[float]) -> dict[str, Any]:
-    """The comparison's primary endpoint: robust accuracy of the first mode minus the
-    second's at the largest headline ε, paired over seeds, with a bootstrap CI."""
+    """The comparison's primary endpoint, declared before any run: robust accuracy of the
+    first mode minus the second's at the first headline ε (0.05 where measured), paired
+    over seeds, with a bootstrap CI."""
     names = list(modes)
     at = headline_eps(eps)
     if len(names) < 2 or not at:
         return primary_endpoint("none (needs two modes and a radius above 0)", {})
-    e = at[-1]
+    e = at[0]
     a, b = ([r["values"] for r in modes[m]["robust"] if r["eps"] == e][0] for m in names[:2])
     return primary_endpoint(f"robust accuracy at ε={e:g}: {names[0]} − {names[1]} (paired over seeds)",
                             paired_difference(a, b)) | {"eps": e}
@@ -489,7 +483,6 @@ def write_compare(results: dict[str, Any], out: str | Path) -> dict[str, str]:
     """Write ``results.json``, ``table.md``, ``robustness.png`` and ``render_metrics.png``
     into ``out`` (atomically, file by file); return the file names."""
     from ..fileio import atomic_write_json, atomic_write_text
-    from ..report.compare_pages import compare_render_plot, compare_robustness_plot
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -498,18 +491,77 @@ def write_compare(results: dict[str, Any], out: str | Path) -> dict[str, str]:
     title = f"{results['dataset']}, {len(next(iter(results['modes'].values()))['seeds'])} seeds per mode" + (
         f" ({results['label']})" if results.get("label") else "")
     compare_robustness_plot(results["modes"], out / files["robustness"],
-                            title=f"{title}; attack {attack_label(results['attack'])}")
+                            title=f"{title}; attack {results['attack'].get('label', results['attack']['name'])}")
     compare_render_plot(results["modes"], results["baseline"], out / files["render_metrics"], title=title)
     atomic_write_text(out / files["table"], format_table(results))
     atomic_write_json(out / files["results"], results | {"files": files})
     return files
 
 
-def attack_label(info: dict[str, Any]) -> str:
-    text = info.get("name", "?")
-    if info.get("fallback"):
-        text += f" ({info.get('steps')} steps, {info.get('restarts')} restarts, {info.get('loss')} loss; fallback)"
-    return text
+def compare_robustness_plot(modes: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Robust accuracy vs ε per mode: the mean over seeds as a line, ± one standard
+    deviation as a band, and every seed as a thin line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, (mode, r) in enumerate(modes.items()):
+        eps = [p["eps"] for p in r["robust"]]
+        mean = [100 * p["mean"] for p in r["robust"]]
+        std = [100 * p["std"] for p in r["robust"]]
+        color = f"C{i % 10}"
+        for s in range(len(r["seeds"])):
+            ax.plot(eps, [100 * p["values"][s] for p in r["robust"]], color=color, linewidth=0.6, alpha=0.35)
+        ax.fill_between(eps, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], color=color,
+                        alpha=0.18, linewidth=0)
+        ax.plot(eps, mean, color=color, marker="o", markersize=3, label=literal(f"{mode} (n={len(r['seeds'])})"))
+    ax.set_xlabel("ε (L∞)")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(literal(title), fontsize=9)
+    if modes:
+        ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, path)
+
+
+def compare_render_plot(modes: dict[str, dict[str, Any]], baseline: dict[str, Any], path: str | Path,
+                        title: str = "", metrics: tuple[str, ...] = ("hf_ratio", "shift_stability")) -> Path:
+    """Bars per block (x) and mode (colour) with ± std error bars over seeds; one row
+    of panels per render setting, one column per metric. Dashed: the data's value (the
+    dataset's median hf_ratio; the units' top training images for the others)."""
+    regs: list[str] = []
+    blocks: list[str] = []
+    for r in modes.values():
+        for block, cells in r["render"].items():
+            blocks += [block] if block not in blocks else []
+            regs += [g for g in cells if g != "data" and g not in regs]
+    fig, axes = plt.subplots(max(len(regs), 1), len(metrics), figsize=(4.2 * len(metrics), 2.6 * max(len(regs), 1)),
+                             squeeze=False)
+    width = 0.8 / max(len(modes), 1)
+    for row, reg in enumerate(regs):
+        for col, metric in enumerate(metrics):
+            ax = axes[row][col]
+            for i, (mode, r) in enumerate(modes.items()):
+                cells = [r["render"].get(b, {}).get(reg, {}).get(metric) or {} for b in blocks]
+                xs = [k + (i - (len(modes) - 1) / 2) * width for k in range(len(blocks))]
+                ax.bar(xs, [c.get("mean") or 0.0 for c in cells], width=width, yerr=[c.get("std") or 0.0 for c in cells],
+                       capsize=2, color=f"C{i % 10}", label=literal(mode) if row == 0 and col == 0 else None)
+                data = [r["render"].get(b, {}).get("data", {}).get(metric) or {} for b in blocks]
+                for k, c in enumerate(data):
+                    if metric != "hf_ratio" and c.get("mean") is not None:
+                        ax.plot([xs[k] - width / 2, xs[k] + width / 2], [c["mean"]] * 2, color="k", linestyle="--",
+                                linewidth=1)
+            if metric == "hf_ratio" and baseline.get("hf_ratio") is not None:
+                ax.axhline(baseline["hf_ratio"], color="k", linestyle="--", linewidth=1,
+                           label="data (median)" if row == 0 and col == 0 else None)
+            ax.set_xticks(range(len(blocks)), blocks, fontsize=8)
+            ax.set_title(f"{metric} · {reg}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    if regs:
+        axes[0][0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(literal(title), fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _pm(cell: dict[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
@@ -525,7 +577,7 @@ def format_table(results: dict[str, Any]) -> str:
     modes = results["modes"]
     eps = results.get("headline_eps") or headline_eps(results["eps"])
     lines = [f"# {results['dataset']}: {' vs '.join(modes)}" + (f" ({results['label']})" if results.get("label") else ""),
-             "", f"Attack: {attack_label(results['attack'])}. Budget: {results['budget']['epochs_total']} epochs = "
+             "", f"Attack: {results['attack'].get('label', results['attack']['name'])}. Budget: {results['budget']['epochs_total']} epochs = "
              + ", ".join(f"{m} {s} steps" for m, s in results["budget"]["total_steps"].items())
              + f". Test images: {results['n_test']}. Mean ± std over seeds (per-seed values in results.json).", "",
              "| mode | seeds | clean acc. (%) | " + " | ".join(f"robust ε={e:g} (%)" for e in eps)
@@ -565,6 +617,12 @@ def run_demo_compare(out: str | Path, *, seed: int = 0, device: torch.device | s
     return results
 
 
-__all__ = ["COMPARE_MODES", "CompareSpec", "demo_spec", "compare_groups", "format_table",
+# the surface every study module has (docs/studies.md)
+Config = CompareSpec
+PRESETS: Mapping[str, CompareSpec] = MappingProxyType({"default": CompareSpec(), "demo": demo_spec()})
+run = run_compare
+write = write_compare
+
+__all__ = ["COMPARE_MODES", "FORMAT", "PRESETS", "Config", "CompareSpec", "demo_spec", "run", "write", "compare_groups", "format_table",
            "mode_budget", "run_compare", "run_demo_compare", "run_tests", "seed_spread", "stage_epochs",
            "train_one", "write_compare"]

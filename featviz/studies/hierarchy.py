@@ -428,5 +428,10 @@ def write_study(results: dict[str, Any], out: str | Path, plots=write_plots) -> 
     return write_results(results, out, plots)
 
 
-__all__ = ["FORMAT", "PRESETS", "StudyConfig", "Task", "assemble", "choose_lr", "findings", "lr_edge_warnings",
-           "preset", "run_jobs", "run_study", "run_task", "run_tasks", "write_study"]
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+run = run_study
+write = write_study
+
+__all__ = ["FORMAT", "PRESETS", "Config", "StudyConfig", "Task", "assemble", "choose_lr", "findings", "lr_edge_warnings",
+           "preset", "run", "run_jobs", "run_study", "run_task", "run_tasks", "write", "write_study"]

@@ -34,7 +34,8 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 from ..data import Dataset, load_dataset
 from ..devices import generator, seeded
 from ..errors import FeatvizError
-from ..fileio import atomic_directory, atomic_write_json, save_png
+from ..fileio import atomic_directory, atomic_write_json, read_json, save_png
 from ..hierarchy.metrics import feature_r2, linear_cka
 from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
@@ -152,7 +153,7 @@ class ImageStudyConfig:
         return asdict(self)
 
 
-IMAGE_PRESETS: dict[str, dict[str, Any]] = {
+_PRESET_CHANGES: dict[str, dict[str, Any]] = {
     "default": {},
     # the demo's stage: one seed, the digits without shifted copies, short schedules and renders
     "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 0, "render_steps": 64,
@@ -163,12 +164,15 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PRESETS: Mapping[str, ImageStudyConfig] = MappingProxyType(
+    {name: ImageStudyConfig(**changes) for name, changes in _PRESET_CHANGES.items()})
+
+
 def image_study_preset(name: str = "default", **overrides: Any) -> ImageStudyConfig:
     """A named configuration with ``overrides`` (``None`` values are ignored)."""
-    if name not in IMAGE_PRESETS:
-        raise FeatvizError(f"unknown preset {name!r}", f"use one of {', '.join(IMAGE_PRESETS)}")
-    values = {**IMAGE_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    config = replace(ImageStudyConfig(), **values)
+    if name not in PRESETS:
+        raise FeatvizError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
+    config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
     return config
 
@@ -448,7 +452,7 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
 def match_teacher_units(teacher: ConvTeacher, learners: dict[str, nn.Module], x: torch.Tensor) -> list[dict]:
     """For every teacher unit, the one-to-one matched unit of each learner's same block
     (Hungarian matching on the per-position correlation over images ``x``)."""
-    from ..report.matching import match_units
+    from ..vis.matching import match_units
 
     tfeats = block_features(teacher, x)
     lfeats = {name: block_features(m, x) for name, m in learners.items()}
@@ -511,8 +515,6 @@ def attach_purification(results: dict[str, Any], purify_dir: str | Path) -> dict
     """Put the ``purification`` section of a ``featviz purify`` folder into the image study's
     ``results`` (the two studies share the digits and the conv net family; see docs/formats.md),
     with ``purification_source`` naming where it came from. Returns ``results``."""
-    from ..report.results import read_json
-
     folder = Path(purify_dir)
     data = read_json(folder / "results.json", "results.json of featviz purify")
     if not isinstance(data.get("purification"), dict):
@@ -521,3 +523,9 @@ def attach_purification(results: dict[str, Any], purify_dir: str | Path) -> dict
     results["purification_source"] = {"folder": folder.name, "config": data.get("config"),
                                       "seeds": [s.get("seed") for s in data.get("per_seed", [])]}
     return results
+
+
+# the surface every study module has (docs/studies.md)
+Config = ImageStudyConfig
+run = run_image_study
+write = write_image_study

@@ -24,7 +24,7 @@ the only difference is the adversarial examples. Everything is repeated over see
 reported as mean ± std of the per-seed medians.
 
     from featviz.studies import purification
-    results = purification.run("out/", seeds=3)
+    results = purification.run(purification.PRESETS["full"], seeds=3, out="out/")
     results["purification"]["hf_ratio"]["adversarial"]["block2"]["mean"]
 """
 
@@ -251,12 +251,14 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
     }
 
 
-def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, device: str = "cpu",
-        progress: bool = True, config: PurificationConfig | None = None, first_seed: int = 0) -> dict[str, Any]:
-    """Run the study for ``seeds`` seeds and (if ``out_dir``) write ``results.json``,
-    ``hf_ratio.png``, ``residual.png`` and a few renders there. Returns the results;
-    ``results["purification"]`` is self-contained (hf_ratio per model and block with
-    the data's value, residual ratios per block, cosines, accuracies, the target)."""
+def run(config: PurificationConfig | None = None, *, seeds: int = 3, first_seed: int = 0,
+        out: str | Path | None = None, quick: bool = False, device: str = "cpu",
+        progress: bool = True) -> dict[str, Any]:
+    """Run the study (``config``, else the ``quick`` or ``full`` preset) for ``seeds``
+    seeds from ``first_seed`` and return the results (the renders of the first seed ride
+    along under ``_renders`` for :func:`write`, which ``out`` calls). ``results["purification"]``
+    is self-contained (hf_ratio per model and block with the data's value, residual ratios
+    per block, cosines, accuracies, the target)."""
     from ..data import load_dataset
 
     if seeds < 1:
@@ -278,9 +280,9 @@ def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, devi
             images.pop("renders")
         seeds_out.append({"seed": seed, "training": training, "weights": weights,
                           "images": images["models"], "baseline": images["baseline"]})
-    results = _results(cfg, seeds_out, time.perf_counter() - start)
-    if out_dir is not None:
-        write_results(results, renders, out_dir)
+    results = _results(cfg, seeds_out, time.perf_counter() - start) | {"_renders": renders}
+    if out is not None:
+        write(results, out)
     return results
 
 
@@ -310,18 +312,19 @@ def _results(cfg: PurificationConfig, seeds_out: list[dict], seconds: float) -> 
             "seconds": round(seconds, 1)}
 
 
-def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
-    """results.json, the two plots and the first seed's renders (block grids per model), atomically."""
+def write(results: dict[str, Any], out: str | Path) -> Path:
+    """``results.json``, the two plots and the first seed's renders (block grids per model,
+    when the results carry them), atomically."""
     from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
 
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
-        atomic_write_json(tmp / "results.json", results)
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        atomic_write_json(tmp / "results.json", {k: v for k, v in results.items() if not k.startswith("_")})
         atomic_write_bytes(tmp / "hf_ratio.png", hf_plot(results))
         atomic_write_bytes(tmp / "residual.png", residual_plot(results))
-        if renders:
-            atomic_write_bytes(tmp / "renders.png", renders_png(renders))
-    return out_dir
+        if results.get("_renders"):
+            atomic_write_bytes(tmp / "renders.png", renders_png(results["_renders"]))
+    return out
 
 
 def _figure(w: float, h: float):
@@ -403,5 +406,7 @@ def renders_png(renders: dict, units: int = 8) -> bytes:
     return _png(fig)
 
 
-__all__ = ["MODELS", "PRESETS", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines", "decompose",
-           "combine", "measure_images", "measure_weights", "run", "spread", "train_models", "write_results"]
+Config = PurificationConfig
+
+__all__ = ["FORMAT", "MODELS", "PRESETS", "Config", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines",
+           "decompose", "combine", "measure_images", "measure_weights", "run", "train_models", "write"]

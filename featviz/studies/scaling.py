@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ from .. import __version__
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.targets import StudyConfig
 from ..stats import bootstrap, fit_exponent, loglog_slope, mean_std, slope_of_mean, threshold
-from .common import primary_endpoint
+from .common import primary_endpoint, write_results
 from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-scaling/1"
@@ -137,8 +139,7 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "d": list(dims), "n": list(sizes), "target_error": level,
         "learners": per_learner, "deep_lr": chosen,
         "exponents": exponents, "n_exponents": n_exponents,
-        "primary": primary_endpoint("d-exponent of n*: kernel minus deep learner (paired over seeds)",
-                                    exponent_gap(dims, per_seed["kernel"], per_seed["deep"])),
+        "primary": _primary(exponent_gap(dims, per_seed["kernel"], per_seed["deep"])),
         "kernel_floor": {"d": dims[0], "n": floor_n, "rel_test_mse": floor_err,
                          "at_largest_n": kernel_last, "ratio": ratio, "reached": reached,
                          "rule": f"error at the largest n <= 1.5 x the floor, or < {NUMERICAL_ZERO:g} (exact fit)",
@@ -156,6 +157,11 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     ]
     results["seconds"] = round(seconds, 2)
     return results
+
+
+def _primary(gap: dict[str, Any]) -> dict[str, Any]:
+    return primary_endpoint("d-exponent of n*: kernel minus deep learner (paired over seeds)", gap) | {
+        "used": gap["used"]}
 
 
 def exponent_gap(dims: tuple[int, ...], kernel: list[list[dict]], deep: list[list[dict]], *,
@@ -197,3 +203,16 @@ def _fmt(s: dict[str, Any]) -> str:
     if s.get("low") is None or s.get("high") is None:
         return f"{s['value']:.2f}"
     return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({"default": scaling_config()})
+run = run_scaling
+
+
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """Write ``results.json`` and the figures into folder ``out`` atomically; returns the file names."""
+    from ..hierarchy.plots import write_scaling_plots
+
+    return write_results(results, out, write_scaling_plots)
