@@ -11,12 +11,20 @@ that calls into the library and leaves its outputs on the ``Demo`` for later sta
    (reused from a ``models/`` folder when a checkpoint there was trained with exactly
    the same recipe, see :mod:`featviz.reuse`), plus, for ``make models``, a
    synthetic-teacher model;
-2. **hierarchy**: a short teacher/student study (joint vs layerwise vs shallow...);
+2. **hierarchy**: a short teacher/student study (joint vs layerwise vs shallow...,
+   :mod:`featviz.studies.hierarchy`);
 3. **visualize**: every unit of every layer rendered without regularization and with
    the standard recipe, plus top dataset examples;
-4. **attacks**: a PGD and FGSM robust-accuracy sweep of every digits model;
-5. **gallery**: units matched across models (``results/matches.json``), then the
-   static site, in ``out``.
+4. **attacks**: a robust-accuracy sweep of every digits model (the budget's attacks);
+5. **robust**: the robust accuracy the overview quotes, from a strong ensemble at the
+   adversarial-training ε;
+6. **compare**: training modes over seeds at matched budgets, demo-sized
+   (:mod:`featviz.studies.compare`);
+7. **image-study**: backward feature correction on images and feature purification,
+   demo-sized (:mod:`featviz.studies.images`, :mod:`featviz.studies.purification`);
+8. **studies**: links to the full studies shipped in ``studies/`` (read, not rerun);
+9. **gallery**: units matched across models (``results/matches.json``), then the
+   static site, in ``out`` (:mod:`featviz.gallery`, :mod:`featviz.report`).
 
 Adding a stage is one method and one list entry: write ``def my_stage(self, stage:
 Stage) -> None`` on :class:`Demo` (read what earlier stages left on ``self``, write

@@ -165,7 +165,7 @@ def test_registry_refuses(name, kw):
 
 
 def test_registry_imports_without_torch():
-    code = ("import sys; import featviz.attacks.names as n; "
+    code = ("import sys; import featviz.attacks.specs as n; "
             "assert 'torch' not in sys.modules, 'torch imported'; print(len(n.ATTACKS))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=os.getcwd()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import check_out, command_line, common_options, emit_json, with_device
+from ._common import check_out, command_line, common_options, emit_json, parse_floats, with_device
 
 
 @click.group("hierarchy")
@@ -13,21 +13,8 @@ def command() -> None:
     on hierarchical teacher targets; the α sweep; sample-complexity scaling."""
 
 
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    """``"0.01,0.02"`` -> (0.01, 0.02); a clear error (exit 2) otherwise."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise click.BadParameter(f"{what} needs at least one value")
-    return values
-
-
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    values = _floats(text, what)
+    values = parse_floats(text, what)
     if values is not None and any(v != int(v) for v in values):
         raise click.BadParameter(f"{what} must be whole numbers, got {text!r}")
     return None if values is None else tuple(int(v) for v in values)
@@ -96,7 +83,7 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
-                    epochs=epochs, lr_grid=_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
+                    epochs=epochs, lr_grid=parse_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
                     **sweeps)
     results = run_study(config, device=device, progress=True, workers=workers,
                         log=lambda line: click.echo(line, err=True))
@@ -133,7 +120,7 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers,
     check_out(out, force)
     _set_threads(threads)
     config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
-    results = alpha_sweep.run(config, _floats(alphas, "--alphas"), workers=workers, device=device,
+    results = alpha_sweep.run(config, parse_floats(alphas, "--alphas"), workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
     _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 

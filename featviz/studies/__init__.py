@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-NAMES = ("hierarchy", "alpha_sweep", "scaling", "images", "compare", "purification")
+from .names import NAMES
 
 
 def modules() -> dict[str, ModuleType]:

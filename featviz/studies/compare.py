@@ -45,9 +45,8 @@ from ..figures import literal, plt, save_figure
 from ..stats import holm, mean_std, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
 from .common import map_jobs, primary_endpoint
+from .names import COMPARE_MODES, DEFAULT_EPS
 
-COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
-DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 DEFAULT_ATTACK = "autoattack-fast"
 # What the gallery and the tables single out (the ε of the adversarial models' training).
 REPORT_EPS = (0.05, 0.1)
@@ -206,16 +205,10 @@ def _recipe(spec: CompareSpec, mode: str, seed: int, depth: int, batch_size: int
 
 
 def _reuse(folder: Path | None, recipe: dict[str, Any]):
-    from ..checkpoint import load_checkpoint
-    from ..errors import CheckpointError
+    """A model saved by an earlier comparison with exactly this recipe (None: train it)."""
+    from ..reuse import load_if
 
-    if folder is None or not (folder / "card.json").is_file():
-        return None
-    try:
-        ckpt = load_checkpoint(folder)
-    except CheckpointError:
-        return None
-    return ckpt if ckpt.card.get("training", {}).get("compare") == recipe else None
+    return load_if(folder, lambda card: card.get("training", {}).get("compare") == recipe)
 
 
 def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.device | str = "cpu",
