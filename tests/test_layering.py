@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +158,13 @@ def test_the_circle_finder_finds_circles_through_function_level_imports(tmp_path
 
 def test_featviz_has_no_import_circles():
     assert circles(import_graph()) == []
+
+
+@pytest.mark.parametrize("module, names", [("featviz.attacks.specs", "ATTACKS"), ("featviz.studies.names", "COMPARE_MODES")])
+def test_the_names_the_command_line_shows_import_without_torch(module, names):
+    code = (f"import sys; from {module} import {names}; "
+            f"assert 'torch' not in sys.modules, 'torch imported'; print(len({names}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(PACKAGE.parent)))
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout) >= 4
