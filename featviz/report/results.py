@@ -230,7 +230,7 @@ def hierarchy_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- unit matches
 
 def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
-    """``matches.json`` (see :func:`featviz.report.build.compute_matches`), checked against
+    """``matches.json`` (see :func:`featviz.gallery.compute_matches`), checked against
     the names of the gallery's checkpoints ``models``, in order."""
     data = read_json(path, "unit matches (matches.json, written by the gallery command)")
     if data.get("models") != models:
