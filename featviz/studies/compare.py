@@ -42,9 +42,9 @@ from tqdm.auto import tqdm
 
 from ..errors import SpecError
 from ..figures import literal, plt, save_figure
-from ..stats import holm, mean_std, paired_difference, paired_test, unpaired_test
+from ..stats import holm, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
-from .common import map_jobs, primary_endpoint, train_stages
+from .common import map_jobs, primary_endpoint, spread, train_stages
 from .names import COMPARE_MODES, DEFAULT_EPS
 
 DEFAULT_ATTACK = "autoattack-fast"
@@ -142,10 +142,10 @@ def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_si
 
 # ---------------------------------------------------------------------- statistics
 def seed_spread(values: Sequence[float | None]) -> dict[str, Any]:
-    """``{mean, std, values}`` with the sample standard deviation (n-1; 0 for one value).
-    None values (undefined for that seed) are kept in ``values`` and left out of the rest."""
-    mean, std = mean_std(values)
-    return {"mean": mean, "std": std, "values": [None if v is None else float(v) for v in values]}
+    """:func:`featviz.studies.common.spread` in this study's format: ``{mean, std, values}``
+    (sample std; None values, undefined for that seed, kept in ``values``)."""
+    s = spread(values)
+    return {"mean": s["mean"], "std": s["std"], "values": s["per_seed"]}
 
 
 def compare_groups(what: str, a_name: str, a: Sequence[float | None], b_name: str,
