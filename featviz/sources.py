@@ -36,6 +36,7 @@ class Target:
     images: torch.Tensor | None
     name: str
     note: str | None = None
+    data: Any = None  # the loaded Dataset (labels, test split) when images came from one
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -90,7 +91,7 @@ def load_weights(model: nn.Module, path: Path) -> None:
 
 
 def _dataset_images(name: str, data_root: Path | None, image_size: int | None, shape: tuple[int, int, int],
-                    explicit: bool, recorded_root: str | None = None) -> tuple[torch.Tensor | None, str | None]:
+                    explicit: bool, recorded_root: str | None = None) -> tuple[Any, str | None]:
     from .data import load_dataset
 
     try:
@@ -104,7 +105,7 @@ def _dataset_images(name: str, data_root: Path | None, image_size: int | None, s
         if explicit:
             raise DataError(msg, "pick a dataset that matches --input-shape")
         return None, f"dataset examples skipped: {msg}"
-    return data.x_train, None
+    return data, None
 
 
 def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weights: Path | None = None,
@@ -155,10 +156,10 @@ def load_target(checkpoint: Path | None, *, model_ref: str | None = None, weight
                 raise SpecError(f"--mean has {len(mean)} values for {shape[0]} channels")
             preprocess = Normalize(mean, std).to(device)
         name, image_size, recorded_root = model_ref, shape[-1], None
-    images, note = None, None
+    data, note = None, None
     if want_data and dataset:
-        images, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit, recorded_root)
-    return Target(model, tuple(shape), preprocess, images, str(name), note)
+        data, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit, recorded_root)
+    return Target(model, tuple(shape), preprocess, None if data is None else data.x_train, str(name), note, data)
 
 
 # --------------------------------------------------------------------------- attack targets
