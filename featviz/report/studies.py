@@ -81,9 +81,12 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     hf = section.get("hf_ratio") or {}
     rows = [(f"adversarial / clean median hf_ratio, {block}", _pm(entry))
             for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
-    for model in ("clean", "adversarial", "clean_scratch"):
+    for model in ("clean", "adversarial", "clean_scratch", "noise", "weight_decay"):
         for block, entry in sorted((hf.get(model) or {}).items()):
             rows.append((f"median hf_ratio, {model}, {block}", _pm(entry)))
+    for block, claim in sorted((section.get("claims") or {}).items()):
+        rows.append((f"purification claimed, {block} (beats the noise and weight-decay controls)",
+                     "yes" if claim.get("purification") else "no"))
     if isinstance(hf.get("data"), (int, float)):
         rows.append(("median hf_ratio of the data's own images", f"{hf['data']:.3g}"))
     residual = section.get("residual_ratio")
