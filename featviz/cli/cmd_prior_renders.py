@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import check_out, common_options, emit_json, with_device
+from ._common import check_out, command_line, common_options, emit_json, with_device
 
 
 @click.command("prior-renders")
@@ -37,6 +37,7 @@ def command(checkpoint, quick, steps, units, blocks, cache_dir, seed, device, ou
                   **{k: v for k, v in (("steps", steps), ("units", units),
                                        ("blocks", tuple(blocks.split(",")) if blocks else None)) if v is not None})
     result = P.run(cfg, device=device, cache_dir=cache_dir, progress=not as_json)
+    result.results["command"] = command_line()
     P.write(result, out)
     res = result.results
     if as_json:

@@ -25,6 +25,7 @@ TITLES = {
     "hierarchy": "Hierarchy study (synthetic teacher)",
     "alpha-sweep": "Information gap: the α sweep",
     "scaling": "Sample complexity: scaling with n and d",
+    "prior-renders": "Pictures of quadratic units: data priors and a noise index",
 }
 MAX_FIGURES = 12
 HEADLINE_EPS = (0.05, 0.1)  # the robust-accuracy radii the overview quotes for digits
@@ -34,6 +35,8 @@ def study_kind(data: dict[str, Any]) -> str | None:
     """The command that wrote ``data`` (a parsed ``results.json``), or None."""
     if str(data.get("format", "")).startswith("featviz-compare"):
         return "compare"
+    if str(data.get("format", "")).startswith("featviz-prior-renders"):
+        return "prior-renders"
     if isinstance(data.get("teacher"), dict) and isinstance(data.get("frozen_vs_unfrozen"), dict):
         return "image-study"
     if isinstance(data.get("purification"), dict) and "per_seed" in data:
@@ -97,10 +100,32 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def prior_render_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headline rows of a prior-renders study: per block and setting the median relative
+    activation and noise index (with the bands the colours use), the judge's verdicts."""
+    bands = data.get("noise_index_bands") or {}
+    rows = [("noise index bands (0 = data, 1 = white noise)",
+             f"≤ {bands.get('like_data', '–')} like the data (green), ≥ {bands.get('noisy', '–')} noise-like (red)")]
+    for block, regs in (data.get("units") or {}).items():
+        for reg, s in (regs or {}).items():
+            rows.append((f"{block}, {reg}: activation ÷ best image · noise index · converged",
+                         f"{_interval(s.get('relative_activation'))} · {_interval(s.get('noise_index'))} · "
+                         f"{s.get('converged', 0):.0%}"))
+    judge = data.get("judge") or {}
+    for reg, s in (data.get("classes") or {}).items():
+        rows.append((f"class renders recognized by the judge ({judge.get('name', 'judge')}), {reg}",
+                     f"{s.get('recognized')}/{s.get('n')}"))
+    if isinstance(data.get("primary"), dict):
+        rows.append((str(data["primary"].get("name", "primary endpoint")), _interval(data["primary"])))
+    return rows
+
+
 def _rows(kind: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of the generic page."""
     if kind == "purification":
         return purification_rows(data)
+    if kind == "prior-renders":
+        return prior_render_rows(data)
     if kind == "alpha-sweep":
         rows = [("α values", ", ".join(f"{a:g}" for a in data.get("alphas", [])))]
         for name, entry in (data.get("slopes") or {}).items():

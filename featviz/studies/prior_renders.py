@@ -218,7 +218,8 @@ def rows_png(result: Result) -> bytes:
     rendered = list(dict.fromkeys(i.neuron for i in result.units.images))
     neurons = [n for block in cfg["blocks"] for n in [m for m in rendered if m.layer == block][:cfg["figure_units"]]]
     k = cfg["top_k"]
-    fig = Figure(figsize=(1.2 * (len(cols) + k) + 0.8, 1.35 * len(neurons) + 0.9), dpi=100)
+    height = 1.35 * len(neurons) + 1.0
+    fig = Figure(figsize=(1.2 * (len(cols) + k) + 0.8, height), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(neurons), len(cols) + k, squeeze=False)
     for r, neuron in enumerate(neurons):
@@ -252,7 +253,7 @@ def rows_png(result: Result) -> bytes:
                 ax.set_ylabel(neuron.label, fontsize=8)
     fig.suptitle(f"frame: noise index ≤ {NOISE_INDEX_LIKE_DATA:g} green (like the data), ≥ {NOISE_INDEX_NOISY:g} "
                  f"red (noise-like), orange between; rel = activation ÷ best training image", fontsize=7)
-    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.985))
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.45 / height))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()

@@ -132,7 +132,8 @@ def train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, epochs: int |
 def load_or_train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, cache_dir: str | Path | None = None,
                       progress: bool = False, epochs: int | None = None) -> tuple[VAE, dict]:
     """The cached VAE for these images and settings, trained (and cached) if missing.
-    The returned info says whether it came from the cache (``cached``) and where."""
+    The returned info says whether it came from the cache (``cached``) and which entry
+    (``cache_key``, relative to :func:`cache_root`)."""
     from safetensors.torch import load_file, save
 
     epochs = epochs or EPOCHS
@@ -146,14 +147,14 @@ def load_or_train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, cache
             vae = VAE(dim, latent)
             vae.load_state_dict(load_file(str(weights)))
             vae.eval()
-            return vae, json.loads(card.read_text()) | {"cached": True, "cache": str(folder)}
+            return vae, json.loads(card.read_text()) | {"cached": True, "cache_key": f"{folder.parent.name}/{folder.name}"}
         except (OSError, RuntimeError, ValueError, KeyError):
             pass  # a damaged entry is retrained and overwritten
     vae, info = train_vae(images, latent, seed=seed, epochs=epochs, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(weights, save({k: v.contiguous() for k, v in vae.state_dict().items()}))
     atomic_write_json(card, info)
-    return vae, info | {"cached": False, "cache": str(folder)}
+    return vae, info | {"cached": False, "cache_key": f"{folder.parent.name}/{folder.name}"}
 
 
 __all__ = ["LIKELIHOOD_SIGMA", "VAE", "cache_root", "chi2_quantile", "data_key", "load_or_train_vae", "train_vae"]

@@ -108,14 +108,14 @@ def load_or_train_judge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: to
         try:
             model = ReLUCNN(x_train.shape[1], classes, x_train.shape[-1])
             model.load_state_dict(load_file(str(weights)))
-            return Judge(model.eval(), json.loads(card.read_text()) | {"cached": True, "cache": str(folder)})
+            return Judge(model.eval(), json.loads(card.read_text()) | {"cached": True, "cache_key": f"{folder.parent.name}/{folder.name}"})
         except (OSError, RuntimeError, ValueError, KeyError):
             pass  # a damaged entry is retrained and overwritten
     judge = train_judge(x_train, y_train, x_test, y_test, seed=seed, epochs=epochs)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(weights, save({k: v.contiguous() for k, v in judge.model.state_dict().items()}))
     atomic_write_json(card, judge.info)
-    judge.info |= {"cached": False, "cache": str(folder)}
+    judge.info |= {"cached": False, "cache_key": f"{folder.parent.name}/{folder.name}"}
     return judge
 
 
