@@ -147,11 +147,11 @@ def test_pca_prior_stays_in_its_ball_and_beats_its_starts(tiny_convnet):
 def test_generator_prior_trains_caches_and_reports_its_quality(tiny_convnet, tmp_path, monkeypatch):
     from featviz.vis import generator as G
 
-    monkeypatch.setattr(G, "EPOCHS", 150)  # the default trains for a minute
+    monkeypatch.setattr(G, "EPOCHS", 80)  # the default trains for a minute
     data = _toy_data(160)
     prior = fit_prior("generator", 4, data, cache_dir=tmp_path)
     info = prior.info
-    assert not info["cached"] and info["heldout_rmse"] < info["heldout_rmse_of_mean"] and info["epochs"] == 150
+    assert not info["cached"] and info["heldout_rmse"] < info["heldout_rmse_of_mean"] and info["epochs"] == 80
     assert prior.radius == pytest.approx(G.chi2_quantile(4, 0.99) ** 0.5) and prior.radius == pytest.approx(3.64, abs=0.01)
     again = fit_prior("generator", 4, data, cache_dir=tmp_path)
     assert again.info["cached"] and all(torch.equal(a, b) for a, b in zip(prior.decoder.state_dict().values(),
@@ -204,3 +204,24 @@ def test_maximize_writes_noise_index_relative_activation_and_priors(tiny_convnet
         if best > 0:
             assert img["relative_activation"] == pytest.approx(img["activation"] / best)
     assert metrics["summary"]["pca:8"]["median_noise_index"] is not None
+
+
+def test_cli_maximize_with_a_prior_and_a_judge(run_cli, tmp_path, monkeypatch):
+    from featviz.vis import judge as J
+
+    monkeypatch.setattr(J, "EPOCHS", 2)  # the default trains for ten seconds
+    ck = tmp_path / "ck"
+    assert run_cli("train", "--dataset", "digits", "--image-size", "8", "--width", "3", "--depth", "2", "--epochs", "1",
+                   "--out", ck).code == 0
+    res = run_cli("maximize", ck, "--neuron", "logits:0-2", "--neuron", "block2:0", "--reg", "pca:8", "--steps", "4",
+                  "--top-k", "1", "--cache-dir", tmp_path / "cache", "--out", tmp_path / "vis")
+    assert res.code == 0, res.err
+    metrics = json.loads((tmp_path / "vis" / "metrics.json").read_text())
+    judged = [img["judge"] for img in metrics["images"] if img["neuron"].startswith("logits")]
+    assert [j["target"] for j in judged] == [0, 1, 2] and metrics["judge"]["epochs"] == 2
+    assert metrics["priors"]["pca:8"]["components"] == 8 and metrics["baseline"]["native"]["size"] == [8, 8]
+    assert "white noise" in res.out and "judge recognized" in res.out
+    # a prior without data: one line, exit 2
+    bad = run_cli("maximize", "--model", "tests.attack_models:softmax_digits", "--input-shape", "1,8,8",
+                  "--neuron", "logits:0", "--reg", "pca", "--steps", "2", "--out", tmp_path / "bad")
+    assert bad.code == 2 and "needs dataset images" in bad.err and "Traceback" not in bad.err

@@ -64,8 +64,10 @@ class Judge:
 
 
 def train_judge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor | None = None,
-                y_test: torch.Tensor | None = None, *, seed: int = JUDGE_SEED, epochs: int = EPOCHS) -> Judge:
-    """Train a :class:`ReLUCNN` on (N, C, H, W) images in [0, 1] with labels (N,)."""
+                y_test: torch.Tensor | None = None, *, seed: int = JUDGE_SEED, epochs: int | None = None) -> Judge:
+    """Train a :class:`ReLUCNN` on (N, C, H, W) images in [0, 1] with labels (N,) for
+    ``epochs`` (default :data:`EPOCHS`)."""
+    epochs = epochs or EPOCHS
     x, y = x_train.float().cpu(), y_train.long().cpu()
     classes = int(y.max()) + 1
     with seeded(seed):
@@ -96,8 +98,9 @@ def train_judge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
 
 def load_or_train_judge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tensor | None = None,
                         y_test: torch.Tensor | None = None, *, seed: int = JUDGE_SEED,
-                        cache_dir: str | Path | None = None, epochs: int = EPOCHS) -> Judge:
+                        cache_dir: str | Path | None = None, epochs: int | None = None) -> Judge:
     """The cached judge for this data, trained (and cached) if missing."""
+    epochs = epochs or EPOCHS
     from safetensors.torch import load_file, save
 
     settings = {"seed": seed, "epochs": epochs, "version": VERSION}
