@@ -36,12 +36,10 @@ def command(checkpoint, quick, steps, units, blocks, cache_dir, seed, device, ou
     cfg = replace(cfg, checkpoint=str(checkpoint), seed=seed,
                   **{k: v for k, v in (("steps", steps), ("units", units),
                                        ("blocks", tuple(blocks.split(",")) if blocks else None)) if v is not None})
-    result = P.run(cfg, device=device, cache_dir=cache_dir, progress=not as_json)
-    result.results["command"] = command_line()
-    P.write(result, out)
-    res = result.results
+    res = P.run(cfg, device=device, cache_dir=cache_dir, progress=not as_json) | {"command": command_line()}
+    P.write(res, out)
     if as_json:
-        emit_json(res | {"out": str(out)})
+        emit_json({k: v for k, v in res.items() if not k.startswith("_")} | {"out": str(out)})
         return
     click.echo(f"{'block':<8}{'setting':<12}{'rel. activation':>18}{'noise index':>14}{'converged':>11}")
     for block, regs in res["units"].items():

@@ -21,16 +21,17 @@ endpoint is that prior's median relative activation over the last block's units,
 95 % bootstrap interval over units.
 
     from featviz.studies import prior_renders
-    result = prior_renders.run(prior_renders.PRESETS["full"])
-    prior_renders.write(result, "studies/prior-renders")
+    results = prior_renders.run(prior_renders.PRESETS["full"])
+    prior_renders.write(results, "studies/prior-renders")
 """
 
 from __future__ import annotations
 
 import io
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -58,22 +59,11 @@ class Config:
     level: float = 0.95
 
 
-PRESETS = {
+PRESETS = MappingProxyType({
     "full": Config(),
     # seconds on a laptop: a smoke test of the pipeline, not a measurement
     "quick": Config(units="0-3", regs=("none", "pca"), class_regs=("none", "pca"), steps=24, figure_units=2),
-}
-
-
-@dataclass
-class Result:
-    """What :func:`run` measured: ``results`` (the results.json object) and the two
-    :class:`~featviz.vis.maximize.Maximization` objects the figures are drawn from."""
-
-    results: dict[str, Any]
-    units: Any = None
-    classes: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+})
 
 
 def _median_ci(values: list[float], level: float, seed: int) -> dict[str, Any]:
@@ -94,8 +84,11 @@ def best_prior(units: dict[str, dict[str, dict[str, Any]]], priors: list[str], n
 
 
 def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-        progress: bool = False) -> Result:
-    """Render, measure and summarize (see the module docstring)."""
+        progress: bool = False) -> dict[str, Any]:
+    """Render, measure and summarize (see the module docstring); returns the results.json
+    dict, with the two :class:`~featviz.vis.maximize.Maximization` objects the figures are
+    drawn from riding along under ``_units`` and ``_classes`` (:func:`write` leaves them
+    out of the file)."""
     from ..data.images import native_images
     from ..sources import load_target
     from ..vis.judge import load_or_train_judge
@@ -180,28 +173,32 @@ def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | 
         "primary": primary, "acceptance": acceptance,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    return Result(results, units, classes)
+    return results | {"_units": units, "_classes": classes}
 
 
-def write(result: Result, out: str | Path) -> list[str]:
-    """``results.json``, ``rows.png`` (per unit: none, standard, the best prior, top
-    dataset examples) and ``tradeoff.png`` into ``out`` (atomically)."""
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """``results.json``, ``tradeoff.png`` and, when the renders ride along (``_units``),
+    ``rows.png`` (per unit: none, standard, the best prior, top dataset examples) into
+    ``out`` (atomically)."""
     from .common import write_results
 
-    def figures(results: dict[str, Any], folder: Path) -> list[str]:
+    def figures(data: dict[str, Any], folder: Path) -> list[str]:
         from ..fileio import atomic_write_bytes
 
-        atomic_write_bytes(folder / "rows.png", rows_png(result))
-        atomic_write_bytes(folder / "tradeoff.png", tradeoff_png(result.results))
-        return ["rows.png", "tradeoff.png"]
+        files = []
+        if results.get("_units") is not None:
+            atomic_write_bytes(folder / "rows.png", rows_png(results))
+            files.append("rows.png")
+        atomic_write_bytes(folder / "tradeoff.png", tradeoff_png(data))
+        return files + ["tradeoff.png"]
 
-    return write_results(result.results, out, figures)
+    return write_results({k: v for k, v in results.items() if not k.startswith("_")}, out, figures)
 
 
 BAND_COLOURS = {"like-data": "#1a9850", "between": "#fdae61", "noisy": "#d73027", "unknown": "#999999"}
 
 
-def rows_png(result: Result) -> bytes:
+def rows_png(results: dict[str, Any]) -> bytes:
     """One row per unit (the first ``figure_units`` of each block): ``none``,
     ``standard``, the best prior, the top dataset examples; relative activation and
     noise index under each render; the frame coloured by the noise-index band."""
@@ -210,12 +207,12 @@ def rows_png(result: Result) -> bytes:
 
     from ..vis.metrics import NOISE_INDEX_LIKE_DATA, NOISE_INDEX_NOISY, noise_band
 
-    res, cfg = result.results, result.results["config"]
-    best = res["best_prior"]
+    cfg, units = results["config"], results["_units"]
+    best = results["best_prior"]
     cols = [r for r in ("none", "standard", best) if r and r in cfg["regs"]]
-    table = {(i.neuron, i.reg): i for i in result.units.images}
-    examples = {ex.neuron: ex for ex in result.units.examples}
-    rendered = list(dict.fromkeys(i.neuron for i in result.units.images))
+    table = {(i.neuron, i.reg): i for i in units.images}
+    examples = {ex.neuron: ex for ex in units.examples}
+    rendered = list(dict.fromkeys(i.neuron for i in units.images))
     neurons = [n for block in cfg["blocks"] for n in [m for m in rendered if m.layer == block][:cfg["figure_units"]]]
     k = cfg["top_k"]
     height = 1.35 * len(neurons) + 1.0
@@ -300,4 +297,4 @@ def tradeoff_png(results: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-__all__ = ["Config", "FORMAT", "PRESETS", "Result", "best_prior", "rows_png", "run", "tradeoff_png", "write"]
+__all__ = ["Config", "FORMAT", "PRESETS", "best_prior", "rows_png", "run", "tradeoff_png", "write"]
