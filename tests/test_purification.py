@@ -169,7 +169,7 @@ def test_combining_runs_over_disjoint_seeds_equals_one_run():
     ratio = merged["purification"]["adv_over_clean"]["block2"]
     assert ratio["value"] == pytest.approx(0.5 / 0.7)  # a ratio of means, not the mean of per-seed ratios (0.75)
     assert ratio["paired"] and ratio["low"] <= ratio["value"] <= ratio["high"]
-    assert merged["format"] == "featviz-purification/1" and merged["headline_eps"] == [cfg.eps]
+    assert merged["format"] == "featviz-purification/2" and merged["headline_eps"] == [cfg.eps]
     assert merged["primary"]["value"] == merged["purification"]["adv_over_clean"]["block3"]["value"]
     assert merged["purification"]["target"]["met"]["block2"] is False
     with pytest.raises(Exception, match="share a seed"):

@@ -155,7 +155,7 @@ def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=Non
 def _robust_accuracy(model: nn.Module, data, cfg: PurificationConfig, seed: int, device) -> float | None:
     if cfg.robust_eval_steps <= 0:
         return None
-    from ..attacks.registry import make_attack
+    from ..attacks.factory import make_attack
     from ..devices import generator
 
     x, y = data.x_test.to(device), data.y_test.to(device)
