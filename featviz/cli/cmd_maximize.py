@@ -84,8 +84,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
                           dist=dist, check_convergence=converge_check, native=native, judge=the_judge,
                           cache_dir=cache_dir,
                           baseline=None if target.images is not None else data_baseline(
-                              None, target.note or "no dataset: pass --dataset to compare with real images",
-                              shape=target.input_shape))
+                              None, target.note or "no dataset: pass --dataset to compare with real images"))
     finally:
         shutdown(dist)
     if result is None:  # not rank 0

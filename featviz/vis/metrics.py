@@ -118,9 +118,13 @@ def white_noise_baseline(shape, n: int = WHITE_NOISE_IMAGES, seed: int = WHITE_N
     pixels of ``shape`` (C, H, W), the model's input size (16×16: hf_ratio ≈ 0.81)."""
     from ..devices import generator
 
-    x = torch.rand((n, *[int(s) for s in shape]), generator=generator(seed))
-    return {"hf_ratio": float(hf_ratio(x).double().quantile(0.5)),
-            "tv": float(total_variation(x).double().quantile(0.5)), "n": n}
+    gen, hf, tv = generator(seed), [], []
+    for start in range(0, n, 32):  # in chunks: 1,024 images of a large input would not fit at once
+        x = torch.rand((min(32, n - start), *[int(s) for s in shape]), generator=gen)
+        hf.append(hf_ratio(x))
+        tv.append(total_variation(x))
+    return {"hf_ratio": float(torch.cat(hf).double().quantile(0.5)),
+            "tv": float(torch.cat(tv).double().quantile(0.5)), "n": n}
 
 
 def noise_index(hf: float | None, baseline: dict | None) -> float | None:
