@@ -115,7 +115,7 @@ def train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, epochs: int |
             opt.step()
             sched.step()
         if progress and (epoch + 1) % 50 == 0:
-            print(f"generator: epoch {epoch + 1}/{epochs}, loss {float(loss):.1f}", file=sys.stderr)
+            print(f"generator: epoch {epoch + 1}/{epochs}, loss {float(loss.detach()):.1f}", file=sys.stderr)
     vae.eval()
     with torch.no_grad():
         mu, _ = vae.encode(x_val)
