@@ -98,14 +98,15 @@ def inherit_weights(model: HierarchicalNet, parent: str | Path) -> dict[str, Any
 def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.device | str = "cpu",
                  adversary: Adversary | None = None, progress: bool = True, command: str = "",
                  resume_from: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
-                 dist: DistContext | None = None) -> Checkpoint:
+                 dist: DistContext | None = None, on_epoch: Callable | None = None) -> Checkpoint:
     """Load data, build, train, card and (if ``out``) save a model. Returns the checkpoint.
 
     ``resume_from`` continues an interrupted run from its checkpoint folder (weights and
     resume state; ``spec`` must be the one stored in its card, see :func:`spec_from_card`).
     When ``should_stop()`` turns true, the run stops at the next epoch boundary, writes a
     resumable checkpoint to ``out`` and raises :class:`~featviz.train.TrainingInterrupted`.
-    Under torchrun only rank 0 writes.
+    Under torchrun only rank 0 writes. ``on_epoch(model, stage, record)`` is called after
+    every epoch (see :func:`~featviz.train.train_model`).
     """
     from .resume import load_resume_state, resume_files
 
@@ -138,7 +139,7 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
         adversary = training_adversary(spec.adv, seed=spec.seed)
     try:
         result = train_model(model, data, config, device=device, adversary=adversary, progress=progress,
-                             resume=state, should_stop=should_stop, dist=dist)
+                             resume=state, should_stop=should_stop, dist=dist, on_epoch=on_epoch)
     except TrainingInterrupted as stop:
         model.cpu()
         partial = {"test_" + k[5:]: v for k, v in (stop.state.history[-1] if stop.state.history else {}).items()

@@ -72,6 +72,10 @@ TRAINING_ATTACKS: tuple[str, ...] = tuple(s.name for s in SPECS if s.train_steps
 # Default sweeps per norm: L∞ 0..0.3 covers digits from clean to broken; an L2 ball of
 # radius r holds L∞ perturbations of size r/√d, so 0..3 spans the same range at 16×16.
 DEFAULT_SWEEP = {"linf": "0:0.3:8", "l2": "0:3:8"}
+# `featviz attack` with no --attack: the field's reference L∞ evaluation without its slow black-box part.
+DEFAULT_ATTACK = "autoattack-fast"
+# Attacks whose robust accuracy is an upper bound that APGD often lowers by several points.
+WEAK_ATTACKS = ("fgsm", "pgd")
 
 
 def attack_help() -> str:

@@ -9,17 +9,6 @@ import click
 from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
-def _floats(text: str | None, what: str) -> list[float] | None:
-    from ..errors import FeatvizError
-
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise FeatvizError(f"{what} {text!r} is not a comma-separated list of numbers", f"e.g. {what} 0.5,0.5,0.5")
-
-
 @click.command("maximize")
 @click.argument("checkpoint", required=False, type=click.Path(path_type=Path))
 @click.option("--neuron", "neurons", multiple=True, required=True, metavar="SPEC",
@@ -47,10 +36,13 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 @click.option("--converge-check/--no-converge-check", default=True, show_default=True,
               help="Run every render as many steps again and flag it not converged if its activation moves by "
                    "more than 1 % (doubles the time).")
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write the renders and their metrics as TensorBoard events into DIR "
+                   "(pip install featviz[tensorboard]).")
 @common_options()
 @with_device
-def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model_ref,
-            weights, input_shape, mean, std, upscale, max_batch, converge_check, seed, device, out, force, as_json):
+def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model,
+            upscale, max_batch, converge_check, tensorboard, seed, device, out, force, as_json):
     """Synthesize the images that maximize units of a model, measure them, and save
     them beside the dataset images that activate the units most.
 
@@ -62,12 +54,14 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
     from ..vis.metrics import data_baseline
 
+    from ..tensorboard import log_maximize, open_writer
+
     check_out(out, force)
+    writer = open_writer(tensorboard)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
-        target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
-                             mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
-                             data_root=data_root, want_data=True, device=dist.device)
+        target = load_target(checkpoint, model, dataset=dataset, data_root=data_root, want_data=True,
+                             device=dist.device)
         if compare_regs:
             settings = list(regs) or list(COMPARE_SETTINGS)
         else:
@@ -77,7 +71,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
                           dataset=target.images, top_k=top_k, max_batch=max_batch, progress=dist.is_main,
                           dist=dist, check_convergence=converge_check,
                           baseline=None if target.images is not None else data_baseline(
-                              None, target.note or "no dataset: pass --dataset to compare with real images"))
+                              None, target.note or "no dataset: pass --data or --dataset to compare with real images"))
     finally:
         shutdown(dist)
     if result is None:  # not rank 0
@@ -85,6 +79,9 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     result.config["model"] = target.name
     with atomic_directory(out) as tmp:
         metrics = save_maximization(result, tmp, upscale=upscale)
+        if writer is not None:
+            log_maximize(writer, metrics, tmp)
+            writer.close()
     if as_json:
         emit_json(metrics | {"out": str(out)})
         return

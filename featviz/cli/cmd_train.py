@@ -54,10 +54,13 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--init-from", type=click.Path(path_type=Path), help="Start from this checkpoint's weights "
               "(same architecture) instead of a random initialization, e.g. adversarial fine-tuning of a clean "
               "model; the card records the parent.")
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write losses and accuracies per epoch and per stage as TensorBoard events into DIR "
+                   "(pip install featviz[tensorboard]).")
 @common_options(out_required=False)
 def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
             syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
-            freeze, resume, init_from, seed, device, out, force, as_json):
+            freeze, resume, init_from, tensorboard, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -88,19 +91,31 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
                          amp=amp, channels_last=channels_last, compile=compile_, freeze=list(freeze),
                          init_from=str(init_from) if init_from else None)
+    from ..tensorboard import log_epoch, open_writer
+
     dist = init_distributed(device)
+    writer = open_writer(tensorboard) if dist.is_main else None
+    step = [0]
+
+    def on_epoch(model, stage, record):
+        step[0] += 1
+        log_epoch(writer, step[0], stage.name, record)
+
     try:
         with stop_on_sigint() as stop_requested:
             # every rank must stop at the same epoch: a stop on any rank stops all
             should_stop = (lambda: bool(all_reduce_sum(torch.tensor([float(stop_requested())]), dist)[0] > 0))
             try:
                 ckpt = run_training(spec, out, device=dist.device, command=command_line(), resume_from=resume,
-                                    should_stop=should_stop, dist=dist)
+                                    should_stop=should_stop, dist=dist,
+                                    on_epoch=on_epoch if writer is not None else None)
             except TrainingInterrupted as stop:
                 click.echo(f"featviz: interrupted after epoch {stop.state.epoch} of stage {stop.state.stage_index + 1}; "
                            f"resumable checkpoint in {out} (continue with: featviz train --resume {out})", err=True)
                 raise SystemExit(130) from None
     finally:
+        if writer is not None:
+            writer.close()
         shutdown(dist)
     if not dist.is_main:
         return
