@@ -38,7 +38,7 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     block; then the frozen-lower-layer control on classification and on the teacher task.
     Writes OUT/results.json, figures and unit pictures."""
     from ..errors import FeatvizError
-    from ..hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
+    from ..studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
     from ..report.results import read_json
 
     if seeds is not None and seeds < 1:
