@@ -224,7 +224,7 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _torch_load_error(path: Path, exc: BaseException):
-    if "weights_only" in str(exc) or isinstance(exc, __import__("pickle").UnpicklingError):
+    if "Unsupported global" in str(exc):  # the weights-only unpickler met a class: a pickled object
         raise CheckpointError(f"--weights {path} holds pickled Python objects, not only tensors (was the whole model "
                               "saved with torch.save(model)?); featviz never unpickles code",
                               "save model.state_dict() instead; " + CONVERT_HINT) from None
@@ -504,5 +504,67 @@ def factory_target(spec: ModelSpec, *, dataset: str | None = None, data_root: st
     return AttackTarget(ref, ref, model, data.x_test, data.y_test)
 
 
-__all__ = ["ModelSpec", "Target", "build_model", "checkpoint_targets", "factory_target", "load_factory",
-           "load_target", "load_weights", "parse_model_args", "parse_shape", "probe_model", "user_data"]
+
+
+# --------------------------------------------------------------------------- gallery targets
+
+MAX_GALLERY_LAYERS = 8
+
+
+def feature_layers(model: nn.Module, limit: int = MAX_GALLERY_LAYERS) -> list[dict[str, Any]]:
+    """The layers a gallery shows for a model featviz did not build: its convolutions (module
+    paths from ``named_modules()``, as ``--neuron`` takes them), else its hidden linear layers,
+    in order, at most ``limit``; each ``{"name", "units", "kind"}`` like a card's ``layers``."""
+    convs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n]
+    if convs:
+        return [{"name": n, "units": int(m.out_channels), "kind": "conv"} for n, m in convs[:limit]]
+    linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear) and n][:-1]
+    return [{"name": n, "units": int(m.out_features), "kind": "dense"} for n, m in linears[:limit]]
+
+
+def user_checkpoint(spec: ModelSpec, device: torch.device | str = "cpu"):
+    """``--model`` (with ``--weights`` and ``--data``) as a :class:`~featviz.checkpoint.Checkpoint`
+    the gallery can show: a card made here (never saved) naming the model, its source, its
+    layers (:func:`feature_layers`), the ``--data`` it is shown with and its accuracy there."""
+    from . import __version__
+    from .checkpoint import Checkpoint
+    from .normalize import Normalized
+
+    hint = parse_shape(spec.input_shape) if spec.input_shape is not None else None
+    data = user_data(spec, hint)
+    model, shape = build_model(spec, data.input_shape if data is not None else None)
+    if spec.mean is not None:
+        model = Normalized(model, spec.mean, spec.std)
+    model.to(device).eval()
+    if data is not None and tuple(data.input_shape) != tuple(shape):
+        raise DataError(f"--data {data.name} has images {tuple(data.input_shape)}, the model takes {tuple(shape)}",
+                        "pass --input-shape to match the data, or other data")
+    probe = data.x_test[:2] if data is not None else torch.rand(2, *shape)
+    out = probe_model(model, probe.to(device), spec.ref, what="its --data images" if data else "random inputs")
+    if getattr(model, "input_shape", None) is None:
+        model.input_shape = tuple(shape)  # what the gallery reads to know it is an image model
+    metrics: dict[str, Any] = {}
+    if data is not None and data.info.get("labelled"):
+        from .attacks.model import predict
+        from .data.user import check_labels
+
+        check_labels(data, int(out.shape[1]) if out.dim() == 2 else 0, f"--model {spec.ref}")
+        pred = torch.cat([predict(model, data.x_test[i:i + 256].to(device)).cpu()
+                          for i in range(0, len(data.x_test), 256)])
+        metrics["test_accuracy"] = float((pred == data.y_test).float().mean())
+    layers = feature_layers(model.model if isinstance(model, Normalized) else model)
+    if isinstance(model, Normalized):
+        layers = [dict(layer, name=f"model.{layer['name']}") for layer in layers]
+    weights = Path(spec.weights).name if spec.weights is not None else "random initialization"
+    card = {"format": "featviz-user-model/1", "name": spec.ref,
+            "arch": {"class": type(model).__name__, "model": spec.ref, "model_args": dict(spec.args), "act": None},
+            "dataset": dict(data.info) if data is not None else {"name": None},
+            "training": {"mode": f"own model ({weights})", "adv": None},
+            "metrics": metrics, "layers": layers,
+            "versions": {"featviz": __version__, "torch": torch.__version__.split("+")[0]}}
+    return Checkpoint(model=model, card=card, path=Path(spec.ref))
+
+
+__all__ = ["ModelSpec", "Target", "build_model", "checkpoint_targets", "factory_target", "feature_layers",
+           "load_factory", "load_target", "load_weights", "parse_model_args", "parse_shape", "probe_model",
+           "user_checkpoint", "user_data"]

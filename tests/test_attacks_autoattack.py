@@ -283,7 +283,7 @@ def test_model_option_equals_library_call(run_cli, tmp_path):
     assert isinstance(m["flags"], list)
 
 
-R18 = ["--model", "tests.attack_models:resnet18_digits"]
+R18 = ["--model", "tests.attack_models:resnet18_digits", "--random-init"]
 SHAPE, DIGITS = ["--input-shape", "1,16,16"], ["--dataset", "digits"]
 
 

@@ -71,11 +71,6 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     eps_values = parse_numbers(eps, "--eps", unique=True)
     check_out(out, force)
     writer = open_writer(tensorboard)  # fails fast when the tensorboard extra is missing
-    weak = [a for a in dict.fromkeys(attacks) if a in WEAK_ATTACKS]
-    if weak:
-        click.echo(f"featviz: note: {', '.join(weak)} gives an upper bound on robust accuracy; autoattack-fast "
-                   "(the default) usually finds more adversarial examples" + ("" if check else
-                   "; add --check to compare with APGD"), err=True)
     dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
     try:
         session = AttackSession.from_options(
@@ -99,6 +94,11 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     if writer is not None:
         log_attack(writer, results)
         writer.close()
+    weak = [a for a in dict.fromkeys(attacks) if a in WEAK_ATTACKS]
+    if weak:
+        click.echo(f"featviz: note: {', '.join(weak)} gives an upper bound on robust accuracy; autoattack-fast "
+                   "(the default) usually finds more adversarial examples" + ("" if check else
+                   "; add --check to compare with APGD"), err=True)
     if as_json:
         emit_json(results)
     else:

@@ -137,7 +137,7 @@ def _layout(shape: tuple[int, ...], input_shape: Sequence[int] | None, path: Pat
             return "nchw"
         if shape[1:] == (h, w, c):
             return "nhwc"
-        raise DataError(f"--data {path}: x has shape {shape}, which holds no images of --input-shape {c},{h},{w}",
+        raise DataError(f"--data {path}: x has shape {shape}, not images of the model's input {(c, h, w)}",
                         "fix --input-shape or the array")
     if first and not last:
         return "nchw"

@@ -186,6 +186,12 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     bar = tqdm(total=4 + sum(len(m.layers) for m in models), desc="gallery", unit="page", leave=False,
                disable=not progress)
     attack_ctx = _attack_pages(site, attack_data, Path(attacks), models, ref_eps) if attack_data else None
+    notes = list(notes)
+    for label, data in (("--attacks", attack_data), ("--robust", robust_data)):
+        if data and not any(_owner(entry, models) for entry in data["models"]):
+            names = ", ".join(str(e.get("name") or e.get("checkpoint")) for e in data["models"])
+            notes.append(f"The {label} folder holds results for {names}, none of which is a model of this gallery: "
+                         "its numbers are not shown as any model's robust accuracy.")
     if robust_data:
         _robust_headline(robust_data, models, ref_eps)
     bar.update()
@@ -197,7 +203,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     bar.update()
     study_pages = write_study_pages(site, study_data)
     site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
-                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes), studies=study_pages)
+                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=notes, studies=study_pages)
     bar.update()
     bar.close()
     site.write_static()
