@@ -94,6 +94,7 @@ def outputs(tmp_path_factory):
         "checkpoint": [read("ckpt", "card.json"), read("ckpt2", "card.json")],
         "maximize": read("vis", "metrics.json"),
         "attack": attack,
+        "attack-leaderboard": read("att", "leaderboard.json"),
         "hierarchy": read("hier", "results.json"),
         "alpha-sweep": read("alpha", "results.json"),
         "scaling": read("scaling", "results.json"),
