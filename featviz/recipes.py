@@ -34,7 +34,8 @@ class TrainSpec:
     act: str = "quadratic"
     depth: int | None = None
     width: int | None = None
-    epochs: int | None = None
+    epochs: int | None = None  # per stage
+    joint_epochs: int | None = None  # the joint stage after layerwise ones (None: ``epochs``)
     lr: float | None = None
     batch_size: int | None = None
     optimizer: str = "adam"
@@ -124,7 +125,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     else:
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
-    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],
+    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], joint_epochs=spec.joint_epochs,
+                         lr=spec.lr or d["lr"],
                          batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed,
                          amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile,
                          freeze=tuple(spec.freeze))

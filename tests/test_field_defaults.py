@@ -104,7 +104,7 @@ def _events(folder):
 
 def test_tensorboard_train(run_cli, tmp_path):
     pytest.importorskip("torch.utils.tensorboard", reason="tensorboard is not installed")
-    r = run_cli("train", "--dataset", "digits", "--image-size", "8", "--width", "3", "--depth", "2", "--epochs", "2",
+    r = run_cli("train", "--dataset", "digits", "--image-size", "8", "--width", "3", "--depth", "2", "--epochs", "6",
                 "--mode", "layerwise+joint", "--tensorboard", tmp_path / "tb", "--json", "--out", tmp_path / "ck")
     assert r.code == 0, r.err
     summary = json.loads(r.out)

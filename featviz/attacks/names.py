@@ -59,11 +59,13 @@ SPECS: tuple[AttackSpec, ...] = (
     AttackSpec("square-l2", "l2", "square:square_l2", "Square L2, score-based, 5000 queries", {"steps": 5000},
                ("steps", "restarts"), bisect=False),
     AttackSpec("autoattack", "linf", "ensemble:autoattack",
-               "AutoAttack L∞: APGD-CE, APGD-T (9 targets), Square 5000 queries, worst case", bisect=False),
+               "AutoAttack L∞: APGD-CE, APGD-T (9 targets), Square 5000 queries, worst case", options=("steps",),
+               bisect=False),
     AttackSpec("autoattack-fast", "linf", "ensemble:autoattack_fast",
-               "AutoAttack L∞ gradient parts only: APGD-CE, APGD-T (9 targets)", bisect=False),
+               "AutoAttack L∞ gradient parts only: APGD-CE, APGD-T (9 targets), 100 steps each", options=("steps",),
+               bisect=False),
     AttackSpec("autoattack-l2", "l2", "ensemble:autoattack_l2",
-               "AutoAttack L2: APGD-CE, APGD-T, Square 5000 queries", bisect=False),
+               "AutoAttack L2: APGD-CE, APGD-T, Square 5000 queries", options=("steps",), bisect=False),
 )
 
 REGISTRY: dict[str, AttackSpec] = {s.name: s for s in SPECS}

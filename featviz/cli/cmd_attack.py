@@ -20,7 +20,7 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
               "allowed (0.1, 8/255, 0.05,0.1).")
 @click.option("--eps-sweep", help="A:B:K, K values of ε from A to B, for every attack given (default: L∞ attacks "
               "0:0.3:8, L2 attacks 0:3:8).")
-@click.option("--steps", type=int, help="Attack budget: steps (pgd 20, apgd 100, cw 100 per search round, "
+@click.option("--steps", type=int, help="Attack budget: steps (pgd 20, apgd and each APGD part of autoattack 100, cw 100 per search round, "
               "deepfool 50) or queries (square 5000).")
 @click.option("--restarts", type=int, default=1, show_default=True, help="Random restarts (gradient attacks).")
 @click.option("--step-size", type=float, help="Absolute step size (default 2.5·ε/steps).")

@@ -23,7 +23,11 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--depth", type=click.IntRange(1, 32), help="Blocks (default 3).")
 @click.option("--width", type=click.IntRange(1, 4096), help="Units per layer (MLP, default 48) or channels "
               "of block 1 (conv, default 16; later blocks get 2x).")
-@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs per stage (digits 30, synthetic 90).")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs of the whole run, summed over its stages: "
+              "joint gets all; layerwise E/depth per stage; layerwise+joint ⌊E/(depth+1)⌋ per layerwise stage and "
+              "the rest jointly (default: 30 per stage on images, 90 on synthetic).")
+@click.option("--epochs-per-stage", type=click.IntRange(1, 100000),
+              help="Epochs of every stage instead (what --epochs meant in featviz 0.1).")
 @click.option("--lr", type=float, help="Learning rate (images 3e-3, synthetic 1e-2).")
 @click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 1024).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
@@ -58,7 +62,7 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
               help="Also write losses and accuracies per epoch and per stage as TensorBoard events into DIR "
                    "(pip install featviz[tensorboard]).")
 @common_options(out_required=False)
-def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
+def command(dataset, data_root, download, mode, act, depth, width, epochs, epochs_per_stage, lr, batch_size, optimizer, image_size,
             syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
             freeze, resume, init_from, tensorboard, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
@@ -85,7 +89,10 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         check_out(out, force)
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
         adv_spec = _adv_spec(adv, adv_eps, adv_steps)
-        spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
+        blocks = depth or (teacher_depth if dataset == "synthetic" else None)
+        per_stage, joint_epochs = _stage_budget(mode, blocks, dataset, epochs, epochs_per_stage)
+        spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=per_stage,
+                         joint_epochs=joint_epochs, lr=lr,
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
@@ -93,13 +100,19 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
                          init_from=str(init_from) if init_from else None)
     from ..tensorboard import log_epoch, open_writer
 
+    writer = open_writer(tensorboard)
     dist = init_distributed(device)
-    writer = open_writer(tensorboard) if dist.is_main else None
+    if not dist.is_main and writer is not None:
+        writer.close()
+        writer = None
     step = [0]
 
     def on_epoch(model, stage, record):
         step[0] += 1
-        log_epoch(writer, step[0], stage.name, record)
+        if step[0] == 1 and dist.is_main:  # the data loaded and the run started: say how the budget splits
+            _print_plan(spec)
+        if writer is not None:
+            log_epoch(writer, step[0], stage.name, record)
 
     try:
         with stop_on_sigint() as stop_requested:
@@ -108,7 +121,7 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
             try:
                 ckpt = run_training(spec, out, device=dist.device, command=command_line(), resume_from=resume,
                                     should_stop=should_stop, dist=dist,
-                                    on_epoch=on_epoch if writer is not None else None)
+                                    on_epoch=on_epoch)
             except TrainingInterrupted as stop:
                 click.echo(f"featviz: interrupted after epoch {stop.state.epoch} of stage {stop.state.stage_index + 1}; "
                            f"resumable checkpoint in {out} (continue with: featviz train --resume {out})", err=True)
@@ -124,6 +137,32 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         emit_json(summary)
     else:
         _print_summary(summary)
+
+
+def _stage_budget(mode: str, depth: int | None, dataset: str, epochs: int | None,
+                  per_stage: int | None) -> tuple[int | None, int | None]:
+    """``(epochs per stage, joint epochs)`` from ``--epochs`` (the whole run) or ``--epochs-per-stage``."""
+    from ..recipes import DEFAULTS
+    from ..train import split_epochs
+
+    if epochs is not None and per_stage is not None:
+        raise click.UsageError("--epochs (the whole run) and --epochs-per-stage exclude each other")
+    if epochs is None:
+        return per_stage, None
+    blocks = depth or DEFAULTS["synthetic" if dataset == "synthetic" else "image"]["depth"]
+    return split_epochs(mode, blocks, epochs)
+
+
+def _print_plan(spec) -> None:
+    """The stage budgets the options give, said before the run starts."""
+    from ..recipes import DEFAULTS
+    from ..train import plan_stages
+
+    d = DEFAULTS["synthetic" if spec.dataset == "synthetic" else "image"]
+    depth = spec.depth or spec.synthetic.get("depth") or d["depth"]
+    stages = plan_stages(spec.mode, depth, spec.epochs or d["epochs"], spec.joint_epochs)
+    click.echo(f"featviz: {spec.mode}: " + ", ".join(f"{s.name} {s.epochs}" for s in stages)
+               + f" epochs ({sum(s.epochs for s in stages)} in all)", err=True)
 
 
 def _adv_spec(adv: str | None, eps: float | None, steps: int | None) -> dict | None:

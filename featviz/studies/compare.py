@@ -86,7 +86,7 @@ class CompareSpec:
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise SpecError(f"--seeds must be >= 1, got {self.seeds}")
         if not isinstance(self.epochs_total, int) or self.epochs_total < 1:
-            raise SpecError(f"--epochs-total must be >= 1, got {self.epochs_total}")
+            raise SpecError(f"--epochs must be >= 1, got {self.epochs_total}")
         if not self.eps:
             raise SpecError("no ε given", "e.g. --eps 0,0.05,0.1")
         for e in self.eps:
@@ -100,8 +100,7 @@ class CompareSpec:
             raise SpecError("--render-units must be >= 0 and --render-steps >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise SpecError(f"--n-examples must be >= 1, got {self.n_examples}")
-        for m in self.modes:  # an unsplittable budget is refused before anything runs
-            stage_epochs(m, self.depth, self.epochs_total)
+        check_budget(self.modes, self.depth, self.epochs_total)  # refused before anything runs
 
     @property
     def depth(self) -> int:
@@ -111,23 +110,41 @@ class CompareSpec:
 
 
 # ---------------------------------------------------------------------- budgets
+def valid_budget(modes: Sequence[str], depth: int, epochs_total: int) -> bool:
+    """Whether ``epochs_total`` splits into whole stages for every one of ``modes``."""
+    return (epochs_total >= 1 and ("layerwise" not in modes or epochs_total % depth == 0)
+            and ("layerwise+joint" not in modes or epochs_total >= depth + 1))
+
+
+def check_budget(modes: Sequence[str], depth: int, epochs_total: int) -> None:
+    """Refuse a budget that some of ``modes`` cannot split, with one message naming every
+    requirement and the nearest budget that meets them all (so following the hint never
+    leads to another refusal)."""
+    if valid_budget(modes, depth, epochs_total):
+        return
+    needs = []
+    if "layerwise" in modes:
+        needs.append(f"layerwise needs a multiple of {depth}")
+    if "layerwise+joint" in modes:
+        needs.append(f"layerwise+joint needs at least {depth + 1}")
+    fix = next(t for t in range(max(epochs_total, 1), epochs_total + 4 * depth + 8) if valid_budget(modes, depth, t))
+    raise SpecError(f"--epochs {epochs_total} cannot be split into whole stages for --modes "
+                    f"{','.join(modes)}: {'; '.join(needs)}", f"use {fix}")
+
+
 def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, int | None]:
     """``(epochs per stage, joint_epochs)`` giving ``mode`` exactly ``epochs_total`` epochs
-    in all (see the module docstring). Raises :class:`SpecError` when it cannot."""
-    if mode in ("joint", "adv"):
-        return epochs_total, None
-    if mode == "layerwise":
-        if epochs_total % depth:
-            raise SpecError(f"--epochs-total {epochs_total} cannot be split evenly over {depth} layerwise stages",
-                            f"use a multiple of {depth}, e.g. {depth * max(1, round(epochs_total / depth))}")
-        return epochs_total // depth, None
-    if mode == "layerwise+joint":
-        per = epochs_total // (depth + 1)
-        if per < 1:
-            raise SpecError(f"--epochs-total {epochs_total} is too small for {depth} layerwise stages and a joint one",
-                            f"use at least {depth + 1}")
-        return per, epochs_total - depth * per
-    raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+    in all (see the module docstring and :func:`featviz.train.split_epochs`). Raises
+    :class:`SpecError` when it cannot."""
+    from ..errors import FeatvizError
+    from ..train import split_epochs
+
+    if mode not in COMPARE_MODES:
+        raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+    try:
+        return split_epochs("joint" if mode == "adv" else mode, depth, epochs_total)
+    except FeatvizError as exc:
+        raise SpecError(exc.message, exc.hint) from None
 
 
 def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_size: int) -> dict[str, Any]:
