@@ -35,7 +35,7 @@ class TrainSpec:
     depth: int | None = None
     width: int | None = None
     epochs: int | None = None  # per stage
-    joint_epochs: int | None = None  # the joint stage after layerwise ones (None: ``epochs``)
+    stage_epochs: list[int] | None = None  # epochs of each stage (a whole-run budget split; overrides epochs)
     lr: float | None = None
     batch_size: int | None = None
     optimizer: str = "adam"
@@ -125,8 +125,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     else:
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
-    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], joint_epochs=spec.joint_epochs,
-                         lr=spec.lr or d["lr"],
+    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"],
+                         stage_epochs=tuple(spec.stage_epochs) if spec.stage_epochs else None, lr=spec.lr or d["lr"],
                          batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed,
                          amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile,
                          freeze=tuple(spec.freeze))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..attacks.names import ATTACKS, DEFAULT_ATTACK, WEAK_ATTACKS, attack_help
+from ..attacks.specs import ATTACKS, DEFAULT_ATTACK, WEAK_ATTACKS, attack_help
 from ..numbers import parse_numbers
 from ..tensorboard import log_attack, open_writer
 from ._common import check_out, common_options, emit_json, model_options, with_device

@@ -63,7 +63,7 @@ def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_ro
     MODULE:FACTORY=DIR. Units of checkpoints without --vis are rendered here (see
     --render-steps). Open OUT/index.html in a browser; it needs no server and no network.
     """
-    from ..report import build_gallery
+    from ..gallery import build_gallery
     from ..sources import user_checkpoint
 
     if not checkpoints and not model.ref:

@@ -10,7 +10,7 @@ import torch
 from ..data import DATASETS
 from ..nets import ACTIVATIONS
 from ..train import MODES
-from ..attacks.names import REGISTRY, TRAINING_ATTACKS
+from ..attacks.specs import REGISTRY, TRAINING_ATTACKS
 from ._common import check_out, command_line, common_options, emit_json, stop_on_sigint
 
 
@@ -23,9 +23,9 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--depth", type=click.IntRange(1, 32), help="Blocks (default 3).")
 @click.option("--width", type=click.IntRange(1, 4096), help="Units per layer (MLP, default 48) or channels "
               "of block 1 (conv, default 16; later blocks get 2x).")
-@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs of the whole run, summed over its stages: "
-              "joint gets all; layerwise E/depth per stage; layerwise+joint ⌊E/(depth+1)⌋ per layerwise stage and "
-              "the rest jointly (default: 30 per stage on images, 90 on synthetic).")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs of the whole run, summed over its stages and "
+              "split as evenly as integers allow (the last stages take the remainder): joint gets all, layerwise "
+              "E/depth per stage, layerwise+joint E/(depth+1) (default: 30 per stage on images, 90 on synthetic).")
 @click.option("--epochs-per-stage", type=click.IntRange(1, 100000),
               help="Epochs of every stage instead (what --epochs meant in featviz 0.1).")
 @click.option("--lr", type=float, help="Learning rate (images 3e-3, synthetic 1e-2).")
@@ -90,9 +90,9 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, epoch
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
         adv_spec = _adv_spec(adv, adv_eps, adv_steps)
         blocks = depth or (teacher_depth if dataset == "synthetic" else None)
-        per_stage, joint_epochs = _stage_budget(mode, blocks, dataset, epochs, epochs_per_stage)
+        per_stage, stage_epochs = _stage_budget(mode, blocks, dataset, epochs, epochs_per_stage)
         spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=per_stage,
-                         joint_epochs=joint_epochs, lr=lr,
+                         stage_epochs=stage_epochs, lr=lr,
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
@@ -140,17 +140,19 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, epoch
 
 
 def _stage_budget(mode: str, depth: int | None, dataset: str, epochs: int | None,
-                  per_stage: int | None) -> tuple[int | None, int | None]:
-    """``(epochs per stage, joint epochs)`` from ``--epochs`` (the whole run) or ``--epochs-per-stage``."""
+                  per_stage: int | None) -> tuple[int | None, list[int] | None]:
+    """``(epochs per stage, epochs of each stage)`` from ``--epochs`` (the whole run, split by
+    :func:`featviz.train.split_budget`) or ``--epochs-per-stage``."""
     from ..recipes import DEFAULTS
-    from ..train import split_epochs
+    from ..train import split_budget, stage_count
 
     if epochs is not None and per_stage is not None:
         raise click.UsageError("--epochs (the whole run) and --epochs-per-stage exclude each other")
     if epochs is None:
         return per_stage, None
     blocks = depth or DEFAULTS["synthetic" if dataset == "synthetic" else "image"]["depth"]
-    return split_epochs(mode, blocks, epochs)
+    parts = split_budget(epochs, stage_count(mode, blocks))
+    return parts[0], list(parts)
 
 
 def _print_plan(spec) -> None:
@@ -160,7 +162,8 @@ def _print_plan(spec) -> None:
 
     d = DEFAULTS["synthetic" if spec.dataset == "synthetic" else "image"]
     depth = spec.depth or spec.synthetic.get("depth") or d["depth"]
-    stages = plan_stages(spec.mode, depth, spec.epochs or d["epochs"], spec.joint_epochs)
+    stages = plan_stages(spec.mode, depth, spec.epochs or d["epochs"],
+                         stage_epochs=tuple(spec.stage_epochs) if spec.stage_epochs else None)
     click.echo(f"featviz: {spec.mode}: " + ", ".join(f"{s.name} {s.epochs}" for s in stages)
                + f" epochs ({sum(s.epochs for s in stages)} in all)", err=True)
 
