@@ -342,7 +342,7 @@ def _dataset_images(name: str, data_root: Path | None, image_size: int | None, s
 
 
 def probe_model(model: nn.Module, x: torch.Tensor, name: str, *, classes: int | None = None,
-                what: str = "inputs") -> torch.Tensor:
+                what: str = "inputs", finite: bool = True) -> torch.Tensor:
     """Run ``model`` on a couple of inputs ``x``; every way it cannot serve is a :class:`SpecError`:
     an exception, output that is not an (N, K) tensor (when ``classes`` is asked: K logits with
     K >= ``classes``), or NaN/Inf output. Returns the output."""
@@ -360,7 +360,7 @@ def probe_model(model: nn.Module, x: torch.Tensor, name: str, *, classes: int | 
         if out.shape[1] < classes:
             raise SpecError(f"--model {name} outputs {out.shape[1]} logits, but the data has {classes} classes",
                             "labels must be class indices of the model's logits")
-    if isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
+    if finite and isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
         raise SpecError(f"--model {name} outputs NaN or infinite values on {what}",
                         "check its weights (--weights) and normalization (--mean/--std)")
     return out
@@ -411,7 +411,7 @@ def load_target(checkpoint: Path | None, spec: ModelSpec | None = None, *, datas
         name, image_size = spec.ref, shape[-1]
         probe_model(model if preprocess is None else nn.Sequential(preprocess, model),
                     (data.x_test[:2] if data is not None else torch.rand(2, *shape)).to(device), spec.ref,
-                    what="its --data images" if data is not None else "random inputs")
+                    what="its --data images" if data is not None else "random inputs", finite=data is not None)
     images, note = None, None
     if data is not None:
         if tuple(data.input_shape) != tuple(shape):
@@ -540,7 +540,8 @@ def user_checkpoint(spec: ModelSpec, device: torch.device | str = "cpu"):
         raise DataError(f"--data {data.name} has images {tuple(data.input_shape)}, the model takes {tuple(shape)}",
                         "pass --input-shape to match the data, or other data")
     probe = data.x_test[:2] if data is not None else torch.rand(2, *shape)
-    out = probe_model(model, probe.to(device), spec.ref, what="its --data images" if data else "random inputs")
+    out = probe_model(model, probe.to(device), spec.ref, what="its --data images" if data else "random inputs",
+                      finite=data is not None)
     if getattr(model, "input_shape", None) is None:
         model.input_shape = tuple(shape)  # what the gallery reads to know it is an image model
     metrics: dict[str, Any] = {}

@@ -60,7 +60,7 @@ def test_bad_eps(run_cli, tiny_ckpt, tmp_path, eps, fragment):
 
 def test_pgd_is_labelled_an_upper_bound_and_checked_against_apgd(run_cli, tiny_ckpt, tmp_path):
     from featviz.attacks.checks import pgd_vs_apgd
-    from featviz.attacks.registry import make_attack
+    from featviz.attacks.factory import make_attack
     from featviz.checkpoint import load_checkpoint
     from featviz.devices import generator
 

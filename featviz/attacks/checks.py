@@ -109,7 +109,7 @@ def pgd_vs_apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
     """Whether ``pgd_attack`` is within ``tolerance`` (2 accuracy points) of APGD-CE + APGD-T
     (``autoattack-fast``) at L∞ radius ``eps`` on ``x`` (N, C, H, W): PGD's robust accuracy is
     only an upper bound, and one that is far above APGD's says the number should not be quoted."""
-    from .registry import make_attack
+    from .factory import make_attack
 
     acc_pgd = _robust(model, x, y, pgd_attack, eps, gen)
     acc_apgd = _robust(model, x, y, make_attack("autoattack-fast"), eps, gen)

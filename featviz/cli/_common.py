@@ -205,14 +205,7 @@ def with_device(fn: Callable) -> Callable:
 
 
 def parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    """``"0.01,0.02"`` -> (0.01, 0.02); None stays None; anything else is one clear error
-    naming the option ``what`` (exit 2)."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise FeatvizError(f"{what} must be comma-separated numbers, got {text!r}", f"e.g. {what} 0.5,0.5") from None
-    if not values:
-        raise FeatvizError(f"{what} needs at least one value")
-    return values
+    """``"0.01,0.02"`` (fractions allowed: ``8/255``) -> (0.01, 0.02); None stays None; anything
+    else is one clear error naming the option ``what`` (exit 2)."""
+    values = parse_numbers(text, what)
+    return None if values is None else tuple(values)
