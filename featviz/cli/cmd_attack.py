@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..data.images import IMAGE_DATASETS
 from ..attacks.specs import ATTACKS, DEFAULT_ATTACK, WEAK_ATTACKS, attack_help
 from ..numbers import parse_numbers
 from ..tensorboard import log_attack, open_writer
@@ -43,7 +44,7 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
                    "featviz[tensorboard]).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @model_options("checkpoints")
-@click.option("--dataset", help="Test images for --model (digits, mnist, fashion-mnist, cifar10).")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), help="Test images for --model (your own: --data).")
 @common_options()
 @with_device
 def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, loss, targeted, n_examples,

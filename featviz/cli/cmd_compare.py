@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..data.images import IMAGE_DATASETS
 from ..studies.names import COMPARE_MODES, DEFAULT_EPS
 from ._common import check_out, common_options, emit_json, with_device
 
@@ -33,7 +34,10 @@ def _eps(text: str) -> tuple[float, ...]:
 
 
 @click.command("compare")
-@click.option("--dataset", default="digits", show_default=True, help="Image dataset (digits is built in).")
+@click.option("--quick", is_flag=True, help="The demo-sized comparison (2 seeds, 6 epochs, 96 test images; labelled "
+              "demo-sized wherever shown): seconds, not a measurement. Replaces the budget options.")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), default="digits", show_default=True,
+              help="Image dataset (digits is built in).")
 @click.option("--modes", default="joint,layerwise,layerwise+joint", show_default=True,
               help=f"Comma-separated training modes: {', '.join(COMPARE_MODES)} (adv = PGD-adversarial joint).")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Models per mode (seeds --seed, --seed+1, ...).")
@@ -62,7 +66,7 @@ def _eps(text: str) -> tuple[float, ...]:
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @common_options()
 @with_device
-def command(dataset, modes, seeds, epochs_total, old_epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, bisect_steps,
+def command(quick, dataset, modes, seeds, epochs_total, old_epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, bisect_steps,
             reuse, workers, save_models, data_root, seed, device, out, force, as_json):
     """Compare training modes over seeds at matched budgets.
 
@@ -82,6 +86,13 @@ def command(dataset, modes, seeds, epochs_total, old_epochs_total, eps, attack, 
                        n_examples=n_examples,
                        render_units=render_units, render_steps=render_steps, bisect_steps=bisect_steps,
                        data_root=str(data_root) if data_root else None)
+    if quick:
+        from dataclasses import replace
+
+        from ..studies.compare import demo_spec
+
+        spec = replace(demo_spec(seed), dataset=spec.dataset, attack=spec.attack, adv_eps=spec.adv_eps,
+                       image_size=spec.image_size, data_root=spec.data_root)
     spec.validate()
     if attack is not None:
         from ..attacks import make_attack

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..data.images import IMAGE_DATASETS
 from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
@@ -26,7 +27,8 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
               "none, l2, tv, blur, jitter, fft, standard) and write grid.png plus a metrics table.")
 @click.option("--top-k", type=click.IntRange(0, 100), default=6, show_default=True,
               help="Dataset examples per unit (0: none).")
-@click.option("--dataset", help="Dataset for the examples (default: the checkpoint's).")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), help="Dataset for the examples (default: the "
+              "checkpoint's; your own images: --data).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @model_options("a checkpoint")
 @click.option("--upscale", type=click.IntRange(1, 64), help="Nearest-neighbour enlargement of saved PNGs "
