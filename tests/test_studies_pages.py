@@ -18,14 +18,17 @@ STUDIES = Path(__file__).resolve().parents[1] / "studies"
 def test_study_kind_is_read_from_the_format_tag_of_every_study_module():
     from featviz.studies import modules
 
-    kinds = {study_kind({"format": module.FORMAT}) for module in modules().values()}
+    primary = {"name": "x", "value": 1.0, "low": None, "high": None, "level": 0.95}
+    kinds = {study_kind({"format": module.FORMAT, "primary": primary}) for module in modules().values()}
     assert None not in kinds and len(kinds) == len(modules())
-    assert study_kind({"format": "featviz-compare/1"}) == "compare"
-    assert study_kind({"format": "featviz-hierarchy-alpha/1"}) == "alpha-sweep"
-    assert study_kind({"format": "featviz-hierarchy/2"}) == "hierarchy"
-    # no sniffing: fields that look like a study without its tag are not one
-    assert study_kind({"teacher": {}, "frozen_vs_unfrozen": {}}) is None
-    assert study_kind({"models": []}) is None
+    assert study_kind({"format": "featviz-compare/1", "primary": primary}) == "compare"
+    assert study_kind({"format": "featviz-hierarchy-alpha/1", "primary": primary}) == "alpha-sweep"
+    assert study_kind({"format": "featviz-hierarchy/2", "primary": primary}) == "hierarchy"
+    assert study_kind({"format": "featviz-correction/1", "primary": primary}) == "correction"  # a new study
+    # no sniffing: fields that look like a study without its tag are not one, nor a tag without a primary
+    assert study_kind({"teacher": {}, "frozen_vs_unfrozen": {}, "primary": primary}) is None
+    assert study_kind({"format": "featviz-compare/1"}) is None
+    assert study_kind({"format": "featviz-checkpoint/1", "models": []}) is None
 
 
 def test_every_shipped_study_has_a_format_and_a_primary_endpoint():

@@ -198,6 +198,8 @@ def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
             if t.get("censored") in ("left", "right"):
                 bound = t["high"] if t["censored"] == "left" else t["low"]
                 ax.plot([d], [bound], marker="v" if t["censored"] == "left" else "^", color=color, ls="none")
+    if any(t.get("censored") for name in names for t in results["learners"][name].get("n_star_interval") or []):
+        ax.plot([], [], "v", color="0.4", ls="none", label="censored: n* ≤ smallest n (▼) or > largest (▲)")
     ax.set(xscale="log", yscale="log", xlabel="input dimension d",
            ylabel=f"n* (relative test MSE ≤ {results['target_error']:g})", title="samples needed vs d")
     ax.set_xticks(dims, [f"{v:g}" for v in dims])

@@ -28,21 +28,19 @@ TITLES = {
     "scaling": "Sample complexity: scaling with n and d",
 }
 MAX_FIGURES = 12
-# format tag of results.json (the part before "/<version>") -> the kind of study
-KINDS = {
-    "featviz-compare": "compare",
-    "featviz-image-study": "image-study",
-    "featviz-purification": "purification",
-    "featviz-hierarchy": "hierarchy",
-    "featviz-hierarchy-alpha": "alpha-sweep",
-    "featviz-hierarchy-scaling": "scaling",
-}
+# format tags whose kind is not the tag's own name (the part between "featviz-" and "/<version>")
+KINDS = {"featviz-hierarchy-alpha": "alpha-sweep", "featviz-hierarchy-scaling": "scaling"}
 
 
 def study_kind(data: dict[str, Any]) -> str | None:
-    """The kind of study that wrote ``data`` (a parsed ``results.json``), from its
-    ``format`` tag; None when it has no tag featviz knows."""
-    return KINDS.get(str(data.get("format", "")).split("/")[0])
+    """The kind of study that wrote ``data`` (a parsed ``results.json``), from its ``format``
+    tag alone: ``featviz-<kind>/<version>`` (a few older names mapped by :data:`KINDS`) on a
+    result that declares its ``primary`` endpoint, as every study's does. None for anything
+    else."""
+    tag = str(data.get("format", "")).split("/")[0]
+    if not tag.startswith("featviz-") or not isinstance(data.get("primary"), dict):
+        return None
+    return KINDS.get(tag, tag[len("featviz-"):])
 
 
 def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
@@ -93,7 +91,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
                      label: str = "") -> dict[str, Any]:
     """The generic study page: command, findings, headline numbers and figures."""
     folder = Path(folder)
-    title = TITLES.get(kind, "Study") + (f" ({label})" if label else "")
+    title = TITLES.get(kind, kind.replace("-", " ").capitalize()) + (f" ({label})" if label else "")
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
     site.render(page, "study.html", study={

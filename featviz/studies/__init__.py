@@ -17,14 +17,20 @@ the report only reads what the studies write.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from types import ModuleType
 
-from .names import NAMES
+SHARED = ("common", "names")  # the modules of this package that are not studies
+
+
+def study_names() -> list[str]:
+    """The study modules of this package, found on disk: a new study is one new module."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in SHARED)
 
 
 def modules() -> dict[str, ModuleType]:
     """Every study module by name (imported on demand: each pulls in torch and its libraries)."""
-    return {name: importlib.import_module(f"{__name__}.{name}") for name in NAMES}
+    return {name: importlib.import_module(f"{__name__}.{name}") for name in study_names()}
 
 
-__all__ = ["NAMES", "modules"]
+__all__ = ["SHARED", "modules", "study_names"]

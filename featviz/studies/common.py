@@ -1,6 +1,7 @@
-"""What every study shares: the matched-budget rule, the loop over independent jobs (seeds,
-learners, settings) in this process or in worker processes with the same numbers, and
-writing a result folder atomically.
+"""What every study shares: the matched-budget rule and matched training, the loop over
+independent jobs (seeds, learners, settings) in this process or in worker processes with
+the same numbers, the spread over seeds, the one ratio, the primary endpoint, and writing a
+result folder atomically.
 
 Every study module has the same surface (docs/studies.md): ``FORMAT`` (the ``format`` tag
 of its ``results.json``), ``Config`` (a dataclass of its settings), ``PRESETS`` (named
@@ -14,10 +15,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import torch
+from torch import nn
 
 from ..fileio import atomic_directory, atomic_write_json
 from ..stats import finite, mean_std, ratio_of_means
-from ..train import split_budget, stage_count
+from ..data import Dataset
+from ..train import Adversary, TrainConfig, TrainResult, split_budget, stage_count, train_model
 
 T = TypeVar("T")
 Result = dict[str, Any]  # what run() returns and write() writes: the results.json dict
@@ -90,6 +93,21 @@ def primary_endpoint(name: str, estimate: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, **{k: estimate.get(k) for k in ("value", "low", "high", "level")}}
 
 
+def train_stages(model: nn.Module, data: Dataset, mode: str, epochs: int | Sequence[int], *, seed: int,
+                 device: torch.device | str = "cpu", lr: float | None = None, batch_size: int | None = None,
+                 freeze: Sequence[str] = (), adversary: Adversary | None = None) -> TrainResult:
+    """The studies' matched training: ``model`` trained in ``mode`` (``joint``, ``layerwise``,
+    ``layerwise+joint``) by featviz's one training loop for ``epochs`` per stage (one number
+    for every stage, or one per stage, e.g. from :func:`split_budget`), quietly. ``lr`` and
+    ``batch_size`` default to :class:`featviz.train.TrainConfig`'s; ``freeze`` names blocks
+    that learn in no stage; ``adversary`` makes it adversarial training."""
+    per_stage = (epochs,) * stage_count(mode, model.depth) if isinstance(epochs, int) else tuple(epochs)
+    options = {k: v for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None}
+    config = TrainConfig(mode=mode, epochs=per_stage[0], stage_epochs=per_stage, seed=seed, freeze=tuple(freeze),
+                         **options)
+    return train_model(model, data, config, device=device, adversary=adversary, progress=False)
+
+
 def write_results(results: Result, out: str | Path,
                   figures: Callable[[Result, Path], list[str]] | None = None) -> list[str]:
     """Write ``results.json`` (and whatever ``figures(results, folder)`` draws, which
@@ -104,4 +122,4 @@ def write_results(results: Result, out: str | Path,
 
 
 __all__ = ["Result", "map_jobs", "primary_endpoint", "ratio", "split_budget", "spread", "stage_count",
-           "write_results"]
+           "train_stages", "write_results"]

@@ -42,9 +42,9 @@ from tqdm.auto import tqdm
 
 from ..errors import SpecError
 from ..figures import literal, plt, save_figure
-from ..stats import holm, mean_std, paired_difference, paired_test, unpaired_test
+from ..stats import holm, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
-from .common import map_jobs, primary_endpoint
+from .common import map_jobs, primary_endpoint, spread, train_stages
 from .names import COMPARE_MODES, DEFAULT_EPS
 
 DEFAULT_ATTACK = "autoattack-fast"
@@ -151,10 +151,10 @@ def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_si
 
 # ---------------------------------------------------------------------- statistics
 def seed_spread(values: Sequence[float | None]) -> dict[str, Any]:
-    """``{mean, std, values}`` with the sample standard deviation (n-1; 0 for one value).
-    None values (undefined for that seed) are kept in ``values`` and left out of the rest."""
-    mean, std = mean_std(values)
-    return {"mean": mean, "std": std, "values": [None if v is None else float(v) for v in values]}
+    """:func:`featviz.studies.common.spread` in this study's format: ``{mean, std, values}``
+    (sample std; None values, undefined for that seed, kept in ``values``)."""
+    s = spread(values)
+    return {"mean": s["mean"], "std": s["std"], "values": s["per_seed"]}
 
 
 def compare_groups(what: str, a_name: str, a: Sequence[float | None], b_name: str,
@@ -220,34 +220,32 @@ def _reuse(folder: Path | None, recipe: dict[str, Any]):
     return load_if(folder, lambda card: card.get("training", {}).get("compare") == recipe)
 
 
-def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.device | str = "cpu",
-              progress: bool = False):
+def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.device | str = "cpu"):
     """Train one model of ``mode`` with ``seed`` at the matched budget; returns a
     :class:`~featviz.checkpoint.Checkpoint` (not saved) whose card records the recipe."""
     from ..checkpoint import Checkpoint, make_card
     from ..recipes import TrainSpec, build_for
-    from ..train import TrainConfig, train_model
+    from ..train import TrainConfig
 
     tspec = TrainSpec(dataset=spec.dataset, mode=_train_mode(mode), width=spec.width, seed=seed,
                       image_size=spec.image_size)
     d = tspec.defaults()
     model = build_for(data, tspec)
     epochs = stage_epochs(mode, model.depth, spec.epochs_total)
-    config = TrainConfig(mode=tspec.mode, epochs=epochs[0], stage_epochs=epochs, lr=d["lr"],
-                         batch_size=d["batch_size"], seed=seed)
-    recipe = _recipe(spec, mode, seed, model.depth, config.batch_size, config.lr)
+    recipe = _recipe(spec, mode, seed, model.depth, d["batch_size"], d["lr"])
     adversary = None
     if mode == "adv":
         from ..attacks.training import training_adversary
 
         adversary = training_adversary(recipe["adv"], seed=seed)
     start = time.perf_counter()
-    result = train_model(model, data, config, device=device, adversary=adversary, progress=progress)
+    result = train_stages(model, data, tspec.mode, epochs, seed=seed, device=device, lr=d["lr"],
+                          batch_size=d["batch_size"], adversary=adversary)
     model.cpu()
-    steps = sum(s["epochs"] for s in result.stages) * math.ceil(len(data.x_train) / config.batch_size)
+    steps = sum(s["epochs"] for s in result.stages) * math.ceil(len(data.x_train) / d["batch_size"])
     training = {"mode": tspec.mode, "adv": recipe["adv"], "epochs": epochs[0], "stage_epochs": list(epochs),
-                "seed": seed, "lr": config.lr, "batch_size": config.batch_size, "optimizer": config.optimizer,
-                "schedule": config.schedule, "seconds": round(time.perf_counter() - start, 2), "steps": steps,
+                "seed": seed, "lr": d["lr"], "batch_size": d["batch_size"], "optimizer": TrainConfig.optimizer,
+                "schedule": TrainConfig.schedule, "seconds": round(time.perf_counter() - start, 2), "steps": steps,
                 "compare": recipe}
     card = make_card(model, dataset=data.info, training=training, metrics=result.metrics,
                      name=f"{spec.dataset}-{mode}-seed{seed}")
@@ -380,7 +378,7 @@ def compare_job(spec: CompareSpec, mode: str, seed: int, *, reuse: str | None = 
                   _recipe(spec, mode, seed, spec.depth, d["batch_size"], d["lr"]))
     reused = ckpt is not None
     if not reused:
-        ckpt = train_one(spec, mode, seed, data, device=device, progress=False)
+        ckpt = train_one(spec, mode, seed, data, device=device)
         if out_models is not None:
             save_checkpoint(Path(out_models) / name, ckpt.model, ckpt.card)
     model = ckpt.model.to(device).eval()

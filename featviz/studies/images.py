@@ -51,8 +51,8 @@ from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..stats import mean_std
-from ..train import TrainConfig, evaluate, split_budget, stage_count, train_model
-from .common import map_jobs, primary_endpoint, ratio, spread
+from ..train import evaluate, split_budget, stage_count
+from .common import map_jobs, primary_endpoint, ratio, spread, train_stages
 
 FORMAT = "featviz-image-study/1"
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
@@ -272,10 +272,8 @@ def _batch_size(data: Dataset, config: ImageStudyConfig) -> int:
 def _train(model: nn.Module, data: Dataset, mode: str, epochs: int | Sequence[int], config: ImageStudyConfig,
            seed: int, device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
     """Train ``model`` for ``epochs`` per stage (one number for every stage, or one per stage)."""
-    per_stage = (epochs,) * stage_count(mode, model.depth) if isinstance(epochs, int) else tuple(epochs)
-    cfg = TrainConfig(mode=mode, epochs=per_stage[0], stage_epochs=per_stage, lr=config.lr,
-                      batch_size=_batch_size(data, config), seed=seed, freeze=freeze)
-    return train_model(model, data, cfg, device=device, progress=False).metrics
+    return train_stages(model, data, mode, epochs, seed=seed, device=device, lr=config.lr,
+                        batch_size=_batch_size(data, config), freeze=freeze).metrics
 
 
 def _metric(model: nn.Module, data: Dataset) -> float:

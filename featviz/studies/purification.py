@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ..errors import FeatvizError
 from ..stats import median
-from .common import primary_endpoint, ratio, spread
+from .common import primary_endpoint, ratio, spread, train_stages
 
 MODELS = ("clean", "adversarial", "clean_scratch")
 FORMAT = "featviz-purification/1"
@@ -112,10 +112,7 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
 # ------------------------------------------------------------------ one seed
 
 def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None) -> dict[str, Any]:
-    from ..train import TrainConfig, train_model
-
-    cfg = TrainConfig(mode="joint", epochs=epochs, seed=seed)
-    result = train_model(model, data, cfg, device=device, adversary=adversary, progress=False)
+    result = train_stages(model, data, "joint", epochs, seed=seed, device=device, adversary=adversary)
     return {"epochs": epochs, "test_accuracy": result.metrics.get("test_accuracy"),
             "seconds": round(result.seconds, 2)}
 
