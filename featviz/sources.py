@@ -558,7 +558,7 @@ def user_checkpoint(spec: ModelSpec, device: torch.device | str = "cpu"):
         layers = [dict(layer, name=f"model.{layer['name']}") for layer in layers]
     weights = Path(spec.weights).name if spec.weights is not None else "random initialization"
     card = {"format": "featviz-user-model/1", "name": spec.ref,
-            "arch": {"class": type(model).__name__, "model": spec.ref, "model_args": dict(spec.args), "act": None},
+            "arch": {"class": type(model).__name__, "model": spec.ref, "model_args": dict(spec.args), "act": "—"},
             "dataset": dict(data.info) if data is not None else {"name": None},
             "training": {"mode": f"own model ({weights})", "adv": None},
             "metrics": metrics, "layers": layers,
