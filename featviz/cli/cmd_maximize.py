@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from ..data.images import IMAGE_DATASETS
 from ..vis.regularizers import reg_help
-from ._common import check_out, common_options, emit_json, model_options, parse_floats, with_device
+from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
 @click.command("maximize")
@@ -27,7 +28,8 @@ from ._common import check_out, common_options, emit_json, model_options, parse_
               "none, l2, tv, blur, jitter, fft, standard) and write grid.png plus a metrics table.")
 @click.option("--top-k", type=click.IntRange(0, 100), default=6, show_default=True,
               help="Dataset examples per unit (0: none).")
-@click.option("--dataset", help="Dataset for the examples (default: the checkpoint's).")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), help="Dataset for the examples (default: the "
+              "checkpoint's; your own images: --data).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @model_options("a checkpoint")
 @click.option("--upscale", type=click.IntRange(1, 64), help="Nearest-neighbour enlargement of saved PNGs "
@@ -42,11 +44,13 @@ from ._common import check_out, common_options, emit_json, model_options, parse_
                    "labelled training images once, then cached).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the generator prior and the judge are "
               "cached (default $FEATVIZ_CACHE, else ~/.cache/featviz).")
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write the renders and their metrics as TensorBoard events into DIR "
+                   "(pip install featviz[tensorboard]).")
 @common_options()
 @with_device
-def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model_ref,
-            weights, input_shape, mean, std, upscale, max_batch, converge_check, judge, cache_dir, seed, device, out,
-            force, as_json):
+def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model,
+            upscale, max_batch, converge_check, judge, cache_dir, tensorboard, seed, device, out, force, as_json):
     """Synthesize the images that maximize units of a model, measure them, and save
     them beside the dataset images that activate the units most.
 
@@ -58,12 +62,14 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
     from ..vis.metrics import data_baseline
 
+    from ..tensorboard import log_maximize, open_writer
+
     check_out(out, force)
+    writer = open_writer(tensorboard)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
-        target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
-                             mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"), dataset=dataset,
-                             data_root=data_root, want_data=True, device=dist.device)
+        target = load_target(checkpoint, model, dataset=dataset, data_root=data_root, want_data=True,
+                             device=dist.device)
         if compare_regs:
             settings = list(regs) or list(COMPARE_SETTINGS)
         else:
@@ -73,10 +79,11 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
             from ..data.images import native_images
 
             native = native_images(target.data)
-            if judge and any(n.split(":")[0] == "logits" for n in neurons):
+            d = target.data
+            labelled = d.task == "classification" and len(d.y_train) == len(d.x_train) > 0
+            if judge and labelled and any(n.split(":")[0] == "logits" for n in neurons):
                 from ..vis.judge import load_or_train_judge
 
-                d = target.data
                 the_judge = load_or_train_judge(d.x_train, d.y_train, d.x_test, d.y_test, cache_dir=cache_dir)
         result = maximize(target.model, list(neurons), settings, shape=target.input_shape, steps=steps, lr=lr,
                           param=param, seed=seed, device=dist.device, preprocess=target.preprocess,
@@ -84,7 +91,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
                           dist=dist, check_convergence=converge_check, native=native, judge=the_judge,
                           cache_dir=cache_dir,
                           baseline=None if target.images is not None else data_baseline(
-                              None, target.note or "no dataset: pass --dataset to compare with real images"))
+                              None, target.note or "no dataset: pass --data or --dataset to compare with real images"))
     finally:
         shutdown(dist)
     if result is None:  # not rank 0
@@ -92,6 +99,9 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     result.config["model"] = target.name
     with atomic_directory(out) as tmp:
         metrics = save_maximization(result, tmp, upscale=upscale)
+        if writer is not None:
+            log_maximize(writer, metrics, tmp)
+            writer.close()
     if as_json:
         emit_json(metrics | {"out": str(out)})
         return
