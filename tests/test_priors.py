@@ -222,6 +222,6 @@ def test_cli_maximize_with_a_prior_and_a_judge(run_cli, tmp_path, monkeypatch):
     assert metrics["priors"]["pca:8"]["components"] == 8 and metrics["baseline"]["native"]["size"] == [8, 8]
     assert "white noise" in res.out and "judge recognized" in res.out
     # a prior without data: one line, exit 2
-    bad = run_cli("maximize", "--model", "tests.attack_models:softmax_digits", "--input-shape", "1,8,8",
-                  "--neuron", "logits:0", "--reg", "pca", "--steps", "2", "--out", tmp_path / "bad")
+    bad = run_cli("maximize", "--model", "tests.attack_models:softmax_digits", "--random-init", "--input-shape",
+                  "1,8,8", "--neuron", "logits:0", "--reg", "pca", "--steps", "2", "--out", tmp_path / "bad")
     assert bad.code == 2 and "needs dataset images" in bad.err and "Traceback" not in bad.err

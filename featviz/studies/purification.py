@@ -564,4 +564,5 @@ def renders_png(renders: dict, units: int = 8) -> bytes:
 Config = PurificationConfig
 
 __all__ = ["CONTROLS", "FORMAT", "GaussianNoise", "MODELS", "PRESETS", "Config", "PurificationConfig", "TARGET_RATIO",
-           "block_inputs", "block_weights", "cosines", "unused_directions", "unused_energy", "decompose", "combine", "measure_images", "measure_weights", "run", "train_models", "write"]
+           "block_inputs", "block_weights", "combine", "cosines", "decompose", "measure_images", "measure_weights",
+           "run", "train_models", "unused_directions", "unused_energy", "write"]

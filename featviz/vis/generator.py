@@ -123,7 +123,8 @@ def train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, epochs: int |
         _, rec, kl = vae.loss(x_val, generator(seed + 1))
         active = int((vae.encode(x)[0].var(0) > 0.01).sum())
     info = {"model": "gaussian-vae", "latent": latent, "likelihood_sigma": LIKELIHOOD_SIGMA, "epochs": epochs,
-            "seed": seed, "heldout_rmse": rmse, "heldout_rmse_of_mean": float((x_val - x_tr.mean(0)).pow(2).mean().sqrt()),
+            "seed": seed, "heldout_rmse": rmse,
+            "heldout_rmse_of_mean": float((x_val - x_tr.mean(0)).pow(2).mean().sqrt()),
             "heldout_kl": float(kl), "active_latents": active, "train_images": len(x_tr),
             "seconds": round(time.perf_counter() - start, 2)}
     return vae, info
@@ -141,20 +142,21 @@ def load_or_train_vae(images: torch.Tensor, latent: int, *, seed: int = 0, cache
                 "version": VERSION}
     folder = cache_root(cache_dir) / "generators" / data_key([images.float()], settings)
     weights, card = folder / "vae.safetensors", folder / "vae.json"
+    key = f"{folder.parent.name}/{folder.name}"
     dim = images[0].numel()
     if weights.exists() and card.exists():
         try:
             vae = VAE(dim, latent)
             vae.load_state_dict(load_file(str(weights)))
             vae.eval()
-            return vae, json.loads(card.read_text()) | {"cached": True, "cache_key": f"{folder.parent.name}/{folder.name}"}
+            return vae, json.loads(card.read_text()) | {"cached": True, "cache_key": key}
         except (OSError, RuntimeError, ValueError, KeyError):
             pass  # a damaged entry is retrained and overwritten
     vae, info = train_vae(images, latent, seed=seed, epochs=epochs, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(weights, save({k: v.contiguous() for k, v in vae.state_dict().items()}))
     atomic_write_json(card, info)
-    return vae, info | {"cached": False, "cache_key": f"{folder.parent.name}/{folder.name}"}
+    return vae, info | {"cached": False, "cache_key": key}
 
 
 __all__ = ["LIKELIHOOD_SIGMA", "VAE", "cache_root", "chi2_quantile", "data_key", "load_or_train_vae", "train_vae"]

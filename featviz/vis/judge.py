@@ -106,19 +106,20 @@ def load_or_train_judge(x_train: torch.Tensor, y_train: torch.Tensor, x_test: to
     settings = {"seed": seed, "epochs": epochs, "version": VERSION}
     folder = cache_root(cache_dir) / "judges" / data_key([x_train.float(), y_train.long()], settings)
     weights, card = folder / "judge.safetensors", folder / "judge.json"
+    key = f"{folder.parent.name}/{folder.name}"
     classes = int(y_train.max()) + 1
     if weights.exists() and card.exists():
         try:
             model = ReLUCNN(x_train.shape[1], classes, x_train.shape[-1])
             model.load_state_dict(load_file(str(weights)))
-            return Judge(model.eval(), json.loads(card.read_text()) | {"cached": True, "cache_key": f"{folder.parent.name}/{folder.name}"})
+            return Judge(model.eval(), json.loads(card.read_text()) | {"cached": True, "cache_key": key})
         except (OSError, RuntimeError, ValueError, KeyError):
             pass  # a damaged entry is retrained and overwritten
     judge = train_judge(x_train, y_train, x_test, y_test, seed=seed, epochs=epochs)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(weights, save({k: v.contiguous() for k, v in judge.model.state_dict().items()}))
     atomic_write_json(card, judge.info)
-    judge.info |= {"cached": False, "cache_key": f"{folder.parent.name}/{folder.name}"}
+    judge.info |= {"cached": False, "cache_key": key}
     return judge
 
 

@@ -191,7 +191,7 @@ def shift_stability(model: torch.nn.Module, objective: Objective, images: torch.
     return torch.where(own > 0, shifted / own.clamp_min(1e-30), torch.full_like(own, float("nan")))
 
 
-__all__ = ["NOISE_INDEX_LIKE_DATA", "NOISE_INDEX_NOISY", "WHITE_NOISE_IMAGES", "noise_band", "noise_index",
-           "white_noise_baseline", "BASELINE_MAX_IMAGES", "CONVERGENCE_TOLERANCE", "FLAT_FRACTION", "FLAT_TV_ABSOLUTE", "ONE_PIXEL_SHIFTS",
-           "data_baseline", "flat_threshold", "hf_ratio", "is_converged", "is_flat", "objective_scores",
-           "shift_stability", "total_variation"]
+__all__ = ["BASELINE_MAX_IMAGES", "CONVERGENCE_TOLERANCE", "FLAT_FRACTION", "FLAT_TV_ABSOLUTE", "NOISE_INDEX_LIKE_DATA",
+           "NOISE_INDEX_NOISY", "ONE_PIXEL_SHIFTS", "WHITE_NOISE_IMAGES", "data_baseline", "flat_threshold", "hf_ratio",
+           "is_converged", "is_flat", "noise_band", "noise_index", "objective_scores", "shift_stability",
+           "total_variation", "white_noise_baseline"]

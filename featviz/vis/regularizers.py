@@ -400,5 +400,6 @@ def build_recipe(regs: Recipe | str | Sequence[str], image_size: int, param: str
                               [r for r in regularizers if not isinstance(r, str)])
 
 
-__all__ = ["KINDS", "PENALTIES", "PRIORS", "REGULARIZERS", "SPECS", "Penalty", "RegSpec", "Recipe", "Regularizer", "TransformLike", "build_recipe",
-           "docs_table", "label_of", "parse_regs", "penalty_l1", "penalty_l2", "reg_help"]
+__all__ = ["KINDS", "PENALTIES", "PRIORS", "REGULARIZERS", "SPECS", "Penalty", "RegSpec", "Recipe", "Regularizer",
+           "TransformLike", "build_recipe", "docs_table", "label_of", "parse_regs", "penalty_l1", "penalty_l2",
+           "reg_help"]
