@@ -50,7 +50,7 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
                                 freeze=tuple(freeze) or None, render_steps=render_steps)
     if seeds is None and seed:
         config.seeds = tuple(s + seed for s in config.seeds)
-    check_out(out, force)
+    check_out(out, force, inputs=(data_root, purify_dir))
     if purify_dir is not None:  # read before the work: a wrong folder fails fast
         read_json(Path(purify_dir) / "results.json", "results.json of featviz purify")
     if threads:

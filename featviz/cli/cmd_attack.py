@@ -60,7 +60,7 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
         raise SpecError("give CHECKPOINT folders or --model MODULE:FACTORY (one of the two)")
     if not model_ref and (weights or input_shape or mean or std or dataset):
         raise SpecError("--weights/--input-shape/--mean/--std/--dataset go with --model; a checkpoint carries its own")
-    check_out(out, force)
+    check_out(out, force, inputs=(*checkpoints, weights, data_root))
     dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
     try:
         session = AttackSession.from_options(

@@ -95,7 +95,7 @@ def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, im
         reuse = reuse / "models"
     if workers < 1:
         raise SpecError(f"--workers must be >= 1, got {workers}")
-    check_out(out, force)
+    check_out(out, force, inputs=(reuse, data_root))
     with atomic_directory(out) as tmp:
         results = run_compare(spec, out_models=tmp / "models" if save_models else None, reuse=reuse, device=device,
                               workers=workers, progress=True)

@@ -63,7 +63,8 @@ def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_ro
     """
     from ..report import build_gallery
 
-    check_out(out, force)
+    check_out(out, force, inputs=(*checkpoints, attacks, robust, hierarchy, *studies, data_root,
+                                 *(spec.rpartition("=")[2] for spec in vis_specs)))
     summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
                             attacks=attacks, robust=robust, hierarchy=hierarchy, studies=[(s, s.name) for s in studies],
                             data_root=data_root, reference_eps=reference_eps,

@@ -62,7 +62,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
     from ..vis.metrics import data_baseline
 
-    check_out(out, force)
+    check_out(out, force, inputs=(checkpoint, weights, data_root))
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
         target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,

@@ -32,7 +32,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
     """
     from .. import purification as P
 
-    check_out(out, force)
+    check_out(out, force, inputs=parts)
     if parts:
         results = _combine(P, parts, out)
     else:

@@ -75,11 +75,11 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         spec = spec_from_card(read_card(resume))
         out = out or resume
         if out != resume:
-            check_out(out, force)
+            check_out(out, force, inputs=(resume, data_root))
     else:
         if out is None:
             raise click.UsageError("Missing option '--out'.")
-        check_out(out, force)
+        check_out(out, force, inputs=(init_from, data_root))
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
         adv_spec = _adv_spec(adv, adv_eps, adv_steps)
         spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,

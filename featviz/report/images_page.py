@@ -3,11 +3,12 @@ then the frozen-lower-layer control. Reads a ``featviz hierarchy images`` folder
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
-from .results import _inside, read_json
+from ..fileio import inside, read_json
 from .site import Site
 from .studies import purification_rows
 
@@ -52,15 +53,16 @@ def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAG
     units = []
     for unit in data.get("units", []):
         files = unit.get("files") or {}
-        cells = {name: dict(site.image(_inside(folder, rel, source), "img/image-study"),
+        cells = {name: dict(site.image(inside(folder, rel, source, f"units[].files.{name}"), "img/image-study"),
                             unit=(unit.get("matches", {}).get(name) or {}).get("unit"),
                             corr=(unit.get("matches", {}).get(name) or {}).get("corr"))
                  for name, rel in files.items()}
         if "teacher" in cells:
             units.append({"layer": unit.get("layer"), "unit": unit.get("unit"), "cells": cells})
     learners = sorted({name for u in units for name in u["cells"] if name != "teacher"}, reverse=True)
-    figures = [dict(site.image(folder / f"{stem}.png", "img/image-study"), caption=stem.replace("_", " "))
-               for stem in _FIGURES if (folder / f"{stem}.png").is_file()]
+    figures = [dict(site.image(inside(folder, f"{stem}.png", source, f"figure {stem}.png"), "img/image-study"),
+                    caption=stem.replace("_", " "))
+               for stem in _FIGURES if os.path.lexists(folder / f"{stem}.png")]
     correction = teacher.get("correction", {})
     headline = {
         "ratio": _pm(teacher.get("ratio", {}).get("layerwise/joint")),

@@ -9,7 +9,6 @@ the folder they came from and must stay inside it (a hostile ``file`` field such
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -17,21 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
+from ..fileio import inside, read_json
 
 NEURON = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*):(?P<unit>\d+)(?:@\d+,\d+)?$")
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """Load a JSON object from ``path`` or raise one clear error naming ``what`` it should be."""
-    if not path.is_file():
-        raise FeatvizError(f"{path} does not exist", f"expected the {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FeatvizError(f"{path} is not valid JSON ({exc.__class__.__name__})", f"regenerate the {what}") from None
-    if not isinstance(data, dict):
-        raise FeatvizError(f"{path} must hold a JSON object", f"regenerate the {what}")
-    return data
 
 
 def _number(value: Any) -> float | None:
@@ -39,18 +26,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _inside(folder: Path, name: Any, source: Path) -> Path:
-    """``folder / name`` if it names an existing file inside ``folder``, else an error."""
-    if not isinstance(name, str) or not name:
-        raise FeatvizError(f"{source}: an image entry has no file name", "regenerate the results")
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise FeatvizError(f"{source}: file {name!r} points outside {folder}", "refusing to read it")
-    if not path.is_file():
-        raise FeatvizError(f"{source}: listed file {name!r} is missing", "regenerate the results")
-    return path
 
 
 # ---------------------------------------------------------------- visualizations
@@ -124,7 +99,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
             reg = str(entry.get("reg") or "none")
             steps = _number(entry.get("steps"))
             vis.unit(layer, unit).images[reg] = UnitImage(
-                reg=reg, file=_inside(folder, entry.get("file"), source),
+                reg=reg, file=inside(folder, entry.get("file"), source, "images[].file"),
                 activation=_number(entry.get("activation")),
                 relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
@@ -139,7 +114,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
             acts = entry.get("activations") or [None] * len(files)
             if not isinstance(files, list) or not isinstance(acts, list):
                 raise FeatvizError(f"{source}: dataset example files/activations must be lists")
-            vis.unit(layer, unit).examples = [(_inside(folder, f, source), _number(a))
+            vis.unit(layer, unit).examples = [(inside(folder, f, source, "dataset_examples[].files"), _number(a))
                                               for f, a in zip(files, acts + [None] * len(files))]
     return vis
 
