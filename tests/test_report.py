@@ -10,7 +10,6 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
-
 from PIL import Image
 
 from featviz.checkpoint import make_card, save_checkpoint

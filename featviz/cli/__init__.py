@@ -83,10 +83,10 @@ def _run(argv: list[str] | None) -> int | None:
         rv = _fail(exc.format_message(), 2)
     except FeatvizError as exc:
         rv = _fail(exc.one_line(), exc.exit_code)
-    except Terminated:
-        click.echo("featviz: terminated; temporary files removed", err=True)
-        rv = 143
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:  # click turns Ctrl-C into Abort
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo("featviz: terminated; temporary files removed", err=True)
+            return 143
         click.echo("featviz: interrupted", err=True)
         rv = 130
     except BrokenPipeError:
