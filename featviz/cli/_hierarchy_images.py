@@ -37,12 +37,12 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     layerwise and layerwise+joint learners at equal total steps are aligned to it block by
     block; then the frozen-lower-layer control on classification and on the teacher task.
     Writes OUT/results.json, figures and unit pictures."""
-    from ..errors import FeatvizError
     from ..hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
     from ..report.results import read_json
 
-    if seeds is not None and seeds < 1:
-        raise FeatvizError(f"--seeds must be >= 1, got {seeds}")
+    from ..limits import MAX_SEEDS, bounded
+
+    bounded(seeds, "--seeds", MAX_SEEDS)
     config = image_study_preset("quick" if quick else preset_name, dataset=dataset,
                                 data_root=str(data_root) if data_root else None, max_train=max_train,
                                 seeds=tuple(range(seed, seed + seeds)) if seeds else None, alpha=alpha,

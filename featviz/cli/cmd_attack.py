@@ -56,6 +56,13 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     from ..fileio import atomic_directory
     from ..sources import checkpoint_targets, factory_target
 
+    from .. import limits as L
+
+    for value, what, high, low in ((steps, "--steps", L.MAX_STEPS, 1), (restarts, "--restarts", 1000, 1),
+                                   (n_examples, "--n-examples", L.MAX_EXAMPLES, 1),
+                                   (batch_size, "--batch-size", 1_000_000, 1), (bisect_steps, "--bisect-steps", 64, 0)):
+        L.bounded(value, what, high, low)
+    L.distinct(attacks, "--attack")
     if bool(checkpoints) == bool(model_ref):
         raise SpecError("give CHECKPOINT folders or --model MODULE:FACTORY (one of the two)")
     if not model_ref and (weights or input_shape or mean or std or dataset):

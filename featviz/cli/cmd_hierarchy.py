@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from ._common import check_out, command_line, common_options, emit_json, with_device
@@ -23,6 +25,8 @@ def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
         raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
     if not values:
         raise click.BadParameter(f"{what} needs at least one value")
+    if not all(math.isfinite(v) for v in values):
+        raise click.BadParameter(f"{what} must be finite numbers, got {text!r}")
     return values
 
 
@@ -92,13 +96,17 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..hierarchy import preset, run_study, write_study
 
-    check_out(out, force)
-    _set_threads(threads)
+    from ..limits import check_study_sizes, distinct, finite
+
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
+    lrs = _floats(lr_grid, "--lr-grid")
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
-                    epochs=epochs, lr_grid=_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
-                    **sweeps)
+                    epochs=epochs, lr_grid=lrs and tuple(distinct(finite(lrs, "--lr-grid"), "--lr-grid")),
+                    sweep_seeds=sweep_seeds, seed=seed, **sweeps)
+    check_study_sizes(config)
+    check_out(out, force)
+    _set_threads(threads)
     results = run_study(config, device=device, progress=True, workers=workers,
                         log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
@@ -131,10 +139,14 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers,
     from ..hierarchy.alpha import run_alpha_sweep, sweep_config
     from ..hierarchy.plots import write_alpha_plots
 
+    from ..limits import check_study_sizes, distinct, finite
+
+    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
+    check_study_sizes(config)
+    alphas = tuple(distinct(finite(_floats(alphas, "--alphas"), "--alphas"), "--alphas"))
     check_out(out, force)
     _set_threads(threads)
-    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
-    results = run_alpha_sweep(config, _floats(alphas, "--alphas"), workers=workers, device=device,
+    results = run_alpha_sweep(config, alphas, workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
     _write(results, out, write_alpha_plots, as_json, ("alphas", "slopes", "slopes_from_teacher"))
 
@@ -156,12 +168,22 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     from ..hierarchy.plots import write_scaling_plots
     from ..hierarchy.scaling import run_scaling, scaling_config
 
+    from dataclasses import replace
+
+    from ..limits import MAX_INPUT_DIM, MAX_SAMPLES, bounded, check_study_sizes, distinct
+
+    if not (target_error > 0 and math.isfinite(target_error)):
+        raise SpecError(f"--target-error must be a finite number > 0, got {target_error}")
+    dims, sizes = distinct(_ints(dims, "--d"), "--d"), distinct(_ints(sizes, "--n"), "--n")
+    for d in dims:
+        bounded(d, "--d", MAX_INPUT_DIM)
+    for n in sizes:
+        bounded(n, "--n", MAX_SAMPLES)
+    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
+    check_study_sizes(replace(config, d=max(dims), n_train=max(sizes)))
     check_out(out, force)
     _set_threads(threads)
-    if not target_error > 0:
-        raise SpecError(f"--target-error must be > 0, got {target_error}")
-    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
-    results = run_scaling(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
+    results = run_scaling(config, dims, sizes, workers=workers, device=device,
                           log=lambda line: click.echo(line, err=True))
     _write(results, out, write_scaling_plots, as_json, ("exponents", "kernel_floor"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -15,9 +16,15 @@ def _floats(text: str | None, what: str) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(v) for v in text.split(",")]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise FeatvizError(f"{what} {text!r} is not a comma-separated list of numbers", f"e.g. {what} 0.5,0.5,0.5")
+        raise FeatvizError(f"{what} {text!r} is not a comma-separated list of numbers",
+                           f"e.g. {what} 0.5,0.5,0.5") from None
+    if not all(math.isfinite(v) for v in values):
+        raise FeatvizError(f"{what} {text!r} holds a non-finite number (NaN or Inf)", f"e.g. {what} 0.5,0.5,0.5")
+    if what == "--std" and not all(v > 0 for v in values):
+        raise FeatvizError(f"--std {text!r}: every std must be > 0", "e.g. --std 0.5,0.5,0.5")
+    return values
 
 
 @click.command("maximize")
