@@ -163,9 +163,57 @@ def parse_json(text: str, source: str | os.PathLike, what: str) -> Any:
         raise FeatvizError(f"{source} is not valid JSON ({exc.__class__.__name__})", f"regenerate the {what}") from None
 
 
+# Fields whose values are fractions of examples: every number under such a key lies in [0, 1].
+FRACTION_SUFFIXES = ("accuracy",)
+# Fields that cannot be negative (radii, spreads, durations, counts).
+NONNEGATIVE_KEYS = frozenset({"eps", "std", "seconds", "mean_norm", "n", "steps", "epochs", "total_steps", "seeds",
+                              "restarts", "n_test", "n_examples", "hf_ratio", "tv"})
+
+
+def check_values(data: Any, source: str | os.PathLike) -> None:
+    """The value rules of docs/formats.md that hold in every featviz results file: a number under
+    a key ending in ``accuracy`` lies in [0, 1]; one under ``eps``, ``std``, ``seconds``, a count
+    (and the other keys of :data:`NONNEGATIVE_KEYS`) is >= 0; booleans are not numbers there.
+    Errors name the file and the field (``models[0].attacks[1].curve[2].robust_accuracy``)."""
+
+    def numbers(value: Any, where: str) -> Iterator[tuple[float, str]]:
+        if isinstance(value, bool):
+            raise FeatvizError(f"{source}: {where} is a boolean, expected a number", "regenerate the results")
+        if isinstance(value, (int, float)):
+            yield float(value), where
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                yield from numbers(v, f"{where}[{i}]")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                yield from numbers(v, f"{where}.{k}")
+        elif value is not None and not isinstance(value, str):
+            raise FeatvizError(f"{source}: {where} is not a number", "regenerate the results")
+
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and key.endswith(FRACTION_SUFFIXES) and not isinstance(item, str):
+                    for number, at in numbers(item, name):
+                        if not 0.0 <= number <= 1.0:
+                            raise FeatvizError(f"{source}: {at} = {number:g} is not an accuracy in [0, 1]",
+                                               "regenerate the results; featviz never writes that")
+                elif key in NONNEGATIVE_KEYS and isinstance(item, (int, float)) and not isinstance(item, bool):
+                    if item < 0:
+                        raise FeatvizError(f"{source}: {name} = {item:g} is negative", "regenerate the results")
+                else:
+                    stack.append((item, name))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+
+
 def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
     """Load a JSON object from ``path`` (at most :data:`MAX_JSON_BYTES`, bounded depth and
-    integer size, see :func:`parse_json`) or raise one clear error naming ``what`` it should be."""
+    integer size, see :func:`parse_json`; values as :func:`check_values` says) or raise one
+    clear error naming ``what`` it should be."""
     path = Path(path)
     if not path.is_file():
         raise FeatvizError(f"{path} does not exist", f"expected the {what}")
@@ -184,6 +232,7 @@ def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
     data = parse_json(text, path, what)
     if not isinstance(data, dict):
         raise FeatvizError(f"{path} must hold a JSON object", f"regenerate the {what}")
+    check_values(data, path)
     return data
 
 
