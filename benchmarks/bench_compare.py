@@ -42,7 +42,7 @@ def main() -> int:
 
     import torch
 
-    from featviz.compare import CompareSpec, format_table, run_compare, write_compare
+    from featviz.studies.compare import CompareSpec, format_table, run_compare, write_compare
 
     torch.set_num_threads(1)
     spec = CompareSpec(modes=tuple(args.modes.split(",")), seeds=args.seeds, seed=args.seed,

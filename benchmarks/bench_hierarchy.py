@@ -39,7 +39,7 @@ def main() -> int:
 
     import torch
 
-    from featviz.hierarchy import preset, run_study, write_study
+    from featviz.studies.hierarchy import preset, run_study, write_study
 
     if args.threads:
         torch.set_num_threads(args.threads)

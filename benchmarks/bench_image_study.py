@@ -1,6 +1,6 @@
 """Time the demo-sized image study (``featviz hierarchy images --preset demo``).
 
-Runs :func:`featviz.hierarchy.images.run_demo_image_study` once on one torch thread and
+Runs :func:`featviz.studies.images.run_demo_image_study` once on one torch thread and
 prints wall time, process CPU time (on a loaded machine the CPU time is the better guide
 to what an idle one would take) and the headline figures.
 
@@ -18,7 +18,7 @@ import time
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
-    from featviz.hierarchy.images import run_demo_image_study
+    from featviz.studies.images import run_demo_image_study
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", help="Output folder (default: a temporary one).")

@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from featviz import purification
+from featviz.studies import purification
 
 
 def main() -> None:

@@ -78,8 +78,8 @@ class Budget:
     attack_show: int = 6                        # examples drawn per model and attack
     robust_attack: str = "autoattack-fast"      # the overview's robust accuracy (at adv_eps)
     robust_examples: int | None = 120           # test images it attacks (None: all; ~4 min on 2 cores)
-    compare: dict[str, Any] = field(default_factory=dict)  # changes to featviz.compare.demo_spec
-    image_preset: str = "demo"                  # featviz.hierarchy.images preset (one seed)
+    compare: dict[str, Any] = field(default_factory=dict)  # changes to featviz.studies.compare.demo_spec
+    image_preset: str = "demo"                  # featviz.studies.images preset (one seed)
     purification: dict[str, Any] = field(default_factory=lambda: {"epochs": 4, "width": 8, "adv_steps": 2,
                                                                   "render_steps": 64, "robust_eval_steps": 5})
 
@@ -192,7 +192,7 @@ class Demo:
             stage.note += f"{reused} reused, {len(self.checkpoints) - reused} trained"
 
     def run_hierarchy(self, stage: Stage) -> None:
-        from .hierarchy import preset, run_study, write_study
+        from .studies.hierarchy import preset, run_study, write_study
 
         config = preset(self.budget.hierarchy_preset, seed=self.seed, **self.budget.hierarchy_overrides)
         results = run_study(config, device=self.device, progress=self.progress, log=_log)
@@ -244,7 +244,7 @@ class Demo:
 
     def run_compare(self, stage: Stage) -> None:
         """Training modes over seeds at matched budgets (robustness, renders, tests), demo-sized."""
-        from .compare import demo_spec, run_demo_compare
+        from .studies.compare import demo_spec, run_demo_compare
 
         out = self.results / "compare"
         spec = replace(demo_spec(self.seed), **self.budget.compare)
@@ -255,9 +255,9 @@ class Demo:
     def run_image_study(self, stage: Stage) -> None:
         """Backward feature correction on images (a conv teacher labels the digits) and feature
         purification (clean vs adversarially fine-tuned at equal budgets), demo-sized: one seed."""
-        from .hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
-        from .purification import PurificationConfig
-        from .purification import run as run_purification
+        from .studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
+        from .studies.purification import PurificationConfig
+        from .studies.purification import run as run_purification
 
         purify_dir, image_dir = self.results / "purification", self.results / "image-study"
         run_purification(purify_dir, seeds=1, first_seed=self.seed, device=str(self.device),

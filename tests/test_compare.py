@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from featviz.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget, permutation_test,
+from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget, permutation_test,
                              run_compare, stage_epochs, train_one, welch_test)
 from featviz.errors import SpecError
 

@@ -51,10 +51,10 @@ def outputs(tmp_path_factory):
     """Small real runs of every command whose output the document describes (a list: several runs)."""
     from dataclasses import replace
 
-    from featviz.compare import demo_spec, run_demo_compare
+    from featviz.studies.compare import demo_spec, run_demo_compare
     from featviz.demo import run_demo
-    from featviz.purification import PurificationConfig
-    from featviz.purification import run as run_purification
+    from featviz.studies.purification import PurificationConfig
+    from featviz.studies.purification import run as run_purification
 
     root = tmp_path_factory.mktemp("formats")
     ck, ck2 = root / "ckpt", root / "ckpt2"

@@ -13,11 +13,11 @@ from featviz.cli import cli, main
 from featviz.devices import generator
 from featviz.errors import FeatvizError
 from featviz.hierarchy import (LEARNERS, FeatureProbe, ToyTarget, deep_learner, feature_r2, fit_exact_kernel,
-                               fit_kernel, linear_cka, make_dataset, make_target, mean_cca, preset, run_study,
-                               shallow_learner, shallow_width, stage_epochs, train_neural)
+                               fit_kernel, linear_cka, make_dataset, make_target, mean_cca, preset, shallow_learner,
+                               shallow_width, stage_epochs, train_neural)
 from featviz.hierarchy.learners import monomial_features, parameter_count
 from featviz.hierarchy.stats import bootstrap, crossing, loglog_slope, slope_of_mean
-from featviz.hierarchy.summary import lr_edge_warnings
+from featviz.studies.hierarchy import lr_edge_warnings, run_study
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_run_study_chooses_each_seeds_rate_on_validation_and_per_stage_budget():
 
 
 def test_worker_processes_give_the_same_fits_as_one_process():
-    from featviz.hierarchy.study import Task, run_tasks
+    from featviz.studies.hierarchy import Task, run_tasks
 
     config = preset("quick", d=8, k=2, depth=2, width=8, n_train=400, epochs=3, align_samples=500)
     tasks = [Task("joint", 0, 1e-2), Task("layerwise+joint", 1, 1e-2), Task("shallow", 0, 1e-2, n=200)]

@@ -12,7 +12,7 @@ import torch
 
 from featviz.devices import generator, seeded
 from featviz.errors import FeatvizError
-from featviz.hierarchy.images import (budgets, image_study_preset, linear_cka, r2_both_ways, shifted_copies,
+from featviz.studies.images import (budgets, image_study_preset, linear_cka, r2_both_ways, shifted_copies,
                                       total_steps)
 from featviz.nets import QuadraticDenseConvNet
 from featviz.nets.conv_teacher import ConvTeacher

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from featviz.devices import generator
-from featviz.purification import PurificationConfig, cosines, decompose, run, spread
+from featviz.studies.purification import PurificationConfig, cosines, decompose, run, spread
 
 
 def test_decomposition_recovers_known_beta_and_residual():
@@ -102,7 +102,7 @@ def test_study_writes_self_contained_results(tmp_path):
 
 
 def test_combining_runs_over_disjoint_seeds_equals_one_run():
-    from featviz.purification import _summarize, combine
+    from featviz.studies.purification import _summarize, combine
 
     cfg = PurificationConfig(epochs=2, width=2, adv_steps=1, render_steps=3, robust_eval_steps=0, image_size=8)
 

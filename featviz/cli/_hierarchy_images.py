@@ -37,8 +37,8 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     layerwise and layerwise+joint learners at equal total steps are aligned to it block by
     block; then the frozen-lower-layer control on classification and on the teacher task.
     Writes OUT/results.json, figures and unit pictures."""
-    from ..hierarchy.images import attach_purification, image_study_preset, run_image_study, write_image_study
-    from ..report.results import read_json
+    from ..fileio import read_json
+    from ..studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
 
     from ..limits import MAX_SEEDS, bounded
 

@@ -10,7 +10,7 @@ import click
 from ._common import check_out, common_options, emit_json, with_device
 
 # Spelled out so that `featviz --help` does not import torch; a test keeps it equal
-# to featviz.compare.COMPARE_MODES.
+# to featviz.studies.compare.COMPARE_MODES.
 MODE_NAMES = ("joint", "layerwise", "layerwise+joint", "adv")
 DEFAULT_EPS = "0,0.025,0.05,0.075,0.1,0.15,0.2,0.3"
 
@@ -78,7 +78,7 @@ def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, im
     per-seed values, Welch and exact permutation tests), OUT/table.md, OUT/robustness.png
     and OUT/render_metrics.png.
     """
-    from ..compare import CompareSpec, format_table, run_compare, write_compare
+    from ..studies.compare import CompareSpec, format_table, run_compare, write_compare
     from ..errors import SpecError
     from ..fileio import atomic_directory
 

@@ -54,7 +54,7 @@ def _workers_options(fn):
 
 
 def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> None:
-    from ..hierarchy import write_study
+    from ..studies.hierarchy import write_study
 
     results["command"] = command_line()
     write_study(results, out, plots)
@@ -94,7 +94,7 @@ def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> N
 def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_connect, n_train, seeds, budget, epochs,
         lr_grid, sweep_seeds, no_sweeps, threads, workers, seed, device, out, force, as_json):
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
-    from ..hierarchy import preset, run_study, write_study
+    from ..studies.hierarchy import preset, run_study, write_study
 
     from ..limits import check_study_sizes, distinct, finite
 
@@ -136,7 +136,7 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
 def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
     """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
     fitted log-log slopes; writes OUT/results.json and figures."""
-    from ..hierarchy.alpha import run_alpha_sweep, sweep_config
+    from ..studies.alpha_sweep import run_alpha_sweep, sweep_config
     from ..hierarchy.plots import write_alpha_plots
 
     from ..limits import check_study_sizes, distinct, finite
@@ -166,7 +166,7 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
     from ..errors import SpecError
     from ..hierarchy.plots import write_scaling_plots
-    from ..hierarchy.scaling import run_scaling, scaling_config
+    from ..studies.scaling import run_scaling, scaling_config
 
     from dataclasses import replace
 

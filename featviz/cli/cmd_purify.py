@@ -30,7 +30,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
 
     Writes OUT/results.json, OUT/hf_ratio.png, OUT/residual.png and OUT/renders.png.
     """
-    from .. import purification as P
+    from ..studies import purification as P
 
     check_out(out, force, inputs=parts)
     if parts:

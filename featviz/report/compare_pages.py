@@ -94,7 +94,7 @@ def read_compare(results_dir: str | Path) -> dict[str, Any]:
 
 def page_context(results: dict[str, Any]) -> dict[str, Any]:
     """What the page shows: rows of the accuracy table, render rows, the headline tests."""
-    from ..compare import REPORT_EPS, attack_label
+    from ..studies.compare import REPORT_EPS, attack_label
 
     eps = [e for e in REPORT_EPS if e in results.get("eps", [])] or [e for e in results.get("eps", []) if e > 0][:2]
     rows = []

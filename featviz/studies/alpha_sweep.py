@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DivergenceError, SpecError
-from .stats import bootstrap, mean_std, slope_of_mean
-from .study import Task, choose_lr, run_jobs
-from .targets import StudyConfig
+from ..hierarchy.stats import bootstrap, mean_std, slope_of_mean
+from .hierarchy import Task, choose_lr, run_jobs
+from ..hierarchy.targets import StudyConfig
 
 FORMAT = "featviz-hierarchy-alpha/1"
 ALPHAS = (0.025, 0.05, 0.1, 0.2)

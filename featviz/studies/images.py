@@ -22,7 +22,7 @@ scored on the second half.
 
 Three lines::
 
-    from featviz.hierarchy.images import image_study_preset, run_image_study, write_image_study
+    from featviz.studies.images import image_study_preset, run_image_study, write_image_study
     results = run_image_study(image_study_preset("quick"))
     write_image_study(results, "runs/image-study")
 """
@@ -51,7 +51,7 @@ from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..stats import mean_std
 from ..train import TrainConfig, evaluate, train_model
-from .metrics import feature_r2, linear_cka
+from ..hierarchy.metrics import feature_r2, linear_cka
 
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
@@ -497,7 +497,7 @@ def render_units(results: dict[str, Any], out: Path, steps: int, seed: int = 0) 
 def write_image_study(results: dict[str, Any], out: str | Path) -> list[str]:
     """Write ``results.json``, the figures and the unit pictures into folder ``out``
     (built aside and swapped in: never half-written). Returns the file names."""
-    from .image_plots import write_image_plots
+    from ..hierarchy.image_plots import write_image_plots
 
     steps = int(results["config"].get("render_steps", 0))
     with atomic_directory(out) as tmp:

@@ -23,7 +23,7 @@ number of parameter updates; adversarial epochs cost more compute, not more upda
 the only difference is the adversarial examples. Everything is repeated over seeds and
 reported as mean ± std of the per-seed medians.
 
-    from featviz import purification
+    from featviz.studies import purification
     results = purification.run("out/", seeds=3)
     results["purification"]["hf_ratio"]["adversarial"]["block2"]["mean"]
 """
@@ -42,8 +42,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .errors import FeatvizError
-from .stats import mean_std, median
+from ..errors import FeatvizError
+from ..stats import mean_std, median
 
 MODELS = ("clean", "adversarial", "clean_scratch")
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
@@ -118,7 +118,7 @@ def spread(per_seed: list[float | None]) -> dict[str, Any]:
 # ------------------------------------------------------------------ one seed
 
 def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None) -> dict[str, Any]:
-    from .train import TrainConfig, train_model
+    from ..train import TrainConfig, train_model
 
     cfg = TrainConfig(mode="joint", epochs=epochs, seed=seed)
     result = train_model(model, data, cfg, device=device, adversary=adversary, progress=False)
@@ -129,8 +129,8 @@ def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=Non
 def _robust_accuracy(model: nn.Module, data, cfg: PurificationConfig, seed: int, device) -> float | None:
     if cfg.robust_eval_steps <= 0:
         return None
-    from .attacks.core import pgd
-    from .devices import generator
+    from ..attacks.core import pgd
+    from ..devices import generator
 
     x, y = data.x_test.to(device), data.y_test.to(device)
     result = pgd(steps=cfg.robust_eval_steps)(model, x, y, cfg.eps, gen=generator(seed))
@@ -140,8 +140,8 @@ def _robust_accuracy(model: nn.Module, data, cfg: PurificationConfig, seed: int,
 def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tuple[dict[str, nn.Module], dict]:
     """The seed's ``init``, ``parent``, ``clean``, ``adversarial`` and ``clean_scratch``
     models (all on the CPU, eval mode) and their training records."""
-    from .attacks.training import training_adversary
-    from .recipes import TrainSpec, build_for
+    from ..attacks.training import training_adversary
+    from ..recipes import TrainSpec, build_for
 
     if cfg.epochs < 2:
         raise FeatvizError(f"the study needs at least 2 epochs (half clean, half fine-tuning), got {cfg.epochs}")
@@ -192,8 +192,8 @@ def measure_images(models: dict[str, nn.Module], data, cfg: PurificationConfig, 
     """Unregularized renders of every unit of ``cfg.blocks`` per model, with the
     convergence check: per model and block, the median hf_ratio (non-flat units), the
     median over converged non-flat units only, and the counts."""
-    from .vis.maximize import maximize
-    from .vis.metrics import data_baseline
+    from ..vis.maximize import maximize
+    from ..vis.metrics import data_baseline
 
     baseline = data_baseline(data.x_train)
     specs = [f"block{b}:*" for b in cfg.blocks]
@@ -267,7 +267,7 @@ def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, devi
     ``hf_ratio.png``, ``residual.png`` and a few renders there. Returns the results;
     ``results["purification"]`` is self-contained (hf_ratio per model and block with
     the data's value, residual ratios per block, cosines, accuracies, the target)."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     if seeds < 1:
         raise FeatvizError(f"seeds must be >= 1, got {seeds}")
@@ -314,7 +314,7 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
     """results.json, the two plots and the first seed's renders (block grids per model), atomically."""
-    from .fileio import atomic_directory, atomic_write_bytes, atomic_write_json
+    from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
 
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:

@@ -5,7 +5,7 @@ initialization. :func:`run_compare` trains (or reuses) ``seeds`` models per mode
 with the **same total number of optimizer steps**, evaluates each one the same way
 and reports mean ± std, per-seed values and a significance test per comparison::
 
-    from featviz.compare import CompareSpec, run_compare, write_compare
+    from featviz.studies.compare import CompareSpec, run_compare, write_compare
     results = run_compare(CompareSpec(modes=("joint", "layerwise"), seeds=5))
     write_compare(results, "runs/compare")        # results.json, robustness.png, render_metrics.png
 
@@ -38,9 +38,9 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .errors import SpecError
-from .stats import mean_std as _mean_std
-from .stats import median as _median
+from ..errors import SpecError
+from ..stats import mean_std as _mean_std
+from ..stats import median as _median
 
 COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
 DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
@@ -105,7 +105,7 @@ class CompareSpec:
 
     @property
     def depth(self) -> int:
-        from .recipes import DEFAULTS
+        from ..recipes import DEFAULTS
 
         return DEFAULTS["image"]["depth"]
 
@@ -132,7 +132,7 @@ def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, int | N
 
 def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_size: int) -> dict[str, Any]:
     """The stage plan of ``mode`` and its total optimizer steps."""
-    from .train import plan_stages
+    from ..train import plan_stages
 
     epochs, joint_epochs = stage_epochs(mode, depth, epochs_total)
     train_mode = "joint" if mode == "adv" else mode
@@ -196,7 +196,7 @@ def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 20
         splits = list(itertools.combinations(range(n), k))
         hits = sum(abs(diff(idx)) >= abs(observed) - tol for idx in splits)
         return observed, hits / len(splits)
-    from .devices import generator
+    from ..devices import generator
 
     gen = generator(seed)
     hits = 1 + sum(abs(diff(torch.randperm(n, generator=gen)[:k].tolist())) >= abs(observed) - tol
@@ -230,7 +230,7 @@ def resolve_attack(name: str | None) -> tuple[Any, dict[str, Any]]:
     """The attack to evaluate with and how to label it. ``None`` asks for
     ``autoattack-fast`` and falls back to PGD (20 steps, 5 restarts, margin loss) when this
     installation does not know it; the label says so."""
-    from .attacks import make_attack
+    from ..attacks import make_attack
 
     if name is not None:
         attack = make_attack(name)
@@ -264,8 +264,8 @@ def _recipe(spec: CompareSpec, mode: str, seed: int, depth: int, batch_size: int
 
 
 def _reuse(folder: Path | None, recipe: dict[str, Any]):
-    from .checkpoint import load_checkpoint
-    from .errors import CheckpointError
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
 
     if folder is None or not (folder / "card.json").is_file():
         return None
@@ -280,9 +280,9 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
               progress: bool = False):
     """Train one model of ``mode`` with ``seed`` at the matched budget; returns a
     :class:`~featviz.checkpoint.Checkpoint` (not saved) whose card records the recipe."""
-    from .checkpoint import Checkpoint, make_card
-    from .recipes import TrainSpec, build_for
-    from .train import TrainConfig, train_model
+    from ..checkpoint import Checkpoint, make_card
+    from ..recipes import TrainSpec, build_for
+    from ..train import TrainConfig, train_model
 
     tspec = TrainSpec(dataset=spec.dataset, mode="joint" if mode == "adv" else mode, width=spec.width, seed=seed,
                       image_size=spec.image_size)
@@ -294,7 +294,7 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
     recipe = _recipe(spec, mode, seed, model.depth, config.batch_size, config.lr)
     adversary = None
     if mode == "adv":
-        from .attacks.training import training_adversary
+        from ..attacks.training import training_adversary
 
         adversary = training_adversary(recipe["adv"], seed=seed)
     start = time.perf_counter()
@@ -314,7 +314,7 @@ def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.de
 def evaluate_robustness(model, x, y, attack, eps: Sequence[float], *, seed: int, bisect_steps: int = 5,
                         device: torch.device | str = "cpu", progress: bool = False) -> dict[str, Any]:
     """Clean accuracy, robust accuracy per ε and the median minimal ε of one model."""
-    from .attacks import robustness_curve
+    from ..attacks import robustness_curve
 
     report = robustness_curve(model, x, y, attack, eps, seed=seed, bisect_steps=bisect_steps, n_show=0,
                               progress=progress, device=device)
@@ -327,8 +327,8 @@ def evaluate_renders(model, spec: CompareSpec, x_train: torch.Tensor, *, seed: i
                      device: torch.device | str = "cpu") -> dict[str, Any]:
     """Per block and setting, the median over the rendered units of each render metric;
     and per block the same metrics of each unit's top dataset example (``data``)."""
-    from .vis import maximize
-    from .vis.metrics import hf_ratio, shift_stability, total_variation
+    from ..vis import maximize
+    from ..vis.metrics import hf_ratio, shift_stability, total_variation
 
     if spec.render_units == 0:
         return {}
@@ -371,9 +371,9 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
     recipe (mode, stage epochs, seed, adversary, batch size, learning rate, width).
     ``workers`` > 1 runs the (mode, seed) jobs in that many processes with one torch
     thread each; every job seeds its own generators, so the numbers do not change."""
-    from .data import load_dataset
-    from .recipes import DEFAULTS
-    from .vis.metrics import data_baseline
+    from ..data import load_dataset
+    from ..recipes import DEFAULTS
+    from ..vis.metrics import data_baseline
 
     spec.validate()
     start = time.perf_counter()
@@ -436,9 +436,9 @@ def _init_worker() -> None:
 def compare_job(spec: CompareSpec, mode: str, seed: int, *, reuse: str | None = None, out_models: str | None = None,
                 device: str = "cpu", data=None) -> dict[str, Any]:
     """One (mode, seed): train or reuse the model, save it if asked, evaluate it."""
-    from .checkpoint import save_checkpoint
-    from .data import load_dataset
-    from .recipes import DEFAULTS
+    from ..checkpoint import save_checkpoint
+    from ..data import load_dataset
+    from ..recipes import DEFAULTS
 
     if data is None:
         data = load_dataset(spec.dataset, data_root=spec.data_root, image_size=spec.image_size, seed=spec.seed)
@@ -527,8 +527,8 @@ def statement(t: dict[str, Any]) -> str:
 def write_compare(results: dict[str, Any], out: str | Path) -> dict[str, str]:
     """Write ``results.json``, ``table.md``, ``robustness.png`` and ``render_metrics.png``
     into ``out`` (atomically, file by file); return the file names."""
-    from .fileio import atomic_write_json, atomic_write_text
-    from .report.compare_pages import compare_render_plot, compare_robustness_plot
+    from ..fileio import atomic_write_json, atomic_write_text
+    from ..report.compare_pages import compare_render_plot, compare_robustness_plot
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
