@@ -345,3 +345,45 @@ def test_gallery_command_refuses_a_symlink_in_a_study_folder(ckpt, run_cli, tmp_
     res = run_cli("gallery", ckpt, "--study", folder, "--render-steps", "0", "--out", tmp_path / "g")
     assert res.code == 2 and "zz-leak.png" in res.err, res.err
     assert not (tmp_path / "g").exists()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return kids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_during_workers_stops_them_without_tracebacks(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the parent and both workers."""
+    out = tmp_path / "h"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "featviz", "hierarchy", "run", "--preset", "quick", "--seeds", "2",
+                             "--epochs", "400", "--workers", "2", "--threads", "1", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        time.sleep(3)  # the workers are importing or fitting
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert len(workers) >= 2
+    assert proc.returncode == 130, err[-800:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-800:]
+    assert list(tmp_path.iterdir()) == []
+    time.sleep(0.5)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()
+                and (Path(f"/proc/{w}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z")]

@@ -406,11 +406,10 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
             finished(job, compare_job(spec, *job, data=data, **args))
     else:
         import concurrent.futures
-        import multiprocessing
 
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_init_worker) as pool:
+        from .common import process_pool
+
+        with process_pool(workers, initializer=_init_worker) as pool:
             futures = {pool.submit(compare_job, spec, *job, **args): job for job in jobs}
             for future in concurrent.futures.as_completed(futures):
                 finished(futures[future], future.result())

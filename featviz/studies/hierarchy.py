@@ -131,12 +131,11 @@ def run_jobs(jobs: list[tuple[StudyConfig, Task]], *, workers: int = 1, device: 
             advance(task)
         return out
     import concurrent.futures
-    import multiprocessing
+
+    from .common import process_pool
 
     results: list[Fit | None] = [None] * len(jobs)
-    # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(1,)) as pool:
+    with process_pool(workers, initializer=_init_worker, initargs=(1,)) as pool:
         futures = {pool.submit(run_task, config, task, str(device)): i for i, (config, task) in enumerate(jobs)}
         for future in concurrent.futures.as_completed(futures):
             results[futures[future]] = future.result()

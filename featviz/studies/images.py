@@ -381,12 +381,9 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
     class_runs: list[ControlRun] = []
     bar = tqdm(total=len(config.seeds), desc="image study", unit="seed", disable=not progress, leave=False)
     if workers > 1 and len(config.seeds) > 1:
-        import concurrent.futures
-        import multiprocessing
+        from .common import process_pool
 
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(config.seeds)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
+        with process_pool(min(workers, len(config.seeds))) as pool:
             futures = [pool.submit(_seed_runs, config, seed, "cpu") for seed in config.seeds]
             pairs = [f.result() for f in futures]
     else:
