@@ -210,6 +210,67 @@ def check_values(data: Any, source: str | os.PathLike) -> None:
             stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
 
 
+# ---------------------------------------------------------------- schemas
+# A schema is plain data: ``NUM``/``STR``/``ANY`` for a value, ``[schema]`` for a list of it,
+# ``{"*": schema}`` for an object with any keys, ``{"key": schema, ...}`` for an object with these
+# keys (others allowed), and :class:`Opt` for a key that may be missing or null. Errors name the
+# file and the field (``modes.joint.robust[2].eps``).
+
+NUM, STR, ANY = "number", "string", "anything"
+
+
+@dataclass(frozen=True)
+class Opt:
+    """A value that may be missing or null."""
+
+    schema: Any
+
+
+def _schema_error(source: Path, where: str, expected: str, value: Any) -> FeatvizError:
+    shown = type(value).__name__ if not isinstance(value, (int, float, str)) or isinstance(value, bool) else repr(value)
+    return FeatvizError(f"{source}: {where or 'the file'} should be {expected}, got {shown[:40]}",
+                        "regenerate the results; featviz never writes that")
+
+
+def validate(value: Any, schema: Any, source: Path, where: str = "") -> None:
+    """Raise :class:`FeatvizError` naming ``source`` and the field where ``value`` breaks ``schema``."""
+    if isinstance(schema, Opt):
+        if value is not None:
+            validate(value, schema.schema, source, where)
+        return
+    if schema is ANY:
+        return
+    if schema is NUM:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise _schema_error(source, where, "a number", value)
+        return
+    if schema is STR:
+        if not isinstance(value, str):
+            raise _schema_error(source, where, "a string", value)
+        return
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            raise _schema_error(source, where, "a list", value)
+        for i, item in enumerate(value):
+            validate(item, schema[0], source, f"{where}[{i}]")
+        return
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise _schema_error(source, where, "an object", value)
+        if "*" in schema:
+            for key, item in value.items():
+                validate(item, schema["*"], source, f"{where}.{key}" if where else str(key))
+            return
+        for key, sub in schema.items():
+            name = f"{where}.{key}" if where else key
+            if key not in value and not isinstance(sub, Opt):
+                raise FeatvizError(f"{source}: {name} is missing", "regenerate the results")
+            validate(value.get(key), sub, source, name)
+        return
+    raise TypeError(f"not a schema: {schema!r}")
+
+
+
 def read_json(path: str | os.PathLike, what: str) -> dict[str, Any]:
     """Load a JSON object from ``path`` (at most :data:`MAX_JSON_BYTES`, bounded depth and
     integer size, see :func:`parse_json`; values as :func:`check_values` says) or raise one

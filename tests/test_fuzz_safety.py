@@ -235,19 +235,20 @@ def _raw_text(data, doc) -> str:
 
 
 def _read_any(kind: str, folder: Path):
+    """What the gallery does with the folder: read it and, for a study, write its page."""
     from featviz.report.compare_pages import page_context, read_compare
-    from featviz.report.results import hierarchy_rows, read_attacks, read_hierarchy, read_visuals
-    from featviz.report.studies import read_studies
+    from featviz.report.results import hierarchy_rows, read_attacks, read_hierarchy
+    from featviz.report.site import Site
+    from featviz.report.studies import read_studies, write_study_pages
 
     if kind == "attack":
         read_attacks(folder)
-    elif kind == "hierarchy":
+        return
+    if kind == "hierarchy":
         hierarchy_rows(read_hierarchy(folder))
-    elif kind == "metrics":
-        read_visuals([folder])
     elif kind == "compare":
         page_context(read_compare(folder))
-    read_studies([(folder, "x")])
+    write_study_pages(Site(folder.with_name(folder.name + "-site"), "t"), read_studies([(folder, "x")]))
 
 
 SOURCES = {"attack": ("att", "results.json"), "compare": (STUDIES / "compare-digits", "results.json"),
@@ -282,6 +283,7 @@ def test_result_files(world):
         except FeatvizError:
             EXITS[2] += 1
         shutil.rmtree(folder)
+        shutil.rmtree(folder.with_name(folder.name + "-site"), ignore_errors=True)
         _check_clean(world, before, None, False, 0)
 
     check()

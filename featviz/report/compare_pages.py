@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import FeatvizError
 from ..fileio import inside, read_json
+from .schema import COMPARE, validate
 from .plots import _text, plt, save_figure
 
 PAGE = "modes.html"
@@ -89,6 +90,7 @@ def read_compare(results_dir: str | Path) -> dict[str, Any]:
     results = read_json(path, "results.json of `featviz compare` (point at a `featviz compare --out` folder)")
     if not isinstance(results.get("modes"), dict) or "tests" not in results:
         raise FeatvizError(f"{path} is not a featviz compare result", "point at a `featviz compare --out` folder")
+    validate(results, COMPARE, path)
     return results
 
 

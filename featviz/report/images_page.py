@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import FeatvizError
 from ..fileio import inside, read_json
+from .schema import IMAGE_STUDY, validate
 from .site import Site
 from .studies import purification_rows
 
@@ -29,6 +30,7 @@ def read_image_study(folder: Path) -> dict[str, Any]:
             raise FeatvizError(f"{folder / 'results.json'} has no {key!r} section", "regenerate the image study")
     if not isinstance(data["teacher"].get("alignment"), dict) or not data["teacher"]["alignment"]:
         raise FeatvizError(f"{folder / 'results.json'} has no teacher.alignment", "regenerate the image study")
+    validate(data, IMAGE_STUDY, folder / "results.json")
     return data
 
 

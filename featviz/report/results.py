@@ -17,6 +17,7 @@ from typing import Any
 
 from ..errors import FeatvizError
 from ..fileio import inside, read_json
+from .schema import HIERARCHY, validate
 
 NEURON = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*):(?P<unit>\d+)(?:@\d+,\d+)?$")
 
@@ -171,6 +172,7 @@ def read_hierarchy(folder: Path) -> dict[str, Any]:
     data = read_json(source, "results.json written by `featviz hierarchy run`")
     if not isinstance(data.get("summary"), dict):
         raise FeatvizError(f"{source} has no 'summary' object", "is this a `featviz hierarchy run` output folder?")
+    validate(data, HIERARCHY, source)
     return data
 
 

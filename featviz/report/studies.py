@@ -16,6 +16,8 @@ from typing import Any, Callable, Sequence
 from ..errors import FeatvizError
 from ..text import slug
 from ..fileio import inside, read_json
+from .schema import STUDIES as SCHEMAS
+from .schema import validate
 from .site import Site
 
 TITLES = {
@@ -55,6 +57,7 @@ def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
     if kind is None:
         raise FeatvizError(f"{folder / 'results.json'} is not the result of a study command",
                            "pass folders written by featviz compare, purify or hierarchy run|images|alpha-sweep|scaling")
+    validate(data, SCHEMAS[kind], folder / "results.json")
     check_named_files(folder, data)
     return kind, data
 

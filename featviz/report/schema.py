@@ -1,0 +1,63 @@
+"""The documented shapes (docs/formats.md) of the study result files the gallery reads, checked
+with :func:`featviz.fileio.validate` before any page is written: types and finite numbers (the
+JSON reader already refuses NaN/Infinity, deep nesting and huge integers, and
+:func:`featviz.fileio.check_values` keeps accuracies in [0, 1])."""
+
+from __future__ import annotations
+
+from ..fileio import ANY, NUM, STR, Opt, validate
+
+PM = {"mean": Opt(NUM), "std": Opt(NUM), "values": Opt([Opt(NUM)])}   # mean ± std over seeds
+INTERVAL = {"value": Opt(NUM), "low": Opt(NUM), "high": Opt(NUM)}
+FILES = Opt({"*": Opt(STR)})
+
+COMPARE = {
+    "modes": {"*": {"seeds": Opt([ANY]), "clean_accuracy": Opt(PM), "min_eps": Opt(PM),
+                    "robust": Opt([{"eps": NUM, "mean": Opt(NUM), "std": Opt(NUM)}]),
+                    "render": Opt({"*": {"*": {"hf_ratio": Opt(PM), "shift_stability": Opt(PM),
+                                               "relative_activation": Opt(PM)}}})}},
+    "tests": [{"what": Opt(STR), "statement": Opt(STR)}],
+    "eps": Opt([NUM]),
+    "attack": Opt({"name": Opt(STR), "steps": Opt(ANY), "restarts": Opt(ANY), "loss": Opt(ANY)}),
+    "budget": Opt({"total_steps": Opt({"*": Opt(NUM)})}),
+    "render_setup": Opt({"*": ANY}),
+    "baseline": Opt({"hf_ratio": Opt(NUM), "tv": Opt(NUM)}),
+    "n_test": Opt(NUM), "label": Opt(STR), "dataset": Opt(STR), "files": FILES,
+}
+
+HIERARCHY = {
+    "summary": {"*": Opt({"rel_test_mse": Opt(NUM), "rel_test_mse_std": Opt(NUM), "feature_r2": Opt([Opt(NUM)]),
+                          "total_steps": Opt(NUM), "lr": Opt([Opt(NUM)])})},
+    "config": Opt({"*": ANY}),
+    "findings": Opt([STR]),
+    "files": Opt([STR]),
+}
+
+ALPHA_SWEEP = {"alphas": [NUM], "slopes": {"*": Opt(INTERVAL)}, "findings": Opt([STR]), "files": Opt([STR])}
+SCALING = {"exponents": {"*": Opt(INTERVAL)}, "n_exponents": Opt({"*": Opt(INTERVAL)}), "findings": Opt([STR]),
+           "files": Opt([STR])}
+PURIFICATION_SECTION = {
+    "hf_ratio": Opt({"clean": Opt({"*": Opt(PM)}), "adversarial": Opt({"*": Opt(PM)}),
+                     "clean_scratch": Opt({"*": Opt(PM)}), "data": Opt(NUM)}),
+    "adv_over_clean": Opt({"*": Opt(PM)}),
+    "residual_ratio": Opt({"*": Opt(ANY)}),
+}
+PURIFICATION = {"purification": PURIFICATION_SECTION, "per_seed": ANY, "findings": Opt([STR])}
+IMAGE_STUDY = {
+    "teacher": {"alignment": {"*": {"r2_to_teacher": Opt([Opt(NUM)]), "r2_from_teacher": Opt([Opt(NUM)]),
+                                    "cka": Opt([Opt(NUM)])}},
+                "summary": Opt({"*": Opt({"rel_test_mse": Opt(NUM), "rel_test_mse_std": Opt(NUM),
+                                          "total_steps": Opt(NUM)})}),
+                "ratio": Opt({"*": Opt(PM)}),
+                "correction": Opt({"*": Opt({"*": Opt(PM)})})},
+    "frozen_vs_unfrozen": {"*": {"difference": Opt(PM), "metric": Opt(STR)}},
+    "units": Opt([{"layer": Opt(STR), "unit": Opt(NUM), "files": {"*": STR},
+                   "matches": Opt({"*": Opt({"unit": Opt(NUM), "corr": Opt(NUM)})})}]),
+    "config": Opt({"freeze": Opt([STR])}),
+    "purification": Opt(PURIFICATION_SECTION),
+}
+STUDIES = {"compare": COMPARE, "hierarchy": HIERARCHY, "alpha-sweep": ALPHA_SWEEP, "scaling": SCALING,
+           "purification": PURIFICATION, "image-study": IMAGE_STUDY}
+
+
+__all__ = ["ANY", "NUM", "Opt", "STR", "STUDIES", "validate"]
