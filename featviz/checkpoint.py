@@ -213,8 +213,11 @@ def _meta_model(card: dict[str, Any], where: Path) -> HierarchicalNet:
             return build_model(card["arch"])
     except FeatvizError as exc:
         raise CheckpointError(f"{where}: {exc.one_line()}") from None
-    except (RuntimeError, OverflowError, MemoryError) as exc:
-        raise CheckpointError(f"{where}: cannot build the card's arch ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, OverflowError, MemoryError, TypeError, ValueError, KeyError, IndexError, AttributeError,
+            ZeroDivisionError) as exc:  # the arch's values are the card's, edited or damaged
+        first = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        raise CheckpointError(f"{where}: cannot build the card's arch ({exc.__class__.__name__}: {first})",
+                              "the card was edited or damaged; restore it") from None
 
 
 def check_weights_match_card(card: dict[str, Any], weights: Path, where: Path) -> int:

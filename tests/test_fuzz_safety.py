@@ -267,7 +267,7 @@ def test_result_files(world):
     originals = {k: json.loads(((world / src) if isinstance(src, str) else src).joinpath(name).read_text())
                  for k, (src, name) in SOURCES.items()}
 
-    @settings(max_examples=260, **SETTINGS)
+    @settings(max_examples=360, **SETTINGS)
     @given(st.sampled_from(sorted(SOURCES)), st.data())
     def check(kind, data):
         src, name = SOURCES[kind]
