@@ -32,9 +32,12 @@ def bounded(value: int | None, what: str, high: int, low: int = 1) -> int | None
     """``value`` if it is None or a whole number in [low, high]; else exit 2 naming the limit."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(f"{what} must lie in [{low}, {high:,}], got {value!r}",
-                        "that is the most featviz accepts" if isinstance(value, int) and value > high else None)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SpecError(f"{what} must be a whole number, got {value!r}")
+    if value < low:
+        raise SpecError(f"{what} must be >= {low}, got {value}")
+    if value > high:
+        raise SpecError(f"{what} must be at most {high:,}, got {value:,}", "that is the most featviz accepts")
     return value
 
 
