@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -159,3 +160,21 @@ def with_device(fn: Callable) -> Callable:
         return fn(*args, device=resolve_device(device), **kwargs)
 
     return wrapper
+
+
+def parse_floats(text: str | None, what: str, positive: bool = False) -> tuple[float, ...] | None:
+    """``"0.01,0.02"`` -> (0.01, 0.02); None stays None; anything else (not numbers, NaN/Inf,
+    with ``positive`` a value <= 0) is one clear error naming the option ``what`` (exit 2)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise FeatvizError(f"{what} must be comma-separated numbers, got {text!r}", f"e.g. {what} 0.5,0.5") from None
+    if not values:
+        raise FeatvizError(f"{what} needs at least one value")
+    if not all(math.isfinite(v) for v in values):
+        raise FeatvizError(f"{what} must be finite numbers, got {text!r}")
+    if positive and not all(v > 0 for v in values):
+        raise FeatvizError(f"{what} must be > 0, got {text!r}")
+    return values

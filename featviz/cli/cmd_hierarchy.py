@@ -6,7 +6,7 @@ import math
 
 import click
 
-from ._common import check_out, command_line, common_options, emit_json, with_device
+from ._common import check_out, command_line, common_options, emit_json, parse_floats, with_device
 
 
 @click.group("hierarchy")
@@ -15,23 +15,8 @@ def command() -> None:
     on hierarchical teacher targets; the α sweep; sample-complexity scaling."""
 
 
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    """``"0.01,0.02"`` -> (0.01, 0.02); a clear error (exit 2) otherwise."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise click.BadParameter(f"{what} needs at least one value")
-    if not all(math.isfinite(v) for v in values):
-        raise click.BadParameter(f"{what} must be finite numbers, got {text!r}")
-    return values
-
-
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    values = _floats(text, what)
+    values = parse_floats(text, what)
     if values is not None and any(v != int(v) for v in values):
         raise click.BadParameter(f"{what} must be whole numbers, got {text!r}")
     return None if values is None else tuple(int(v) for v in values)
@@ -53,11 +38,10 @@ def _workers_options(fn):
                              "change.")(fn)
 
 
-def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> None:
-    from ..studies.hierarchy import write_study
-
+def _write(results: dict, out, write, as_json: bool, keys: tuple[str, ...]) -> None:
+    """Write a sweep's folder with its study module's ``write`` and print its findings."""
     results["command"] = command_line()
-    write_study(results, out, plots)
+    write(results, out)
     if as_json:
         emit_json({"out": str(out), **{k: results[k] for k in keys}, "findings": results["findings"],
                    "seconds": results["seconds"]})
@@ -96,14 +80,14 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..studies.hierarchy import preset, run_study, write_study
 
-    from ..limits import check_study_sizes, distinct, finite
+    from ..limits import check_study_sizes, distinct
 
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
-    lrs = _floats(lr_grid, "--lr-grid")
+    lrs = parse_floats(lr_grid, "--lr-grid")
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
-                    epochs=epochs, lr_grid=lrs and tuple(distinct(finite(lrs, "--lr-grid"), "--lr-grid")),
-                    sweep_seeds=sweep_seeds, seed=seed, **sweeps)
+                    epochs=epochs, lr_grid=lrs and tuple(distinct(lrs, "--lr-grid")), sweep_seeds=sweep_seeds,
+                    seed=seed, **sweeps)
     check_study_sizes(config)
     check_out(out, force)
     _set_threads(threads)
@@ -114,7 +98,8 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     for line in results["lr_edge_warnings"]:
         click.echo(f"warning: {line}", err=True)
     if as_json:
-        emit_json({"out": str(out), "summary": results["summary"], "ratios": results["ratios"],
+        emit_json({"out": str(out), "primary": results["primary"], "summary": results["summary"],
+                   "ratios": results["ratios"],
                    "correction": results["correction"], "lr_edge_warnings": results["lr_edge_warnings"],
                    "findings": results["findings"], "seconds": results["seconds"]})
         return
@@ -136,19 +121,18 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
 def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
     """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
     fitted log-log slopes; writes OUT/results.json and figures."""
-    from ..studies.alpha_sweep import run_alpha_sweep, sweep_config
-    from ..hierarchy.plots import write_alpha_plots
+    from ..studies import alpha_sweep
 
-    from ..limits import check_study_sizes, distinct, finite
+    from ..limits import check_study_sizes, distinct
 
-    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
+    config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
     check_study_sizes(config)
-    alphas = tuple(distinct(finite(_floats(alphas, "--alphas"), "--alphas"), "--alphas"))
+    alphas = tuple(distinct(parse_floats(alphas, "--alphas"), "--alphas"))
     check_out(out, force)
     _set_threads(threads)
-    results = run_alpha_sweep(config, alphas, workers=workers, device=device,
+    results = alpha_sweep.run(config, alphas, workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_alpha_plots, as_json, ("alphas", "slopes", "slopes_from_teacher"))
+    _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 
 
 @command.command("scaling")
@@ -165,8 +149,7 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     """Error vs n and d for the deep learner and an exact polynomial kernel of the target's
     degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
     from ..errors import SpecError
-    from ..hierarchy.plots import write_scaling_plots
-    from ..studies.scaling import run_scaling, scaling_config
+    from ..studies import scaling as study
 
     from dataclasses import replace
 
@@ -179,13 +162,13 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
         bounded(d, "--d", MAX_INPUT_DIM)
     for n in sizes:
         bounded(n, "--n", MAX_SAMPLES)
-    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
+    config = study.scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
     check_study_sizes(replace(config, d=max(dims), n_train=max(sizes)))
     check_out(out, force)
     _set_threads(threads)
-    results = run_scaling(config, dims, sizes, workers=workers, device=device,
-                          log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_scaling_plots, as_json, ("exponents", "kernel_floor"))
+    results = study.run(config, dims, sizes, workers=workers, device=device,
+                        log=lambda line: click.echo(line, err=True))
+    _write(results, out, study.write, as_json, ("exponents", "kernel_floor", "primary"))
 
 
 def summary_table(results: dict) -> str:

@@ -42,7 +42,7 @@ PURIFICATION_SECTION = {
     "adv_over_clean": Opt({"*": Opt(PM)}),
     "residual_ratio": Opt({"*": Opt(ANY)}),
 }
-PURIFICATION = {"purification": PURIFICATION_SECTION, "per_seed": ANY, "findings": Opt([STR])}
+PURIFICATION = {"purification": PURIFICATION_SECTION, "findings": Opt([STR])}
 IMAGE_STUDY = {
     "teacher": {"alignment": {"*": {"r2_to_teacher": Opt([Opt(NUM)]), "r2_from_teacher": Opt([Opt(NUM)]),
                                     "cka": Opt([Opt(NUM)])}},
@@ -56,8 +56,12 @@ IMAGE_STUDY = {
     "config": Opt({"freeze": Opt([STR])}),
     "purification": Opt(PURIFICATION_SECTION),
 }
+# What every study's results.json may carry and the generic page reads (docs/formats.md)
+GENERIC = {"format": Opt(STR), "primary": Opt({"name": Opt(STR), "value": Opt(NUM), "low": Opt(NUM),
+                                               "high": Opt(NUM), "level": Opt(NUM)}),
+           "findings": Opt([STR]), "files": Opt(ANY), "seconds": Opt(NUM), "command": Opt(STR)}
 STUDIES = {"compare": COMPARE, "hierarchy": HIERARCHY, "alpha-sweep": ALPHA_SWEEP, "scaling": SCALING,
            "purification": PURIFICATION, "image-study": IMAGE_STUDY}
 
 
-__all__ = ["ANY", "NUM", "Opt", "STR", "STUDIES", "validate"]
+__all__ = ["ANY", "COMPARE", "GENERIC", "HIERARCHY", "IMAGE_STUDY", "NUM", "Opt", "STR", "STUDIES", "validate"]

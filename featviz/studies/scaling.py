@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -24,9 +26,10 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DivergenceError, SpecError
-from ..hierarchy.stats import bootstrap, crossing, loglog_slope, mean_std, slope_of_mean
-from .hierarchy import Task, choose_lr, run_jobs
 from ..hierarchy.targets import StudyConfig
+from ..stats import bootstrap, fit_exponent, loglog_slope, mean_std, slope_of_mean, threshold
+from .common import primary_endpoint, write_results
+from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-scaling/1"
 LEARNERS = ("deep", "kernel")
@@ -108,21 +111,20 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     """The results dict from the (seeds, dims, sizes) error arrays of each learner."""
     level = float(config.extra.get("target_error", 0.01))
 
-    def n_star(rows: np.ndarray) -> list[float]:  # rows: (seeds, dims, sizes) -> n* per d of the seed mean
-        mean = rows.mean(0)
-        return [crossing(sizes, mean[i], level) for i in range(len(dims))]
-
-    def d_exponent(rows: np.ndarray) -> float:
-        return loglog_slope(dims, n_star(rows))
+    def thresholds(curves: np.ndarray) -> list[dict[str, Any]]:  # (dims, sizes) -> n* per d, censored or not
+        return [threshold(sizes, curves[i], level) for i in range(len(dims))]
 
     per_learner: dict[str, Any] = {}
-    exponents, n_exponents = {}, {}
+    exponents, n_exponents, per_seed = {}, {}, {}
     for name, arr in errors.items():
+        at_mean = thresholds(arr.mean(0))
+        per_seed[name] = [thresholds(rows) for rows in arr]
         per_learner[name] = {
-            "rel_test_mse": arr.mean(0).tolist(), "rel_test_mse_std": arr.std(0).tolist(),
-            "rel_test_mse_seeds": arr.tolist(), "n_star": n_star(arr),
+            "rel_test_mse": arr.mean(0).tolist(),
+            "rel_test_mse_std": (arr.std(0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1:])).tolist(),
+            "rel_test_mse_seeds": arr.tolist(), "n_star": [t["value"] for t in at_mean], "n_star_interval": at_mean,
         }
-        exponents[name] = bootstrap(arr, d_exponent)
+        exponents[name] = fit_exponent(dims, per_seed[name])
         n_exponents[name] = {f"{d}": bootstrap(arr[:, i, :], slope_of_mean(sizes)) for i, d in enumerate(dims)}
     kernel_last = float(errors["kernel"][:, 0, -1].mean())
     ratio = kernel_last / max(floor_err, 1e-300)
@@ -137,6 +139,7 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "d": list(dims), "n": list(sizes), "target_error": level,
         "learners": per_learner, "deep_lr": chosen,
         "exponents": exponents, "n_exponents": n_exponents,
+        "primary": _primary(exponent_gap(dims, per_seed["kernel"], per_seed["deep"])),
         "kernel_floor": {"d": dims[0], "n": floor_n, "rel_test_mse": floor_err,
                          "at_largest_n": kernel_last, "ratio": ratio, "reached": reached,
                          "rule": f"error at the largest n <= 1.5 x the floor, or < {NUMERICAL_ZERO:g} (exact fit)",
@@ -145,8 +148,8 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     e, kf = results["exponents"], results["kernel_floor"]
     results["findings"] = [
         f"n* (relative test MSE {level:g}) vs d: fitted exponent deep {_fmt(e['deep'])}, kernel {_fmt(e['kernel'])}",
-        "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v, sizes)
-                                                     for d, v in zip(dims, per_learner[name]["n_star"]))
+        "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v)
+                                                     for d, v in zip(dims, per_learner[name]["n_star_interval"]))
                                  for name in LEARNERS),
         f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor "
         f"{kf['rel_test_mse']:.3g} at n={floor_n} (ratio {kf['ratio']:.2f}; floor "
@@ -156,12 +159,60 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     return results
 
 
-def _n_text(d: int, n_star: float, sizes: tuple[int, ...]) -> str:
-    """n* as text; at the smallest n it is only a bound (the curve started below the level)."""
-    if not np.isfinite(n_star):
-        return f"d={d}: >{sizes[-1]}"
-    return f"d={d}: <={n_star:.0f}" if n_star <= sizes[0] else f"d={d}: {n_star:.0f}"
+def _primary(gap: dict[str, Any]) -> dict[str, Any]:
+    return primary_endpoint("d-exponent of n*: kernel minus deep learner (paired over seeds)", gap) | {
+        "used": gap["used"]}
 
 
-def _fmt(s: dict[str, float]) -> str:
+def exponent_gap(dims: tuple[int, ...], kernel: list[list[dict]], deep: list[list[dict]], *,
+                 level: float = 0.9, seed: int = 0) -> dict[str, Any]:
+    """The kernel's d-exponent of n* minus the deep learner's, fitted (as
+    :func:`featviz.stats.fit_exponent` does) on the d where every seed of both learners has
+    an uncensored n*, with a bootstrap interval resampling the seeds jointly (the two
+    learners see the same teacher and data on a seed)."""
+    both = [j for j in range(len(dims)) if all(row[j]["censored"] is None for row in kernel + deep)]
+    out: dict[str, Any] = {"value": None, "low": None, "high": None, "level": level,
+                           "used": [dims[j] for j in both]}
+    if len(both) < 2:
+        out["reason"] = f"{len(both)} d with an uncensored n* for both learners; a gap needs at least 2"
+        return out
+    logs = np.log([[[row[j]["value"] for j in both] for row in learner] for learner in (kernel, deep)])
+    d_used = [dims[j] for j in both]
+
+    def gap(rows: np.ndarray) -> float:  # rows: (seeds, 2, d) log n*
+        mean = np.exp(np.asarray(rows).mean(0))
+        return loglog_slope(d_used, mean[0]) - loglog_slope(d_used, mean[1])
+
+    res = bootstrap(np.transpose(logs, (1, 0, 2)), gap, level=level, seed=seed)
+    out.update({k: (float(res[k]) if np.isfinite(res[k]) else None) for k in ("value", "low", "high")})
+    return out
+
+
+def _n_text(d: int, t: dict[str, Any]) -> str:
+    """n* as text: a number with the measured sizes around it, or a bound where censored."""
+    if t["censored"] == "right":
+        return f"d={d}: >{t['low']:.0f}"
+    if t["censored"] == "left":
+        return f"d={d}: <={t['high']:.0f}"
+    return f"d={d}: {t['value']:.0f} (in [{t['low']:.0f}, {t['high']:.0f}])"
+
+
+def _fmt(s: dict[str, Any]) -> str:
+    if s.get("value") is None:
+        return f"not fitted ({s.get('reason') or 'no value'})"
+    if s.get("low") is None or s.get("high") is None:
+        return f"{s['value']:.2f}"
     return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({"default": scaling_config()})
+run = run_scaling
+
+
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """Write ``results.json`` and the figures into folder ``out`` atomically; returns the file names."""
+    from ..hierarchy.plots import write_scaling_plots
+
+    return write_results(results, out, write_scaling_plots)
