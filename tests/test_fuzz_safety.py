@@ -289,40 +289,32 @@ def test_result_files(world):
     check()
 
 
-def test_result_files_through_the_gallery(world, run_cli):
-    """Mutated attack results through `featviz gallery --attacks` end to end."""
-    before = _tree(world)
-    original = json.loads((world / "att" / "results.json").read_text())
+def _mutated_copy(world: Path, src: str, name: str, data) -> Path:
+    """A copy of ``world/src`` in scratch/ whose JSON file ``name`` is mutated (see :func:`_mutate`)."""
+    folder = world / "scratch" / f"{src}{next(_ids)}"
+    shutil.copytree(world / src, folder)
+    original = json.loads((world / src / name).read_text())
+    (folder / name).write_text(_raw_text(data, _mutate(original, data)))
+    return folder
 
-    @settings(max_examples=60, **SETTINGS)
+
+@pytest.mark.parametrize("what,src,name,examples", [("gallery-results", "att", "results.json", 60),
+                                                     ("info-card", "ck", "card.json", 120)])
+def test_mutated_files_through_the_cli(world, run_cli, what, src, name, examples):
+    """Mutated attack results through `featviz gallery --attacks`, mutated cards beside real weights
+    through `featviz info`: read, or refused with exit 2."""
+    before = _tree(world)
+
+    @settings(max_examples=examples, **SETTINGS)
     @given(st.data())
     def check(data):
-        folder = world / "scratch" / f"a{next(_ids)}"
-        shutil.copytree(world / "att", folder)
-        (folder / "results.json").write_text(_raw_text(data, _mutate(json.loads(json.dumps(original)), data)))
+        folder = _mutated_copy(world, src, name, data)
         out = world / "scratch" / f"g{next(_ids)}"
-        code, _ = _run(run_cli, ["gallery", str(world / "ck"), "--attacks", str(folder), "--render-steps", "0",
-                                 "--out", str(out)], "cli:gallery-results")
+        argv = (["gallery", str(world / "ck"), "--attacks", str(folder), "--render-steps", "0", "--out", str(out)]
+                if src == "att" else ["info", str(folder), "--json"])
+        code, _ = _run(run_cli, argv, f"cli:{what}")
         shutil.rmtree(folder)
-        _check_clean(world, before, str(out), True, code)
-
-    check()
-
-
-def test_cards(world, run_cli):
-    """Mutated card.json beside real weights: `featviz info` reads it or refuses it."""
-    before = _tree(world)
-    card = json.loads((world / "ck" / "card.json").read_text())
-
-    @settings(max_examples=120, **SETTINGS)
-    @given(st.data())
-    def check(data):
-        folder = world / "scratch" / f"c{next(_ids)}"
-        shutil.copytree(world / "ck", folder)
-        (folder / "card.json").write_text(_raw_text(data, _mutate(json.loads(json.dumps(card)), data)))
-        _run(run_cli, ["info", str(folder), "--json"], "cli:info-card")
-        shutil.rmtree(folder)
-        _check_clean(world, before, None, False, 0)
+        _check_clean(world, before, str(out) if src == "att" else None, True, code)
 
     check()
 
