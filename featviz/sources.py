@@ -76,8 +76,19 @@ def load_weights(model: nn.Module, path: Path) -> None:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
+    from .checkpoint import read_safetensors_header
+
     if not Path(path).is_file():
         raise CheckpointError(f"--weights {path} does not exist")
+    # judged by the header alone before the body is read: names and shapes must be the model's
+    table = read_safetensors_header(Path(path))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name, entry in table.items():
+        if name not in expected:
+            raise CheckpointError(f"--weights {path} does not fit the model: unexpected tensor {name!r}")
+        if tuple(entry["shape"]) != expected[name]:
+            raise CheckpointError(f"--weights {path} does not fit the model: {name} has shape "
+                                  f"{tuple(entry['shape'])}, the model's is {expected[name]}")
     try:
         tensors = load(Path(path).read_bytes())
     except (SafetensorError, ValueError, RuntimeError, OSError) as exc:

@@ -154,6 +154,13 @@ def world(tmp_path_factory):
         "def nan():\n    return NaNNet()\n"
         "def inf():\n    return InfNet()\n"
         "def scalar():\n    return Scalar()\n")
+    # --- weights whose header claims a tensor far larger than the file (judged before the body is read)
+    header = json.dumps({"lin.weight": {"dtype": "F32", "shape": [100000, 64], "data_offsets": [0, 25600000]},
+                         "lin.bias": {"dtype": "F32", "shape": [10], "data_offsets": [25600000, 25600040]}}).encode()
+    (root / "huge.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 64)
+    header = json.dumps({"lin.weight": {"dtype": "F32", "shape": [100, 64], "data_offsets": [0, 25600]},
+                         "lin.bias": {"dtype": "F32", "shape": [10], "data_offsets": [25600, 25640]}}).encode()
+    (root / "wrongshape.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 25640)
     return root
 
 
@@ -261,6 +268,10 @@ CASES = [
     ("size-train-d", ["train", "--dataset", "synthetic", "--d", "100000", "--out", T + "/o"], "--d"),
     ("size-attack-restarts", ["attack", T + "/ck", "--restarts", str(10**12), "--out", T + "/o"], "--restarts"),
     ("size-attack-steps", ["attack", T + "/ck", "--steps", str(10**12), "--out", T + "/o"], "--steps"),
+    ("size-weights-header", ["attack", *M, "--weights", T + "/huge.safetensors", "--eps", "0.1", "--out", T + "/o"],
+     "outside the file"),
+    ("size-weights-shape", ["attack", *M, "--weights", T + "/wrongshape.safetensors", "--eps", "0.1", "--out",
+                            T + "/o"], "shape"),
     ("size-input-shape-vs-data", ["attack", "--model", "torch.nn:Identity", "--input-shape", "3,32,32",
                                   "--dataset", "digits", "--eps", "0.1", "--out", T + "/o"], "input-shape"),
     # --- non-finite models and options
