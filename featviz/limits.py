@@ -90,7 +90,7 @@ def check_study_sizes(config) -> None:
                        ("batch_size", MAX_SAMPLES)):
         value = getattr(config, name, None)
         if isinstance(value, int):
-            bounded(value, f"--{name.replace('_', '-')}", high)
+            bounded(value, f"--{name.replace('_', '-')}", high, low=2 if name == "n_train" else 1)
     for name in ("n_sweep", "width_sweep"):
         for value in getattr(config, name, ()) or ():
             bounded(value, f"{name.replace('_', ' ')} value", MAX_SAMPLES if name == "n_sweep" else MAX_WIDTH)

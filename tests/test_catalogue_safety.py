@@ -153,7 +153,12 @@ def world(tmp_path_factory):
         "    def forward(self, x):\n        return self.lin(x.flatten(1)).sum()\n"
         "def nan():\n    return NaNNet()\n"
         "def inf():\n    return InfNet()\n"
-        "def scalar():\n    return Scalar()\n")
+        "def scalar():\n    return Scalar()\n"
+        "class NoGrad(NaNNet):\n"
+        "    def forward(self, x):\n        with torch.no_grad():\n            return self.lin(x.flatten(1))\n"
+        "def nograd():\n    return NoGrad()\n")
+    (root / "badpurify").mkdir()
+    (root / "badpurify" / "results.json").write_text(json.dumps({"seeds": [1], "per_seed": [{"a": 1}]}))
     # --- weights whose header claims a tensor far larger than the file (judged before the body is read)
     header = json.dumps({"lin.weight": {"dtype": "F32", "shape": [100000, 64], "data_offsets": [0, 25600000]},
                          "lin.bias": {"dtype": "F32", "shape": [10], "data_offsets": [25600000, 25600040]}}).encode()
@@ -291,6 +296,13 @@ CASES = [
     ("nan-alpha", ["hierarchy", "alpha-sweep", "--alphas", "0.1,nan", "--out", T + "/o"], "--alphas"),
     ("inf-scaling-d", ["hierarchy", "scaling", "--d", "4,inf", "--out", T + "/o"], "--d"),
     ("nan-target-error", ["hierarchy", "scaling", "--target-error", "nan", "--out", T + "/o"], "--target-error"),
+    ("nograd-attack", ["attack", "--model", "hostile_models:nograd", "--input-shape", "1,8,8", "--dataset", "digits",
+                       "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "no gradient"),
+    ("nograd-maximize", ["maximize", "--model", "hostile_models:nograd", "--input-shape", "1,8,8", "--neuron",
+                         "logits:0", "--steps", "2", "--out", T + "/o"], "no gradient"),
+    ("schema-purify-combine", ["purify", "--combine", T + "/badpurify", "--out", T + "/o"], "purify"),
+    ("size-alpha-n-train-1", ["hierarchy", "alpha-sweep", "--n-train", "1", "--seeds", "1", "--out", T + "/o"],
+     "--n-train"),
     # --- duplicate list values
     ("dup-alphas", ["hierarchy", "alpha-sweep", "--alphas", "0.1,0.2,0.1", "--out", T + "/o"], "twice"),
     ("dup-compare-eps", ["compare", "--eps", "0.1,0.1", "--out", T + "/o"], "twice"),
@@ -306,7 +318,7 @@ def test_catalogue_is_large_enough():
     assert len(CASES) >= 60
     assert len({c[0] for c in CASES}) == len(CASES)
     classes = {c[0].split("-")[0] for c in CASES}
-    assert classes >= {"wp", "force", "leak", "schema", "size", "nan", "dup"}
+    assert classes >= {"wp", "force", "leak", "schema", "size", "nan", "nograd", "dup"}
 
 
 @pytest.mark.parametrize("name,argv,needle", CASES, ids=[c[0] for c in CASES])

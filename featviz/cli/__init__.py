@@ -94,6 +94,9 @@ def _run(argv: list[str] | None) -> int | None:
     except Exception as exc:  # an internal error: still one line unless debugging
         if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:  # disk full, permission denied
             return _fail(environment_error(exc).one_line(), 2)
+        if isinstance(exc, RuntimeError) and "does not require grad" in str(exc):  # the user's model's fault
+            return _fail("the model's output has no gradient with respect to its input (is its forward pass "
+                         "under torch.no_grad() or detached?); gradient-based attacks and maximize need one", 2)
         if os.environ.get("FEATVIZ_DEBUG"):
             raise
         rv = _fail(f"internal error: {exc.__class__.__name__}: {exc} "
