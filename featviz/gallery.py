@@ -42,8 +42,13 @@ def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] |
 
     info = ckpt.card.get("dataset", {})
     try:
-        examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
-                                recorded_root=info.get("data_root")).x_train[:data_limit]
+        if info.get("source") == "user":  # a model shown with the user's --data
+            from .data.user import load_user_data
+
+            examples = load_user_data(info["path"], getattr(ckpt.model, "input_shape", None)).x_train[:data_limit]
+        else:
+            examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
+                                    recorded_root=info.get("data_root")).x_train[:data_limit]
     except DataError:
         examples = None
     names = list(layers) if layers else [str(layer["name"]) for layer in ckpt.card.get("layers", [])]

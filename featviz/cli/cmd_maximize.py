@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ._common import check_out, common_options, emit_json, model_options, parse_floats, with_device
+from ..data.images import IMAGE_DATASETS
+from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
 @click.command("maximize")
@@ -26,7 +27,8 @@ from ._common import check_out, common_options, emit_json, model_options, parse_
               "none, l2, tv, blur, jitter, fft, standard) and write grid.png plus a metrics table.")
 @click.option("--top-k", type=click.IntRange(0, 100), default=6, show_default=True,
               help="Dataset examples per unit (0: none).")
-@click.option("--dataset", help="Dataset for the examples (default: the checkpoint's).")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), help="Dataset for the examples (default: the "
+              "checkpoint's; your own images: --data).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @model_options("a checkpoint")
 @click.option("--upscale", type=click.IntRange(1, 64), help="Nearest-neighbour enlargement of saved PNGs "
@@ -36,10 +38,13 @@ from ._common import check_out, common_options, emit_json, model_options, parse_
 @click.option("--converge-check/--no-converge-check", default=True, show_default=True,
               help="Run every render as many steps again and flag it not converged if its activation moves by "
                    "more than 1 % (doubles the time).")
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write the renders and their metrics as TensorBoard events into DIR "
+                   "(pip install featviz[tensorboard]).")
 @common_options()
 @with_device
-def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model_ref,
-            weights, input_shape, mean, std, upscale, max_batch, converge_check, seed, device, out, force, as_json):
+def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, dataset, data_root, model,
+            upscale, max_batch, converge_check, tensorboard, seed, device, out, force, as_json):
     """Synthesize the images that maximize units of a model, measure them, and save
     them beside the dataset images that activate the units most.
 
@@ -51,12 +56,14 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     from ..vis.maximize import COMPARE_SETTINGS, maximize, save_maximization
     from ..vis.metrics import data_baseline
 
-    check_out(out, force, inputs=(checkpoint, weights, data_root))
+    from ..tensorboard import log_maximize, open_writer
+
+    check_out(out, force, inputs=(checkpoint, model.weights, model.data, data_root))
+    writer = open_writer(tensorboard)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
-        target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
-                             mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std", positive=True), dataset=dataset,
-                             data_root=data_root, want_data=True, device=dist.device)
+        target = load_target(checkpoint, model, dataset=dataset, data_root=data_root, want_data=True,
+                             device=dist.device)
         if compare_regs:
             settings = list(regs) or list(COMPARE_SETTINGS)
         else:
@@ -66,7 +73,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
                           dataset=target.images, top_k=top_k, max_batch=max_batch, progress=dist.is_main,
                           dist=dist, check_convergence=converge_check,
                           baseline=None if target.images is not None else data_baseline(
-                              None, target.note or "no dataset: pass --dataset to compare with real images"))
+                              None, target.note or "no dataset: pass --data or --dataset to compare with real images"))
     finally:
         shutdown(dist)
     if result is None:  # not rank 0
@@ -74,6 +81,9 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     result.config["model"] = target.name
     with atomic_directory(out) as tmp:
         metrics = save_maximization(result, tmp, upscale=upscale)
+        if writer is not None:
+            log_maximize(writer, metrics, tmp)
+            writer.close()
     if as_json:
         emit_json(metrics | {"out": str(out)})
         return

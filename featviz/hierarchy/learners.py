@@ -26,7 +26,7 @@ from ..data import Dataset
 from ..devices import seeded
 from ..errors import DivergenceError
 from ..nets import QuadraticDenseMLP
-from ..train import Stage, TrainConfig, split_budget, stage_count, train_model
+from ..train import Stage, StageMap, TrainConfig, split_budget, stage_count, train_model
 from .metrics import FeatureProbe
 
 LEARNERS = ("joint", "layerwise", "layerwise+joint", "shallow", "kernel")
@@ -116,7 +116,7 @@ def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str
     joint stage after layerwise stages at ``lr * joint_lr_scale``, warmed up over
     ``joint_warmup`` of its steps). Records the curve (alignment per epoch on ``tracker``
     when given) and the full alignment on ``probe`` at the end of every stage."""
-    curve, snapshots = Curve(), {}
+    curve, snapshots = Curve(), StageMap()  # the old stage names (layer1, ...) still read
 
     def on_epoch(net: nn.Module, stage: Stage, record: dict) -> None:
         curve.stage.append(stage.name)

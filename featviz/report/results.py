@@ -274,6 +274,36 @@ def primary_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"primary: {p['name']}", interval_text(p) + ci)]
 
 
+def verdict(data: dict[str, Any], label: str = "", folder: str | Path | None = None) -> dict[str, str] | None:
+    """The verdict box of a study page: its primary endpoint in plain words with its CI, and
+    where the numbers come from (``label``, e.g. "shipped study ..." or "demo-sized, 1 seed";
+    else the results folder). None when the study declares no primary endpoint."""
+    p = data.get("primary")
+    if not isinstance(p, dict) or not p.get("name") or not isinstance(p.get("value"), (int, float)):
+        return None
+    name, value, low, high = str(p["name"]), float(p["value"]), p.get("low"), p.get("high")
+    level = p.get("level") if isinstance(p.get("level"), (int, float)) else None
+    ratio = "ratio" in name or ("/" in name and "−" not in name and "minus" not in name)
+    null = 1.0 if ratio else 0.0
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        ci = f"{100 * level:.0f} % CI" if level else "interval"
+        span = f"{value:.3g} ({ci} {low:.3g} to {high:.3g})"
+        if low > null or high < null:
+            side = "above" if low > null else "below"
+            plain = f"the whole interval lies {side} {null:g}: a clear effect at this size."
+        else:
+            plain = f"the interval includes {null:g}: no clear difference at this size."
+    else:
+        span, plain = f"{value:.3g}", "no interval was computed: read it as one estimate."
+    where = label or (f"results folder {Path(folder).name}" if folder else "this run")
+    demo = "demo" in where.lower() or "quick" in where.lower()
+    return {"statement": f"{name[:1].upper()}{name[1:]}: {span}; {plain}",
+            "detail": "The study's primary endpoint, declared before it ran; every other number on this page is "
+                      "secondary.",
+            "provenance": f"Numbers from: {where}" + (" — demo-sized, for a first look, not a measurement."
+                                                     if demo else ".")}
+
+
 def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Headline rows of a ``purification`` section: the adversarial / clean ratio of median
     hf_ratio per block (ratio of means with its CI), the median hf_ratio of unregularized

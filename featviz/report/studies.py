@@ -18,7 +18,7 @@ from ..fileio import inside, read_json
 from .schema import GENERIC, validate
 from .schema import STUDIES as SCHEMAS
 from ..text import slug
-from .results import interval_text, pm_text, primary_rows, purification_rows
+from .results import interval_text, pm_text, primary_rows, purification_rows, verdict
 from .site import Site
 
 TITLES = {
@@ -124,7 +124,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
     title = TITLES.get(kind, kind.replace("-", " ").capitalize()) + (f" ({label})" if label else "")
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
-    site.render(page, "study.html", study={
+    site.render(page, "study.html", verdict=verdict(data, label, folder), study={
         "title": title, "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
         "rows": rows, "figures": _figures(site, folder, data),
         "warnings": [str(w) for w in data.get("lr_edge_warnings", [])]})
@@ -135,7 +135,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
 def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
     from .compare_pages import write_compare_page
 
-    entry = write_compare_page(site, folder, page=page)
+    entry = write_compare_page(site, folder, page=page, verdict=verdict(data, label, folder))
     tests = [t for t in data.get("tests", []) if isinstance(t, dict) and t.get("statement")]
     # the headline: the primary endpoint, then joint vs layerwise robustness at the radii the study
     # quotes (every tested ε is on the page), else the first comparison
@@ -149,7 +149,7 @@ def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], lab
 def _image_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
     from .images_page import write_image_study_page
 
-    entry = write_image_study_page(site, folder, page=page)
+    entry = write_image_study_page(site, folder, page=page, verdict=verdict(data, label, folder))
     head = entry["headline"]
     text = (f"layerwise / joint relative test MSE {interval_text(head['ratio'])}; block-1 R² gain of the joint "
             f"stage {pm_text(head['block1_r2_gain'])}")

@@ -89,7 +89,7 @@ class CompareSpec:
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise SpecError(f"--seeds must be >= 1, got {self.seeds}")
         if not isinstance(self.epochs_total, int) or self.epochs_total < 1:
-            raise SpecError(f"--epochs-total must be >= 1, got {self.epochs_total}")
+            raise SpecError(f"--epochs must be >= 1, got {self.epochs_total}")
         if not self.eps:
             raise SpecError("no ε given", "e.g. --eps 0,0.05,0.1")
         for e in self.eps:
@@ -103,6 +103,15 @@ class CompareSpec:
             raise SpecError("--render-units must be >= 0 and --render-steps >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise SpecError(f"--n-examples must be >= 1, got {self.n_examples}")
+        # the mode with the most stages sets the smallest budget: one message for all modes, so
+        # following its hint never meets another mode's refusal
+        from ..train import stage_count
+
+        most = max(self.modes, key=lambda m: stage_count(_train_mode(m), self.depth))
+        need = stage_count(_train_mode(most), self.depth)
+        if self.epochs_total < need:
+            raise SpecError(f"--epochs {self.epochs_total} is too small for --modes {','.join(self.modes)}: {most} "
+                            f"has {need} stages and each needs an epoch", f"use at least {need}")
         for m in self.modes:  # an unsplittable budget is refused before anything runs
             stage_epochs(m, self.depth, self.epochs_total)
 
