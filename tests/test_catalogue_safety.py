@@ -274,17 +274,17 @@ CASES = [
     ("size-attack-restarts", ["attack", T + "/ck", "--restarts", str(10**12), "--out", T + "/o"], "--restarts"),
     ("size-attack-steps", ["attack", T + "/ck", "--steps", str(10**12), "--out", T + "/o"], "--steps"),
     ("size-weights-header", ["attack", *M, "--weights", T + "/huge.safetensors", "--eps", "0.1", "--out", T + "/o"],
-     "outside the file"),
+     "safetensors"),
     ("size-weights-shape", ["attack", *M, "--weights", T + "/wrongshape.safetensors", "--eps", "0.1", "--out",
                             T + "/o"], "shape"),
     ("size-input-shape-vs-data", ["attack", "--model", "torch.nn:Identity", "--input-shape", "3,32,32",
                                   "--dataset", "digits", "--eps", "0.1", "--out", T + "/o"], "input-shape"),
     # --- non-finite models and options
-    ("nan-logits-attack", ["attack", *M, "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "NaN/Inf logits"),
+    ("nan-logits-attack", ["attack", *M, "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "NaN"),
     ("inf-logits-attack", ["attack", "--model", "hostile_models:inf", "--input-shape", "1,8,8", "--dataset",
-                           "digits", "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "NaN/Inf logits"),
+                           "digits", "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "NaN"),
     ("nan-logits-square", ["attack", *M, "--attack", "square", "--eps", "0.1", "--n-examples", "8", "--out",
-                           T + "/o"], "NaN/Inf logits"),
+                           T + "/o"], "NaN"),
     ("scalar-output-attack", ["attack", "--model", "hostile_models:scalar", "--input-shape", "1,8,8", "--dataset",
                               "digits", "--eps", "0.1", "--n-examples", "8", "--out", T + "/o"], "logits"),
     ("nan-std", ["attack", "--model", "torch.nn:Identity", "--input-shape", "1,8,8", "--dataset", "digits",
@@ -304,13 +304,13 @@ CASES = [
     ("size-alpha-n-train-1", ["hierarchy", "alpha-sweep", "--n-train", "1", "--seeds", "1", "--out", T + "/o"],
      "--n-train"),
     # --- duplicate list values
-    ("dup-alphas", ["hierarchy", "alpha-sweep", "--alphas", "0.1,0.2,0.1", "--out", T + "/o"], "twice"),
-    ("dup-compare-eps", ["compare", "--eps", "0.1,0.1", "--out", T + "/o"], "twice"),
-    ("dup-compare-modes", ["compare", "--modes", "joint,layerwise,joint", "--out", T + "/o"], "twice"),
-    ("dup-attack", ["attack", T + "/ck", "--attack", "fgsm", "--attack", "fgsm", "--out", T + "/o"], "twice"),
-    ("dup-scaling-d", ["hierarchy", "scaling", "--d", "4,6,4", "--out", T + "/o"], "twice"),
-    ("dup-scaling-n", ["hierarchy", "scaling", "--n", "100,100", "--out", T + "/o"], "twice"),
-    ("dup-lr-grid", ["hierarchy", "run", "--preset", "quick", "--lr-grid", "0.1,0.1", "--out", T + "/o"], "twice"),
+    ("dup-alphas", ["hierarchy", "alpha-sweep", "--alphas", "0.1,0.2,0.1", "--out", T + "/o"], "once"),
+    ("dup-compare-eps", ["compare", "--eps", "0.1,0.1", "--out", T + "/o"], "once"),
+    ("dup-compare-modes", ["compare", "--modes", "joint,layerwise,joint", "--out", T + "/o"], "once"),
+    ("dup-attack", ["attack", T + "/ck", "--attack", "fgsm", "--attack", "fgsm", "--out", T + "/o"], "once"),
+    ("dup-scaling-d", ["hierarchy", "scaling", "--d", "4,6,4", "--out", T + "/o"], "once"),
+    ("dup-scaling-n", ["hierarchy", "scaling", "--n", "100,100", "--out", T + "/o"], "once"),
+    ("dup-lr-grid", ["hierarchy", "run", "--preset", "quick", "--lr-grid", "0.1,0.1", "--out", T + "/o"], "once"),
 ]
 
 
@@ -325,6 +325,8 @@ def test_catalogue_is_large_enough():
 def test_hostile_input(world, run_cli, monkeypatch, name, argv, needle):
     monkeypatch.syspath_prepend(str(world))
     before = _tree(world)
+    if "--model" in argv and "--weights" not in argv:
+        argv = [*argv, "--random-init"]  # the hostile model is the point, not its weights
     res = run_cli(*[a.replace(T, str(world)) for a in argv])
     # progress bars end with a carriage return, so the error may share their line
     lines = [line[line.index("featviz:"):] for line in res.err.replace("\r", "\n").splitlines() if "featviz:" in line]
