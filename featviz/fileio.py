@@ -226,6 +226,10 @@ class Opt:
     schema: Any
 
 
+class Nullable(Opt):
+    """A key that must be present; its value may be null."""
+
+
 def _schema_error(source: Path, where: str, expected: str, value: Any) -> FeatvizError:
     shown = type(value).__name__ if not isinstance(value, (int, float, str)) or isinstance(value, bool) else repr(value)
     return FeatvizError(f"{source}: {where or 'the file'} should be {expected}, got {shown[:40]}",
@@ -263,7 +267,7 @@ def validate(value: Any, schema: Any, source: Path, where: str = "") -> None:
             return
         for key, sub in schema.items():
             name = f"{where}.{key}" if where else key
-            if key not in value and not isinstance(sub, Opt):
+            if key not in value and (not isinstance(sub, Opt) or isinstance(sub, Nullable)):
                 raise FeatvizError(f"{source}: {name} is missing", "regenerate the results")
             validate(value.get(key), sub, source, name)
         return

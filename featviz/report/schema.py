@@ -5,23 +5,24 @@ JSON reader already refuses NaN/Infinity, deep nesting and huge integers, and
 
 from __future__ import annotations
 
-from ..fileio import ANY, NUM, STR, Opt, validate
+from ..fileio import ANY, NUM, STR, Nullable, Opt, validate
 
 PM = {"mean": Opt(NUM), "std": Opt(NUM), "values": Opt([Opt(NUM)])}   # mean ± std over seeds
+PMN = {"mean": Nullable(NUM), "std": Nullable(NUM)}                  # the same, both keys present (page macros)
 INTERVAL = {"value": Opt(NUM), "low": Opt(NUM), "high": Opt(NUM)}
 FILES = Opt({"*": Opt(STR)})
 
-COMPARE = {
-    "modes": {"*": {"seeds": Opt([ANY]), "clean_accuracy": Opt(PM), "min_eps": Opt(PM),
-                    "robust": Opt([{"eps": NUM, "mean": Opt(NUM), "std": Opt(NUM)}]),
-                    "render": Opt({"*": {"*": {"hf_ratio": Opt(PM), "shift_stability": Opt(PM),
-                                               "relative_activation": Opt(PM)}}})}},
-    "tests": [{"what": Opt(STR), "statement": Opt(STR)}],
-    "eps": Opt([NUM]),
-    "attack": Opt({"name": Opt(STR), "steps": Opt(ANY), "restarts": Opt(ANY), "loss": Opt(ANY)}),
-    "budget": Opt({"total_steps": Opt({"*": Opt(NUM)})}),
-    "render_setup": Opt({"*": ANY}),
-    "baseline": Opt({"hf_ratio": Opt(NUM), "tv": Opt(NUM)}),
+COMPARE = {   # the page's template reads these keys directly: they must be present (values may be null)
+    "modes": {"*": {"seeds": Opt([ANY]), "clean_accuracy": Opt(PMN), "min_eps": Opt(PMN),
+                    "robust": Opt([{"eps": NUM, "mean": Nullable(NUM), "std": Nullable(NUM)}]),
+                    "render": Opt({"*": {"*": {"hf_ratio": Opt(PMN), "shift_stability": Opt(PMN),
+                                               "relative_activation": Opt(PMN)}}})}},
+    "tests": [{"what": Opt(STR), "statement": Nullable(STR)}],
+    "eps": Opt([NUM]), "headline_eps": Opt([NUM]),
+    "attack": Opt({"label": Opt(STR), "name": Opt(STR)}),
+    "budget": {"total_steps": {"*": Opt(NUM)}},
+    "render_setup": {"steps": Nullable(ANY), "units": Nullable(ANY)},
+    "baseline": {"hf_ratio": Nullable(NUM), "tv": Nullable(NUM)},
     "n_test": Opt(NUM), "label": Opt(STR), "dataset": Opt(STR), "files": FILES,
 }
 
