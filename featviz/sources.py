@@ -40,6 +40,7 @@ class Target:
     images: torch.Tensor | None
     name: str
     note: str | None = None
+    data: Any = None  # the loaded Dataset (labels, test split) when images came from one
 
 
 # Bounds on --input-shape: refused before anything is allocated.
@@ -324,7 +325,7 @@ def user_data(spec: ModelSpec, shape: Sequence[int] | None = None):
 
 
 def _dataset_images(name: str, data_root: Path | None, image_size: int | None, shape: tuple[int, int, int],
-                    explicit: bool, recorded_root: str | None = None) -> tuple[torch.Tensor | None, str | None]:
+                    explicit: bool, recorded_root: str | None = None) -> tuple[Any, str | None]:
     from .data import load_dataset
 
     try:
@@ -338,7 +339,7 @@ def _dataset_images(name: str, data_root: Path | None, image_size: int | None, s
         if explicit:
             raise DataError(msg, "pick a dataset that matches --input-shape")
         return None, f"dataset examples skipped: {msg}"
-    return data.x_train, None
+    return data, None
 
 
 def probe_model(model: nn.Module, x: torch.Tensor, name: str, *, classes: int | None = None,
@@ -412,15 +413,16 @@ def load_target(checkpoint: Path | None, spec: ModelSpec | None = None, *, datas
         probe_model(model if preprocess is None else nn.Sequential(preprocess, model),
                     (data.x_test[:2] if data is not None else torch.rand(2, *shape)).to(device), spec.ref,
                     what="its --data images" if data is not None else "random inputs", finite=data is not None)
-    images, note = None, None
+    images, note, loaded = None, None, data
     if data is not None:
         if tuple(data.input_shape) != tuple(shape):
             raise DataError(f"--data {data.name} has images {tuple(data.input_shape)}, the model takes {tuple(shape)}",
                             "pass --input-shape to match the data, or other data")
         images = data.x_train
     elif want_data and dataset:
-        images, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit, recorded_root)
-    return Target(model, tuple(shape), preprocess, images, str(name), note)
+        loaded, note = _dataset_images(dataset, data_root, image_size, tuple(shape), explicit, recorded_root)
+        images = None if loaded is None else loaded.x_train
+    return Target(model, tuple(shape), preprocess, images, str(name), note, loaded)
 
 
 # --------------------------------------------------------------------------- attack targets

@@ -48,7 +48,7 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 @click.option("--reference-eps", type=click.FloatRange(0, None),
               help="ε at which the overview reports robust accuracy (default: the adversarial-training ε).")
 @click.option("--render-steps", type=click.IntRange(0, 100000), default=256, show_default=True,
-              help="Render the units of checkpoints given no --vis (regularizers none and standard) with this "
+              help="Render the units of checkpoints given no --vis (regularizers none, standard and pca) with this "
                    "many steps; 0 skips.")
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
 @model_options("checkpoints (shown first, beside any CHECKPOINT given)")

@@ -68,10 +68,12 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
         if images:
             rows.append({"reg": reg, "units": len(images),
                          **{k: median(getattr(im, k) for im in images)
-                            for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
+                            for k in ("activation", "relative_activation", "hf_ratio", "noise_index", "tv",
+                                      "shift_stability")}})
     if rows and vis.baseline:  # what real images score, beside the renders
         rows.append({"reg": "data (real images)", "units": vis.baseline.get("n"), "activation": None,
                      "relative_activation": None, "hf_ratio": vis.baseline.get("hf_ratio"),
+                     "noise_index": 0.0 if (vis.baseline.get("white_noise") or {}).get("hf_ratio") else None,
                      "tv": vis.baseline.get("tv"), "shift_stability": None})
     return rows
 
@@ -297,7 +299,8 @@ def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str,
                                    for f, a in units[unit].examples[:MAX_EXAMPLES]]}
                      for unit in sorted(units)[:MAX_UNITS]]
             site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
-                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF)
+                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF,
+                        bands=m.visuals.noise_bands, white=(m.visuals.baseline or {}).get("white_noise"))
             bar.update()
     return hf_rows
 

@@ -67,6 +67,7 @@ class UnitImage:
     tv: float | None = None
     shift_stability: float | None = None
     steps: int | None = None
+    noise_index: float | None = None  # 0 = like the data, 1 = like white noise (metrics.json, when written)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Visuals:
     layers: dict[str, dict[int, UnitVisuals]] = field(default_factory=dict)
     regs: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # the data's median hf_ratio and TV, when metrics.json has them
+    noise_bands: dict[str, float] | None = None  # metrics.json's noise_index_bands, when written
 
     def unit(self, layer: str, unit: int) -> UnitVisuals:
         units = self.layers.setdefault(layer, {})
@@ -117,6 +119,9 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
         base = metrics.get("baseline")
         if isinstance(base, dict) and _number(base.get("hf_ratio")) is not None:
             vis.baseline = base
+        bands = metrics.get("noise_index_bands")
+        if isinstance(bands, dict) and all(_number(bands.get(k)) is not None for k in ("like_data", "noisy")):
+            vis.noise_bands = {"like_data": float(bands["like_data"]), "noisy": float(bands["noisy"])}
         for entry in images:
             if not isinstance(entry, dict):
                 raise FeatvizError(f"{source}: 'images' must hold objects")
@@ -128,7 +133,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
                 activation=_number(entry.get("activation")),
                 relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
-                steps=None if steps is None else int(steps))
+                steps=None if steps is None else int(steps), noise_index=_number(entry.get("noise_index")))
             if reg not in vis.regs:
                 vis.regs.append(reg)
         for entry in metrics.get("dataset_examples") or []:
@@ -313,9 +318,12 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     hf = section.get("hf_ratio") or {}
     rows = [(f"adversarial / clean median hf_ratio, {block}", interval_text(entry))
             for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
-    for model in ("clean", "adversarial", "clean_scratch"):
+    for model in ("clean", "adversarial", "clean_scratch", "noise", "weight_decay"):
         for block, entry in sorted((hf.get(model) or {}).items()):
             rows.append((f"median hf_ratio, {model}, {block}", pm_text(entry)))
+    for block, claim in sorted((section.get("claims") or {}).items()):
+        rows.append((f"purification claimed, {block} (adversarial below the noise and weight-decay controls, "
+                     "paired CIs excluding 0)", "yes" if claim.get("purification") else "no"))
     if isinstance(hf.get("data"), (int, float)):
         rows.append(("median hf_ratio of the data's own images", f"{hf['data']:.3g}"))
     residual = section.get("residual_ratio")

@@ -28,6 +28,7 @@ TITLES = {
     "hierarchy": "Hierarchy study (synthetic teacher)",
     "alpha-sweep": "Information gap: the α sweep",
     "scaling": "Sample complexity: scaling with n and d",
+    "prior-renders": "Pictures of quadratic units: data priors and a noise index",
 }
 MAX_FIGURES = 12
 # format tags whose kind is not the tag's own name (the part between "featviz-" and "/<version>")
@@ -56,11 +57,11 @@ def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
                            "run|images|alpha-sweep|scaling (folders from before the format tag: run the study again)")
     validate(data, SCHEMAS.get(kind, GENERIC), folder / "results.json")
     validate(data, GENERIC, folder / "results.json")
-    check_named_files(folder, data)
+    check_named_files(folder, data, kind)
     return kind, data
 
 
-def check_named_files(folder: Path, data: dict[str, Any]) -> None:
+def check_named_files(folder: Path, data: dict[str, Any], kind: str | None = None) -> None:
     """Every file a study's ``results.json`` names (``files``, and the image study's
     ``units[].files``) resolves to a file inside ``folder``: checked before any page is written."""
     source = folder / "results.json"
@@ -74,6 +75,8 @@ def check_named_files(folder: Path, data: dict[str, Any]) -> None:
             inside(folder, name, source, "files[]")
     elif files is not None:
         raise FeatvizError(f"{source}: 'files' must be an object or a list of file names", "regenerate the results")
+    if kind != "image-study":
+        return
     units = data.get("units")
     if units is not None and not isinstance(units, list):
         raise FeatvizError(f"{source}: 'units' must be a list", "regenerate the results")
@@ -85,8 +88,28 @@ def check_named_files(folder: Path, data: dict[str, Any]) -> None:
             inside(folder, name, source, f"units[].files.{key}")
 
 
+def prior_render_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headline rows of a prior-renders study: per block and setting the median relative
+    activation and noise index (with the bands the colours use), the judge's verdicts."""
+    bands = data.get("noise_index_bands") or {}
+    rows = [("noise index bands (0 = data, 1 = white noise)",
+             f"≤ {bands.get('like_data', '–')} like the data (green), ≥ {bands.get('noisy', '–')} noise-like (red)")]
+    for block, regs in (data.get("units") or {}).items():
+        for reg, s in (regs or {}).items():
+            rows.append((f"{block}, {reg}: activation ÷ best image · noise index · converged",
+                         f"{interval_text(s.get('relative_activation'))} · {interval_text(s.get('noise_index'))} · "
+                         f"{s.get('converged', 0):.0%}"))
+    judge = data.get("judge") or {}
+    for reg, s in (data.get("classes") or {}).items():
+        rows.append((f"class renders recognized by the judge ({judge.get('name', 'judge')}), {reg}",
+                     f"{s.get('recognized')}/{s.get('n')}"))
+    return rows
+
+
 def _rows(kind: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of the generic page."""
+    if kind == "prior-renders":
+        return primary_rows(data) + prior_render_rows(data)
     if kind == "purification":
         return primary_rows(data) + purification_rows(data)
     if kind == "alpha-sweep":
