@@ -1,9 +1,9 @@
 """The README is a short front door whose every study number is backed by a shipped results file.
 
 A study paragraph links to ``studies/NAME/results.json`` (or a results file below a study folder);
-every decimal number, ratio or percentage in that paragraph must be a value held in that file
-(rounded as printed; a percentage may be the file's fraction × 100). Headline intervals are printed
-as ``[low, high]`` and are therefore checked the same way.
+every decimal number, ratio or percentage in that paragraph must be the value at the JSON path that
+``SOURCES`` names for it (rounded as printed; a percentage may be the file's fraction × 100).
+Headline intervals are printed as ``[low, high]`` and are checked the same way.
 """
 
 from __future__ import annotations
