@@ -141,13 +141,13 @@ def dense_layer1_forms(model: nn.Module) -> QuadraticForms:
     BatchNorm's running mean μ and variance v (when present), unit j is
     ((w_j·x + β_j)² − μ_j)/√(v_j + ε)."""
     block = model.block(1)
-    w = block.linear.weight.detach().double()
-    beta = block.linear.bias.detach().double() if block.linear.bias is not None else w.new_zeros(len(w))
+    w = block.linear.weight.detach().cpu().double()
+    beta = block.linear.bias.detach().cpu().double() if block.linear.bias is not None else w.new_zeros(len(w))
     scale, shift = w.new_ones(len(w)), w.new_zeros(len(w))
     norm = getattr(block, "norm", None)
     if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.running_mean is not None:
-        scale = (norm.running_var.detach().double() + norm.eps).rsqrt()
-        shift = norm.running_mean.detach().double()
+        scale = (norm.running_var.detach().cpu().double() + norm.eps).rsqrt()
+        shift = norm.running_mean.detach().cpu().double()
     quad = scale[:, None, None] * w[:, :, None] * w[:, None, :]
     return QuadraticForms(quad, 2 * (scale * beta)[:, None] * w, scale * (beta ** 2 - shift))
 
@@ -159,8 +159,8 @@ def target_layer1_forms(target: nn.Module) -> tuple[QuadraticForms, torch.Tensor
     (units x1², x2²)."""
     normalizer = float(getattr(target, "normalizer", torch.ones(())))
     if hasattr(target, "w1_0"):
-        w = target.w1_0.detach().double()
-        std, mean = target.std1.detach().double(), target.mean1.detach().double()
+        w = target.w1_0.detach().cpu().double()
+        std, mean = target.std1.detach().cpu().double(), target.mean1.detach().cpu().double()
         quad = w[:, :, None] * w[:, None, :] / std[:, None, None]
         forms = QuadraticForms(quad, w.new_zeros(w.shape), -mean / std)
     else:
@@ -168,6 +168,19 @@ def target_layer1_forms(target: nn.Module) -> tuple[QuadraticForms, torch.Tensor
         w = torch.eye(2, d, dtype=torch.float64)
         forms = QuadraticForms.pure(w[:, :, None] * w[:, None, :])
     return forms, torch.full((len(w),), 1.0 / normalizer, dtype=torch.float64), w
+
+
+EXACT = ("span_error", "subspace_error", "readout_error")
+
+
+def supports_exact(model: nn.Module, target: nn.Module) -> bool:
+    """Whether :func:`layer1_alignment` applies: a dense learner whose block 1 squares a linear map
+    of x, and a teacher whose layer-1 forms are known (the synthetic teacher, the toy targets)."""
+    arch = getattr(model, "arch", {})
+    block = getattr(model, "block1", None)
+    return (arch.get("act") == "quadratic" and isinstance(getattr(block, "linear", None), nn.Linear)
+            and list(getattr(model, "sources", [[0]])[0]) == [0]
+            and (hasattr(target, "w1_0") or getattr(target, "name", None) in ("step1", "step2")))
 
 
 def layer1_alignment(model: nn.Module, target: nn.Module) -> dict[str, float]:
@@ -186,15 +199,15 @@ def layer1_alignment(model: nn.Module, target: nn.Module) -> dict[str, float]:
     learned = dense_layer1_forms(model)
     teacher, teacher_readout, teacher_w = target_layer1_forms(target)
     learned_coords, teacher_coords = learned.coordinates(), teacher.coordinates()
-    readout = model.readouts[0].weight.detach().double()[0]
+    readout = model.readouts[0].weight.detach().cpu().double()[0]
     learned_out = learned.readout(readout).coordinates()
     teacher_norm = teacher.readout(teacher_readout).coordinates().norm()
     return {
         "span_error": span_error(teacher_coords, learned_coords),
-        "subspace_error": subspace_error(teacher_w, model.block(1).linear.weight.detach().double()),
+        "subspace_error": subspace_error(teacher_w, model.block(1).linear.weight.detach().cpu().double()),
         "readout_error": float(projection_error(learned_out, teacher_coords) / teacher_norm),
     }
 
 
-__all__ = ["QuadraticForms", "dense_layer1_forms", "gaussian_l2", "hermite_coordinates", "layer1_alignment",
-           "principal_sines", "projection_error", "span_error", "subspace_error", "target_layer1_forms"]
+__all__ = ["EXACT", "QuadraticForms", "dense_layer1_forms", "gaussian_l2", "hermite_coordinates", "layer1_alignment",
+           "principal_sines", "projection_error", "span_error", "subspace_error", "supports_exact", "target_layer1_forms"]

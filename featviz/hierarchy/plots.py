@@ -141,9 +141,12 @@ def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     directions, seed mean ± std, log-log, fitted slopes in the legend)."""
     plt = _pyplot()
     alphas = np.array(results["alphas"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
-    for ax, (direction, slopes) in zip(axes[0], (("r2_to_teacher", results["slopes"]),
-                                                 ("r2_from_teacher", results["slopes_from_teacher"]))):
+    panels = [("r2_to_teacher", results.get("slopes_r2", results["slopes"])),
+              ("r2_from_teacher", results["slopes_from_teacher"])]
+    exact = results.get("slopes_exact", {})
+    panels = [(key, exact[key]) for key in ("readout_error", "span_error") if key in exact] + panels
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (direction, slopes) in zip(axes[0], panels):
         for moment, color in (("stage1", COLORS["layerwise"]), ("joint", COLORS["layerwise+joint"])):
             stats = np.array(results["errors"][direction][moment]["e1"])
             ax.errorbar(alphas, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", ms=4, capsize=3,
@@ -153,7 +156,8 @@ def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
         top = np.array(results["errors"][direction]["stage1"]["e1"])[-1, 0]
         ax.plot(alphas, top * ref, color="0.6", ls=":", lw=1, label="slope 1")
         ax.plot(alphas, top * ref ** 2, color="0.6", ls="--", lw=1, label="slope 2")
-        ax.set(xscale="log", yscale="log", xlabel="information gap α", ylabel="layer-1 error √(1 − R²)",
+        ax.set(xscale="log", yscale="log", xlabel="information gap α",
+               ylabel="layer-1 error " + ("(exact, invariant)" if direction in exact else "√(1 − R²)"),
                title=direction.replace("_", " "))
         ax.set_xticks(alphas, [f"{v:g}" for v in alphas])
         ax.xaxis.set_minor_locator(plt.NullLocator())

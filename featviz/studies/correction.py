@@ -58,7 +58,7 @@ from .. import __version__
 from ..devices import generator
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.alignment import QuadraticForms, projection_error, span_error
-from ..hierarchy.stats import bootstrap, loglog_slope
+from ..stats import bootstrap, loglog_slope, ratio_of_means
 from .common import write_results
 
 FORMAT = "featviz-hierarchy-correction/1"
@@ -384,15 +384,15 @@ def _slope(config: Config, per_run: np.ndarray, level: float = 0.9) -> dict[str,
                      seed=config.seed)
 
 
-def ratio_of_means(num: np.ndarray, den: np.ndarray, *, level: float = 0.95, seed: int = 0,
-                   draws: int = 4000) -> dict[str, float]:
-    """Ratio of means of paired per-seed values (rows = seeds; with more columns, the geometric mean
-    over columns of the per-column ratio of means) and a paired bootstrap interval over seeds."""
-    pairs = np.stack([np.atleast_2d(num.T).T, np.atleast_2d(den.T).T], 1)  # (S, 2, C)
+def pooled_ratio(num: np.ndarray, den: np.ndarray, *, level: float = 0.95, seed: int = 0,
+                 draws: int = 4000) -> dict[str, Any]:
+    """The geometric mean over α of the ratio of seed means, mean(num) / mean(den), for paired
+    (A, S) arrays, with a paired bootstrap interval (seeds resampled jointly for both arms and
+    every α: the runs of a seed share their initial weights and samples)."""
+    pairs = np.stack([num.T, den.T], 1)  # (S, 2, A)
 
     def stat(rows: np.ndarray) -> float:
-        ratios = rows[:, 0].mean(0) / rows[:, 1].mean(0)
-        return float(np.exp(np.log(ratios).mean()))
+        return float(np.exp(np.log(rows[:, 0].mean(0) / rows[:, 1].mean(0)).mean()))
 
     return bootstrap(pairs, stat, draws=draws, level=level, seed=seed)
 
@@ -433,7 +433,7 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
     arms = main["arms"]
     lw, lj, fz = (arms[a]["final_rel_mse"] for a in ("layerwise", "layerwise+joint", "layerwise+joint-frozen"))
     big = [i for i, a in enumerate(alphas) if a >= 0.1]
-    frozen_ratio = ratio_of_means(fz.T, lj.T, seed=config.seed)
+    frozen_ratio = pooled_ratio(fz, lj, seed=config.seed)
     per_alpha_frozen = {f"{a:g}": ratio_of_means(fz[i], lj[i], seed=config.seed) for i, a in enumerate(alphas)}
     stage1_vs_pred = s1["layer1_error"].mean(1) / np.array([prediction[f"{a:g}"]["layer1_error"] for a in alphas])
     results: Result = {
