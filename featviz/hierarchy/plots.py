@@ -133,6 +133,10 @@ def write_plots(results: dict[str, Any], out: str | Path) -> list[str]:
 
 
 def _interval_label(name: str, s: dict[str, float]) -> str:
+    if s.get("value") is None:
+        return f"{name}: slope not fitted ({s.get('reason') or 'no value'})"
+    if s.get("low") is None or s.get("high") is None:
+        return f"{name}: slope {s['value']:.2f}"
     return f"{name}: slope {s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
 
 

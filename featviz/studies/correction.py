@@ -81,7 +81,7 @@ class Config:
     batch: int = 1024
     lr: float = 0.01
     correction_lr: float = 0.003
-    max_steps: tuple[int, int, int] = (3000, 2000, 2000)
+    max_steps: tuple[int, int, int] = (3000, 3000, 3000)
     eval_every: int = 50
     patience: int = 8
     plateau_tol: float = 0.001

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DivergenceError, SpecError
-from ..hierarchy.stats import bootstrap, crossing, loglog_slope, mean_std, slope_of_mean
+from ..hierarchy.stats import bootstrap, crossing, mean_std, slope_of_mean
+from ..stats import fit_exponent, threshold
 from .hierarchy import Task, choose_lr, run_jobs
 from ..hierarchy.targets import StudyConfig
 
@@ -112,17 +113,19 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         mean = rows.mean(0)
         return [crossing(sizes, mean[i], level) for i in range(len(dims))]
 
-    def d_exponent(rows: np.ndarray) -> float:
-        return loglog_slope(dims, n_star(rows))
-
     per_learner: dict[str, Any] = {}
     exponents, n_exponents = {}, {}
     for name, arr in errors.items():
+        # n* as an interval: bracketed by the measured sizes, open-ended where censored
+        intervals = [threshold(sizes, arr.mean(0)[i], level) for i in range(len(dims))]
+        per_seed = [[threshold(sizes, arr[k, i], level) for i in range(len(dims))] for k in range(len(arr))]
         per_learner[name] = {
             "rel_test_mse": arr.mean(0).tolist(), "rel_test_mse_std": arr.std(0).tolist(),
-            "rel_test_mse_seeds": arr.tolist(), "n_star": n_star(arr),
+            "rel_test_mse_seeds": arr.tolist(), "n_star": n_star(arr), "n_star_interval": intervals,
         }
-        exponents[name] = bootstrap(arr, d_exponent)
+        # the d-exponent from uncensored thresholds only (a d is used where every seed crosses
+        # inside the measured sizes); no number when fewer than two d remain
+        exponents[name] = {**fit_exponent(dims, per_seed, seed=config.seed), "draws": 2000}
         n_exponents[name] = {f"{d}": bootstrap(arr[:, i, :], slope_of_mean(sizes)) for i, d in enumerate(dims)}
     kernel_last = float(errors["kernel"][:, 0, -1].mean())
     ratio = kernel_last / max(floor_err, 1e-300)
@@ -137,6 +140,7 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "d": list(dims), "n": list(sizes), "target_error": level,
         "learners": per_learner, "deep_lr": chosen,
         "exponents": exponents, "n_exponents": n_exponents,
+        "kernel_features": kernel_features(dims, sizes, 2 ** config.depth),
         "kernel_floor": {"d": dims[0], "n": floor_n, "rel_test_mse": floor_err,
                          "at_largest_n": kernel_last, "ratio": ratio, "reached": reached,
                          "rule": f"error at the largest n <= 1.5 x the floor, or < {NUMERICAL_ZERO:g} (exact fit)",
@@ -144,10 +148,12 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     }
     e, kf = results["exponents"], results["kernel_floor"]
     results["findings"] = [
-        f"n* (relative test MSE {level:g}) vs d: fitted exponent deep {_fmt(e['deep'])}, kernel {_fmt(e['kernel'])}",
+        f"n* (relative test MSE {level:g}) vs d, exponent from uncensored n* only: deep {_fmt_exp(e['deep'])}, "
+        f"kernel {_fmt_exp(e['kernel'])}",
         "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v, sizes)
                                                      for d, v in zip(dims, per_learner[name]["n_star"]))
                                  for name in LEARNERS),
+        "exact-kernel regime: " + results["kernel_features"]["note"],
         f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor "
         f"{kf['rel_test_mse']:.3g} at n={floor_n} (ratio {kf['ratio']:.2f}; floor "
         f"{'reached' if kf['reached'] else 'NOT reached'})",
@@ -156,11 +162,36 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     return results
 
 
+def kernel_features(dims: tuple[int, ...], sizes: tuple[int, ...], degree: int = 4) -> dict[str, Any]:
+    """How far the exact kernel's regime reaches: its C(d + p, p) monomial features per d, and the
+    smallest d whose feature count passes the largest n (where the exact kernel is
+    under-determined at every measured n), with the memory its Gram matrix would take."""
+    counts = {f"{d}": math.comb(d + degree, degree) for d in dims}
+    d_past = next(d for d in range(1, 10_000) if math.comb(d + degree, degree) > max(sizes))
+    features = math.comb(d_past + degree, degree)
+    return {"degree": degree, "features": counts, "largest_n": max(sizes),
+            "covered": max(counts.values()) > max(sizes),
+            "d_past_largest_n": d_past, "features_there": features,
+            "gram_gib_there": round(features ** 2 * 8 / 2 ** 30, 2),
+            "note": (f"the measured d reach C(d+{degree},{degree}) = {max(counts.values())} monomials, below the "
+                     f"largest n = {max(sizes)}; passing it needs d = {d_past} ({features} features: a "
+                     f"{features ** 2 * 8 / 2 ** 30:.1f} GiB float64 Gram matrix and a ~{features ** 3 / 3:.1e}-flop "
+                     "solve per ridge and seed)") if max(counts.values()) <= max(sizes) else
+                    "the largest d passes the largest n"}
+
+
 def _n_text(d: int, n_star: float, sizes: tuple[int, ...]) -> str:
     """n* as text; at the smallest n it is only a bound (the curve started below the level)."""
     if not np.isfinite(n_star):
         return f"d={d}: >{sizes[-1]}"
     return f"d={d}: <={n_star:.0f}" if n_star <= sizes[0] else f"d={d}: {n_star:.0f}"
+
+
+def _fmt_exp(e: dict[str, Any]) -> str:
+    if e.get("value") is None:
+        return f"none ({e.get('reason')}; censored at d = {e.get('censored')})"
+    interval = f" [{e['low']:.2f}, {e['high']:.2f}]" if e.get("low") is not None else ""
+    return f"{e['value']:.2f}{interval} from d = {e['used']} (censored: {e['censored']})"
 
 
 def _fmt(s: dict[str, float]) -> str:
