@@ -361,6 +361,7 @@ def run_width(config: Config, width: int, *, device: torch.device | str = "cpu",
     out["stage1"] = {**_measures(p1, config.k), "rel_mse": _rel_mse(p1, *test, 1).double().cpu().numpy(),
                      "steps": done["stage1"][1].steps, "form": a_forms.numpy()}
     out["curves"] = {name: rec.curve for name, (_, rec) in done.items()}
+    out["stages"] = {name: {"steps": rec.steps, "plateaued": rec.plateaued} for name, (_, rec) in done.items()}
     return out
 
 
@@ -471,6 +472,8 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
                                                                              lj[i], seed=config.seed)
                                                      for i, a in enumerate(alphas)},
         },
+        "stages": {name: {key: _per_alpha(config, v[key]) for key in ("steps", "plateaued")}
+                   for name, v in main["stages"].items()},
         "curves": main["curves"],
     }
     others = {}
@@ -504,6 +507,10 @@ def findings(results: Result) -> list[str]:
         f"[{ratio['low']:.3g}, {ratio['high']:.3g}] (95 % paired bootstrap; geometric mean over α)",
         f"after the correction, layer-1 span error vs α: slope {_ci(sl['corrected'])} (the talk's law would be 2)",
     ]
+    ended = {name: sum(sum(v) for v in st["plateaued"].values()) for name, st in results["stages"].items()}
+    runs = len(alphas) * len(results["config"]["seeds"])
+    lines.append("stages that ended on the plateau rule (the rest at their step cap): "
+                 + ", ".join(f"{name} {n}/{runs}" for name, n in ended.items()))
     m = results["ratios"]["layerwise_over_layerwise_joint_min_at_alpha_ge_0.1"]
     if m is not None:
         lines.append(f"layerwise / layerwise+joint final relative MSE, smallest over seeds at α ≥ 0.1: {m:.3g}×")
