@@ -22,7 +22,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     for name in ["quick"] + (["full"] if args.full else []):
         start = time.perf_counter()
-        r = purification.run(None, seeds=1, quick=name == "quick", progress=False)
+        r = purification.run(seeds=1, quick=name == "quick", progress=False)
         p = r["purification"]
         ratios = ", ".join(f"{b} {v['mean']:.2f}" for b, v in p["adv_over_clean"].items())
         print(f"{name}: {time.perf_counter() - start:.1f} s wall, {args.threads} threads (machine shared/loaded); "

@@ -11,12 +11,20 @@ that calls into the library and leaves its outputs on the ``Demo`` for later sta
    (reused from a ``models/`` folder when a checkpoint there was trained with exactly
    the same recipe, see :mod:`featviz.reuse`), plus, for ``make models``, a
    synthetic-teacher model;
-2. **hierarchy**: a short teacher/student study (joint vs layerwise vs shallow...);
+2. **hierarchy**: a short teacher/student study (joint vs layerwise vs shallow...,
+   :mod:`featviz.studies.hierarchy`);
 3. **visualize**: every unit of every layer rendered without regularization and with
    the standard recipe, plus top dataset examples;
-4. **attacks**: a PGD and FGSM robust-accuracy sweep of every digits model;
-5. **gallery**: units matched across models (``results/matches.json``), then the
-   static site, in ``out``.
+4. **attacks**: a robust-accuracy sweep of every digits model (the budget's attacks);
+5. **robust**: the robust accuracy the overview quotes, from a strong ensemble at the
+   adversarial-training ε;
+6. **compare**: training modes over seeds at matched budgets, demo-sized
+   (:mod:`featviz.studies.compare`);
+7. **image-study**: backward feature correction on images and feature purification,
+   demo-sized (:mod:`featviz.studies.images`, :mod:`featviz.studies.purification`);
+8. **studies**: links to the full studies shipped in ``studies/`` (read, not rerun);
+9. **gallery**: units matched across models (``results/matches.json``), then the
+   static site, in ``out`` (:mod:`featviz.gallery`, :mod:`featviz.report`).
 
 Adding a stage is one method and one list entry: write ``def my_stage(self, stage:
 Stage) -> None`` on :class:`Demo` (read what earlier stages left on ``self``, write
@@ -87,7 +95,7 @@ class Budget:
 FULL = Budget()
 QUICK = Budget(epochs=1, width=4, adv_epochs=1, adv_steps=2, synthetic_epochs=1, synthetic_data="quick",
                vis_steps=8, vis_top_k=2, vis_data=256, vis_layers=("block2",),
-               hierarchy_overrides={"epochs": 1, "n_train": 200, "n_val": 100, "n_test": 100, "r2_samples": 50,
+               hierarchy_overrides={"epochs": 4, "n_train": 200, "n_val": 100, "n_test": 100, "r2_samples": 50,
                                     "kernel_landmarks": 100, "n_sweep": (), "width_sweep": (1,),
                                     "sweep_learners": ("joint",)},
                attack_sweep=(0.0, 0.2, 3), attack_steps=3, attack_examples=48, attacks=("pgd",),
@@ -203,7 +211,7 @@ class Demo:
                       f"{summary['joint']['rel_test_mse']:.3g}, layerwise {summary['layerwise']['rel_test_mse']:.3g}")
 
     def visualize(self, stage: Stage) -> None:
-        from .report.visuals import render_visuals
+        from .gallery import render_visuals
 
         for ckpt in self.checkpoints:
             self.visuals.append([render_visuals(
@@ -260,8 +268,8 @@ class Demo:
         from .studies.purification import run as run_purification
 
         purify_dir, image_dir = self.results / "purification", self.results / "image-study"
-        run_purification(purify_dir, seeds=1, first_seed=self.seed, device=str(self.device),
-                                  progress=self.progress, config=PurificationConfig(**self.budget.purification))
+        run_purification(PurificationConfig(**self.budget.purification), seeds=1, first_seed=self.seed,
+                         out=purify_dir, device=str(self.device), progress=self.progress)
         config = image_study_preset(self.budget.image_preset, seeds=(self.seed,))
         results = run_image_study(config, device=self.device, progress=self.progress)
         # the image study's results.json carries the purification section too (docs/formats.md)
@@ -275,7 +283,7 @@ class Demo:
     def shipped_studies(self, stage: Stage) -> None:
         """Link the full studies shipped in ``studies_dir`` (their results are read, not rerun)."""
         from .report.studies import study_kind
-        from .report.results import read_json
+        from .fileio import read_json
 
         if self.studies_dir is None or not self.studies_dir.is_dir():
             stage.note = "no studies folder given"
@@ -287,7 +295,8 @@ class Demo:
         stage.note = f"{len(found)} study folders in {self.studies_dir}"
 
     def gallery(self, stage: Stage) -> None:
-        from .report import prepare_gallery, write_gallery
+        from .gallery import prepare_gallery
+        from .report import write_gallery
 
         notes = [f"{s.name} stage skipped: {s.note}" for s in self.stages if s.status == "skipped"]
         # the units are already rendered (visualize); this matches them across models
@@ -295,7 +304,7 @@ class Demo:
                                                         device=self.device, progress=self.progress)
         self.site = write_gallery(self.root, checkpoints, visuals=visuals, matches=matches, attacks=self.attacks,
                                   robust=self.robust, hierarchy=self.hierarchy, studies=self.studies, notes=notes,
-                                  device=self.device, progress=self.progress,
+                                  progress=self.progress,
                                   title="featviz demo gallery" + (" (quick)" if self.budget is QUICK else ""))
 
 

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import FeatvizError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
@@ -143,3 +145,16 @@ def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    """Load a JSON object from ``path`` or raise one clear error naming ``what`` it should be."""
+    if not path.is_file():
+        raise FeatvizError(f"{path} does not exist", f"expected the {what}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeatvizError(f"{path} is not valid JSON ({exc.__class__.__name__})", f"regenerate the {what}") from None
+    if not isinstance(data, dict):
+        raise FeatvizError(f"{path} must hold a JSON object", f"regenerate the {what}")
+    return data

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import CheckpointError
@@ -46,15 +46,22 @@ def expected_recipe(spec: TrainSpec) -> dict[str, Any]:
             "act": arch.get("act"), "widths": arch.get("widths")}
 
 
-def reusable(folder: Path, spec: TrainSpec) -> Checkpoint | None:
-    """The checkpoint in ``folder`` if it loads cleanly and was trained from ``spec``."""
-    if not (folder / "card.json").is_file():
+def load_if(folder: Path | None, wanted: Callable[[dict[str, Any]], bool]) -> Checkpoint | None:
+    """The checkpoint in ``folder`` if there is one, it loads cleanly and ``wanted(card)``
+    holds; otherwise None (train it). The one reuse check of featviz: the demo and the
+    studies pass what their recipe requires of the card."""
+    if folder is None or not (folder / "card.json").is_file():
         return None
     try:
         ckpt = load_checkpoint(folder)
     except CheckpointError:
         return None
-    return ckpt if recipe_of(ckpt.card) == expected_recipe(spec) else None
+    return ckpt if wanted(ckpt.card) else None
 
 
-__all__ = ["expected_recipe", "recipe_of", "reusable"]
+def reusable(folder: Path, spec: TrainSpec) -> Checkpoint | None:
+    """The checkpoint in ``folder`` if it loads cleanly and was trained from ``spec``."""
+    return load_if(folder, lambda card: recipe_of(card) == expected_recipe(spec))
+
+
+__all__ = ["expected_recipe", "load_if", "recipe_of", "reusable"]

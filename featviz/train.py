@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from .data import Dataset
 from .devices import generator
 from .distributed import SINGLE, DistContext, all_reduce_sum, restore_batchnorm, shard_range, use_global_batchnorm
-from .errors import DivergenceError, FeatvizError
+from .errors import DivergenceError, FeatvizError, SpecError
 from .modes import frozen_eval
 
 MODES = ("joint", "layerwise", "layerwise+joint")
@@ -121,6 +121,31 @@ def plan_stages(mode: str, depth: int, epochs: int, joint_epochs: int | None = N
     if len(stage_epochs) != len(stages):
         raise FeatvizError(f"{mode} has {len(stages)} stages but {len(stage_epochs)} stage lengths were given")
     return [replace(stage, epochs=int(e)) for stage, e in zip(stages, stage_epochs)]
+
+
+def stage_count(mode: str, depth: int) -> int:
+    """How many stages ``mode`` has for a network of ``depth`` blocks."""
+    if mode not in MODES:
+        raise FeatvizError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
+    return {"joint": 1, "layerwise": depth, "layerwise+joint": depth + 1}[mode]
+
+
+def split_budget(total: int, stages: int) -> tuple[int, ...]:
+    """Split a budget of ``total`` units (epochs, or steps) over ``stages`` stages, as
+    evenly as integers allow: every stage gets ``total // stages`` and the last
+    ``total % stages`` stages one more. The parts sum to exactly ``total``, never more and
+    never less, so learners with different stage counts make the same number of optimizer
+    steps. A stage of zero would not train: ``total < stages`` raises :class:`SpecError`.
+
+    The one matched-budget rule of featviz: every study splits its budget with it.
+    """
+    if stages < 1:
+        raise SpecError(f"a budget is split over at least one stage, got {stages}")
+    if total < stages:
+        raise SpecError(f"a budget of {total} epochs is too small for {stages} stages (each needs one)",
+                        f"use at least {stages}")
+    base, extra = divmod(int(total), stages)
+    return tuple(base + (i >= stages - extra) for i in range(stages))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from featviz.report import build_gallery
+from featviz.gallery import build_gallery
 from test_report import HOSTILE, LAYERS, make_attacks, make_checkpoint, make_hierarchy, make_visuals
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)

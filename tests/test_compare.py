@@ -7,9 +7,10 @@ import math
 
 import pytest
 
-from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mean_std, mode_budget, permutation_test,
-                             run_compare, stage_epochs, train_one, welch_test)
 from featviz.errors import SpecError
+from featviz.studies.compare import (COMPARE_MODES, CompareSpec, compare_groups, mode_budget, primary, run_compare,
+                                     run_tests, seed_spread, stage_epochs, train_one)
+from featviz.train import split_budget
 
 # A tiny comparison: width-2 nets on 8×8 digits, 20 attacked test images, one unit per block.
 TINY = ["--width", "2", "--image-size", "8", "--epochs-total", "3", "--eps", "0,0.1", "--n-examples", "20",
@@ -37,13 +38,13 @@ def test_stage_plans_give_every_mode_the_same_epochs(total):
     assert {b["epochs"] for b in budgets.values()} == {total}
     assert {b["total_steps"] for b in budgets.values()} == {total * 23}
     assert [s["epochs"] for s in budgets["layerwise"]["stages"]] == [total // 3] * 3
-    per = total // 4
-    assert [s["epochs"] for s in budgets["layerwise+joint"]["stages"]] == [per] * 3 + [total - 3 * per]
+    assert [s["epochs"] for s in budgets["layerwise+joint"]["stages"]] == list(split_budget(total, 4))
 
 
-def test_unsplittable_budgets_are_refused():
-    with pytest.raises(SpecError, match="multiple of 3"):
-        stage_epochs("layerwise", 3, 10)
+def test_remainders_go_to_the_last_stages_and_too_small_budgets_are_refused():
+    assert stage_epochs("layerwise", 3, 10) == (3, 3, 4)
+    assert stage_epochs("layerwise+joint", 3, 30) == (7, 7, 8, 8)
+    assert stage_epochs("adv", 3, 5) == (5,)
     with pytest.raises(SpecError, match="at least 4"):
         stage_epochs("layerwise+joint", 3, 3)
 
@@ -68,29 +69,11 @@ def test_trained_models_take_exactly_the_matched_number_of_optimizer_steps(tiny_
 
 
 # ------------------------------------------------------------------ statistics
-def test_mean_std_uses_the_sample_deviation_and_keeps_undefined_seeds():
-    assert mean_std([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
-    out = mean_std([4.0, None, 6.0])
+def test_seed_spread_uses_the_sample_deviation_and_keeps_undefined_seeds():
+    assert seed_spread([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "values": [1.0, 2.0, 3.0]}
+    out = seed_spread([4.0, None, 6.0])
     assert out["mean"] == 5.0 and out["std"] == pytest.approx(math.sqrt(2)) and out["values"] == [4.0, None, 6.0]
-    assert mean_std([0.5]) == {"mean": 0.5, "std": 0.0, "values": [0.5]}
-
-
-def test_welch_and_permutation_match_a_hand_computed_case():
-    a, b = [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]
-    # means 2 and 5, variances 1 and 1: t = -3 / sqrt(1/3 + 1/3) = -3.6742, Welch df = 4;
-    # for 4 degrees of freedom the t CDF is 1/2 + u(1 - u²/3)·3/4 with u = t / sqrt(t² + 4).
-    t, p = welch_test(a, b)
-    assert t == pytest.approx(-3 / math.sqrt(2 / 3), rel=1e-9)
-    u = abs(t) / math.sqrt(t * t + 4)
-    assert p == pytest.approx(2 * (1 - (0.5 + 0.75 * u * (1 - u * u / 3))), rel=1e-6)
-    # of the 20 ways to split {1..6} into 3 + 3 only {1,2,3} | {4,5,6} and its mirror reach |diff| = 3
-    diff, perm = permutation_test(a, b)
-    assert diff == -3.0 and perm == pytest.approx(2 / 20)
-    # identical groups: every split is at least as extreme as a zero difference
-    assert permutation_test([1.0, 1.0], [1.0, 1.0]) == (0.0, 1.0)
-    assert welch_test([1.0, 1.0], [1.0, 1.0]) == (None, None)
-    # five seeds per side: the smallest possible two-sided p is 2 / C(10, 5)
-    assert permutation_test([0.0] * 5, [1.0, 1.1, 1.2, 1.3, 1.4])[1] == pytest.approx(2 / 252)
+    assert seed_spread([0.5]) == {"mean": 0.5, "std": 0.0, "values": [0.5]}
 
 
 def test_compare_groups_pairs_seeds_and_skips_undefined_ones():
@@ -99,6 +82,21 @@ def test_compare_groups_pairs_seeds_and_skips_undefined_ones():
     t = compare_groups("robust", "layerwise", [0.0, 0.1, 0.0], "joint", [0.4, 0.5, 0.45])
     assert t["a_below_b_every_seed"] and t["permutation_p_value"] == pytest.approx(2 / 20)
     assert t["statistic"] < 0 and 0 < t["p_value"] < 0.05
+    # paired over seeds: 3 pairs, all below; the exact sign-flip p is 2 / 2³
+    assert t["paired"]["p_permutation"] == pytest.approx(2 / 8) and t["paired"]["p_sign"] == pytest.approx(0.25)
+
+
+def test_tests_are_holm_corrected_and_the_primary_endpoint_is_paired():
+    modes = {m: {"clean_accuracy": seed_spread(v), "robust": [{"eps": 0.1, **seed_spread(r)}],
+                 "min_eps": seed_spread(v), "render": {}}
+             for m, v, r in (("joint", [0.9, 0.91, 0.92], [0.5, 0.6, 0.55]),
+                             ("layerwise", [0.8, 0.82, 0.81], [0.3, 0.35, 0.3]))}
+    tests = run_tests(modes)
+    ps = [t["paired"]["p_permutation"] for t in tests]
+    assert [t["p_holm"] for t in tests] == pytest.approx([min(1.0, 3 * p) for p in ps])  # equal p: all × 3
+    p = primary(modes, [0.0, 0.1, 0.2])
+    assert p["name"].startswith("robust accuracy at ε=0.1: joint − layerwise") and p["eps"] == 0.1
+    assert p["value"] == pytest.approx(0.2333333) and p["low"] <= p["value"] <= p["high"] and p["level"] == 0.95
 
 
 # ------------------------------------------------------------------ the study
@@ -108,9 +106,9 @@ def test_results_json_fields_and_plots(run_cli, tmp_path):
     assert r.code == 0, r.err
     res = json.loads((out / "results.json").read_text())
     assert json.loads(r.out)["modes"].keys() == res["modes"].keys() == {"joint", "layerwise"}
-    assert res["attack"]["name"] in ("autoattack-fast", "pgd")
-    if res["attack"]["name"] == "pgd":
-        assert res["attack"]["fallback"] and res["attack"]["restarts"] == 5 and res["attack"]["loss"] == "margin"
+    assert res["attack"]["name"] == res["attack"]["label"] == "autoattack-fast"
+    assert res["format"] == "featviz-compare/1" and res["headline_eps"] == [0.1]
+    assert res["primary"]["name"].startswith("robust accuracy at ε=0.1: joint − layerwise")
     assert res["budget"]["total_steps"] == {"joint": 3 * 23, "layerwise": 3 * 23}
     for mode, m in res["modes"].items():
         assert m["seeds"] == [0, 1] and m["steps"] == [69, 69]
@@ -171,7 +169,7 @@ def test_same_seed_same_numbers():
     (["--seeds", "0"], "--seeds must be >= 1"),
     (["--eps", "0,1.5"], "[0, 1]"),
     (["--eps", "-0.1"], "[0, 1]"),
-    (["--epochs-total", "10"], "multiple of 3"),
+    (["--modes", "layerwise+joint", "--epochs-total", "2"], "at least 4"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, args, message):
     out = tmp_path / "never"
@@ -179,9 +177,3 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(run_cli, tmp_path, a
     assert r.code == 2
     assert len(r.err.strip().splitlines()) == 1 and message in r.err
     assert not out.exists() and list(tmp_path.iterdir()) == []
-
-
-def test_cli_modes_list_matches_the_library():
-    from featviz.cli.cmd_compare import MODE_NAMES
-
-    assert MODE_NAMES == COMPARE_MODES

@@ -68,17 +68,17 @@ def outputs(tmp_path_factory):
     # a softmax head raises a gradient-masking flag, so the flags' fields are checked too
     _main("attack", "--model", "tests.attack_models:softmax_digits", "--input-shape", "1,8,8", "--dataset", "digits",
           "--attack", "fgsm", "--eps", "0.1", "--n-examples", "20", "--n-show", "1", "--out", root / "att-flag")
-    _main("hierarchy", "run", "--preset", "quick", "--seeds", "1", "--no-sweeps", "--epochs", "2", "--d", "6",
+    _main("hierarchy", "run", "--preset", "quick", "--seeds", "1", "--no-sweeps", "--epochs", "3", "--d", "6",
           "--k", "2", "--depth", "2", "--width", "6", "--n-train", "200", "--threads", "1", "--out", root / "hier")
-    _main("hierarchy", "alpha-sweep", "--alphas", "0.05,0.2", "--seeds", "2", "--epochs", "1", "--n-train", "200",
+    _main("hierarchy", "alpha-sweep", "--alphas", "0.05,0.2", "--seeds", "2", "--epochs", "3", "--n-train", "200",
           "--threads", "1", "--out", root / "alpha")
     _main("hierarchy", "scaling", "--d", "4,5", "--n", "100,200", "--seeds", "2", "--steps", "10",
           "--target-error", "0.5", "--threads", "1", "--out", root / "scaling")
     _main("hierarchy", "correction", "--quick", "--alphas", "0.1,0.3", "--seeds", "2", "--width", "4,2", "--d", "5",
           "--threads", "1", "--out", root / "correction")
     # the demo's quick budgets (featviz.demo.QUICK)
-    run_purification(root / "purify", seeds=1, progress=False,
-                     config=PurificationConfig(epochs=2, width=4, adv_steps=1, render_steps=4, robust_eval_steps=1))
+    run_purification(PurificationConfig(epochs=2, width=4, adv_steps=1, render_steps=4, robust_eval_steps=1), seeds=1,
+                     out=root / "purify", progress=False)
     run_demo_compare(root / "compare", spec=replace(demo_spec(0), width=4, n_examples=24, render_units=1,
                                                     render_steps=4, eps=(0.0, 0.1), label="formats test"))
     _main("hierarchy", "images", "--quick", "--seeds", "1", "--render-steps", "2", "--purification", root / "purify",

@@ -16,7 +16,7 @@ from featviz.hierarchy import (LEARNERS, FeatureProbe, ToyTarget, deep_learner, 
                                fit_kernel, linear_cka, make_dataset, make_target, mean_cca, preset, shallow_learner,
                                shallow_width, stage_epochs, train_neural)
 from featviz.hierarchy.learners import monomial_features, parameter_count
-from featviz.hierarchy.stats import bootstrap, crossing, loglog_slope, slope_of_mean
+from featviz.stats import bootstrap, loglog_slope, slope_of_mean, threshold
 from featviz.studies.hierarchy import lr_edge_warnings, run_study
 
 
@@ -102,8 +102,9 @@ def test_slope_fit_and_bootstrap_recover_a_known_exponent():
     one = bootstrap(seeds[:1], slope_of_mean(x))
     assert one["low"] == one["value"] == one["high"]  # one seed: no interval is invented
     # n* where a curve 1/n falls to 0.01: between 64 and 128, log-log interpolated (exactly 100)
-    assert crossing([16, 64, 128, 512], [1 / 16, 1 / 64, 1 / 128, 1 / 512], 0.01) == pytest.approx(100, rel=1e-9)
-    assert math.isnan(crossing([16, 64], [0.5, 0.4], 0.01))
+    n_star = threshold([16, 64, 128, 512], [1 / 16, 1 / 64, 1 / 128, 1 / 512], 0.01)
+    assert n_star["value"] == pytest.approx(100, rel=1e-9) and (n_star["low"], n_star["high"]) == (64, 128)
+    assert threshold([16, 64], [0.5, 0.4], 0.01)["censored"] == "right"  # never reached: a bound, not a number
 
 
 def test_lr_edge_warnings_fire_on_edges_only():
@@ -169,7 +170,8 @@ def test_total_budget_gives_every_learner_the_same_epochs():
     assert stage_epochs("layerwise+joint", 3, 20) == (5, 5, 5, 5)
     assert stage_epochs("layerwise", 3, 20) == (6, 7, 7)
     assert stage_epochs("layerwise+joint", 2, 10, "per-stage") == (10, 10, 10)
-    assert stage_epochs("layerwise+joint", 3, 2) == (1, 1, 1, 1)  # never a stage of zero epochs
+    with pytest.raises(FeatvizError, match="at least 4"):  # never a stage of zero epochs, never over the total
+        stage_epochs("layerwise+joint", 3, 2)
 
 
 def test_joint_stage_after_layerwise_warms_up_at_a_lower_rate():

@@ -137,7 +137,7 @@ def test_shifted_copies_are_translations(tiny_digits):
 
 
 # ---------------------------------------------------------------- budgets and configuration
-@pytest.mark.parametrize("stage_epochs, depth", [(3, 3), (6, 3), (9, 3), (2, 2)])
+@pytest.mark.parametrize("stage_epochs, depth", [(3, 3), (4, 3), (6, 3), (9, 3), (2, 2)])
 def test_matched_budgets_take_equal_total_steps(stage_epochs, depth):
     plan = budgets(stage_epochs, depth)
     steps = {name: total_steps(epochs, 1000, 64) for name, epochs in plan.items()}
@@ -148,14 +148,14 @@ def test_matched_budgets_take_equal_total_steps(stage_epochs, depth):
 def test_config_refuses_bad_input():
     with pytest.raises(FeatvizError, match="seeds"):
         image_study_preset("quick", seeds=())
-    with pytest.raises(FeatvizError, match="multiple of 3"):
-        image_study_preset("quick", stage_epochs=4)
+    with pytest.raises(FeatvizError, match=">= 1"):
+        image_study_preset("quick", stage_epochs=0)
     with pytest.raises(FeatvizError, match="block7"):
         image_study_preset("quick", freeze=("block7",))
 
 
 @pytest.mark.parametrize("args, word", [(["--seeds", "0"], "--seeds"), (["--freeze", "block9"], "block9"),
-                                        (["--epochs", "4"], "multiple"), (["--alpha", "1.5"], "alpha")])
+                                        (["--epochs", "0"], ">= 1"), (["--alpha", "1.5"], "alpha")])
 def test_cli_bad_input_exits_2_and_writes_nothing(run_cli, tmp_path, args, word):
     out = tmp_path / "study"
     res = run_cli("hierarchy", "images", "--quick", *args, "--out", out)
@@ -181,8 +181,10 @@ def test_quick_study_writes_results_with_the_contract_fields(quick_study):
         assert summary["rel_test_mse"] > 0 and len(summary["rel_test_mse_per_seed"]) == 2
     steps = {teacher["summary"][n]["total_steps"] for n in ("joint", "layerwise", "layerwise+joint")}
     assert len(steps) == 1  # matched budgets
-    ratio = teacher["ratio"]["layerwise/joint"]
-    assert ratio["mean"] == pytest.approx(sum(ratio["per_seed"]) / 2)
+    ratio = teacher["ratio"]["layerwise/joint"]  # a ratio of means, with a paired interval
+    layerwise, joint = (teacher["summary"][n]["rel_test_mse_per_seed"] for n in ("layerwise", "joint"))
+    assert ratio["value"] == pytest.approx(sum(layerwise) / sum(joint)) and ratio["low"] <= ratio["value"] <= ratio["high"]
+    assert res["format"] == "featviz-image-study/1" and res["primary"]["value"] == ratio["value"]
     assert set(teacher["correction"]["cka"]) == {"block1", "block2", "block3"}
     for task in ("classification", "teacher"):
         entry = res["frozen_vs_unfrozen"][task]
@@ -213,7 +215,7 @@ def test_quick_study_page(quick_study, tmp_path):
     info = write_image_study_page(site, out)
     html = (tmp_path / "site" / info["page"]).read_text()
     res = json.loads((out / "results.json").read_text())
-    assert info["headline"]["ratio"]["mean"] == pytest.approx(res["teacher"]["ratio"]["layerwise/joint"]["mean"])
+    assert info["headline"]["ratio"]["value"] == pytest.approx(res["teacher"]["ratio"]["layerwise/joint"]["value"])
     assert html.count("<img") == 12 * 3 + 3  # teacher + 2 learners per unit, 3 figures
     assert "Frozen vs unfrozen" in html and "block1:3" in html and "conv heads" in html
     for img in (tmp_path / "site" / "img" / "image-study").iterdir():

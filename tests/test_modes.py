@@ -55,7 +55,7 @@ def _layer_shapes(model):
 
 
 def _unit_activations(model):
-    from featviz.report.matching import unit_activations
+    from featviz.vis.matching import unit_activations
 
     unit_activations(model, "block2", torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
 

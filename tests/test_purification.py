@@ -84,14 +84,14 @@ def test_init_from_rejects_another_architecture(run_cli, tmp_path):
 
 def test_study_writes_self_contained_results(tmp_path):
     cfg = PurificationConfig(epochs=2, width=2, adv_steps=1, render_steps=3, robust_eval_steps=1, image_size=8)
-    results = run(tmp_path / "study", seeds=2, config=cfg, progress=False)
+    results = run(cfg, seeds=2, out=tmp_path / "study", progress=False)
     on_disk = json.loads((tmp_path / "study" / "results.json").read_text())
     p = on_disk["purification"]
     assert p == json.loads(json.dumps(results["purification"]))
     for name in ("clean", "adversarial", "clean_scratch"):
         for block in ("block2", "block3"):
             stat = p["hf_ratio"][name][block]
-            assert len(stat["per_seed"]) == 2 and set(stat) == {"mean", "std", "per_seed"}
+            assert len(stat["per_seed"]) == 2 and set(stat) == {"mean", "std", "min", "max", "per_seed"}
     assert p["hf_ratio"]["data"] == pytest.approx(on_disk["baseline"]["hf_ratio"]) and 0 < p["hf_ratio"]["data"] < 1
     assert set(p["residual_ratio"]) == {"block1", "block2", "block3"}
     seed0 = on_disk["per_seed"][0]
@@ -122,7 +122,11 @@ def test_combining_runs_over_disjoint_seeds_equals_one_run():
     assert [s["seed"] for s in merged["per_seed"]] == [0, 1]
     assert merged["purification"] == _summarize(cfg, seeds, {"hf_ratio": 0.02})
     assert merged["purification"]["adv_over_clean"]["block2"]["per_seed"] == [0.5, 1.0]
-    assert merged["purification"]["adv_over_clean"]["block2"]["mean"] == pytest.approx(0.75)
+    ratio = merged["purification"]["adv_over_clean"]["block2"]
+    assert ratio["value"] == pytest.approx(0.5 / 0.7)  # a ratio of means, not the mean of per-seed ratios (0.75)
+    assert ratio["paired"] and ratio["low"] <= ratio["value"] <= ratio["high"]
+    assert merged["format"] == "featviz-purification/1" and merged["headline_eps"] == [cfg.eps]
+    assert merged["primary"]["value"] == merged["purification"]["adv_over_clean"]["block3"]["value"]
     assert merged["purification"]["target"]["met"]["block2"] is False
     with pytest.raises(Exception, match="share a seed"):
         combine(parts + parts[:1])

@@ -14,9 +14,10 @@ from PIL import Image
 
 from featviz.checkpoint import make_card, save_checkpoint
 from featviz.errors import FeatvizError
+from featviz.gallery import build_gallery
 from featviz.nets import QuadraticDenseConvNet
-from featviz.report import build_gallery, match_units, slugify, unit_activations
-from featviz.report.matching import correlation_matrix
+from featviz.report import slugify
+from featviz.vis.matching import correlation_matrix, match_units, unit_activations
 
 HOSTILE = '<script>alert("x")</script>'
 ADV_EPS = 0.1

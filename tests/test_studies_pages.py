@@ -9,19 +9,34 @@ import pytest
 
 from featviz.errors import FeatvizError
 from featviz.report.site import Site
-from featviz.report.studies import purification_rows, read_studies, study_kind, write_study_pages
+from featviz.report.results import purification_rows
+from featviz.report.studies import read_studies, study_kind, write_study_pages
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
 
-def test_study_kind_recognises_each_command_by_its_fields():
-    assert study_kind({"format": "featviz-compare/1"}) == "compare"
-    assert study_kind({"teacher": {}, "frozen_vs_unfrozen": {}}) == "image-study"
-    assert study_kind({"purification": {}, "per_seed": []}) == "purification"
-    assert study_kind({"alphas": [0.1], "slopes": {}}) == "alpha-sweep"
-    assert study_kind({"exponents": {}}) == "scaling"
-    assert study_kind({"summary": {}, "curves": {}}) == "hierarchy"
-    assert study_kind({"models": []}) is None
+def test_study_kind_is_read_from_the_format_tag_of_every_study_module():
+    from featviz.studies import modules
+
+    primary = {"name": "x", "value": 1.0, "low": None, "high": None, "level": 0.95}
+    kinds = {study_kind({"format": module.FORMAT, "primary": primary}) for module in modules().values()}
+    assert None not in kinds and len(kinds) == len(modules())
+    assert study_kind({"format": "featviz-compare/1", "primary": primary}) == "compare"
+    assert study_kind({"format": "featviz-hierarchy-alpha/1", "primary": primary}) == "alpha-sweep"
+    assert study_kind({"format": "featviz-hierarchy/2", "primary": primary}) == "hierarchy"
+    assert study_kind({"format": "featviz-correction/1", "primary": primary}) == "correction"  # a new study
+    # no sniffing: fields that look like a study without its tag are not one, nor a tag without a primary
+    assert study_kind({"teacher": {}, "frozen_vs_unfrozen": {}, "primary": primary}) is None
+    assert study_kind({"format": "featviz-compare/1"}) is None
+    assert study_kind({"format": "featviz-checkpoint/1", "models": []}) is None
+
+
+def test_every_shipped_study_has_a_format_and_a_primary_endpoint():
+    for path in sorted(STUDIES.glob("*/results.json")) + sorted(STUDIES.glob("hierarchy-alpha/*/results.json")):
+        data = json.loads(path.read_text())
+        assert study_kind(data) is not None, path
+        p = data["primary"]
+        assert set(p) >= {"name", "value", "low", "high", "level"} and isinstance(p["value"], float), path
 
 
 def test_a_folder_that_is_not_a_study_is_refused_before_any_page(tmp_path):

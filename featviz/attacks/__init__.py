@@ -6,7 +6,7 @@ Three lines on any classifier taking inputs in [0, 1] (wrap others in :class:`No
     report = robustness_curve(model, x_test, y_test, make_attack("autoattack"), eps=[0.05, 0.1])
     print(report.robust_accuracy(), report.min_eps_summary())
 
-Names are resolved lazily, so ``featviz.attacks.names`` (the registry of attack names and
+Names are resolved lazily, so ``featviz.attacks.specs`` (the registry of attack names and
 defaults) is importable without torch.
 """
 
@@ -29,8 +29,8 @@ _EXPORTS = {
     "evaluate": ("AttackReport", "Examples", "ModelReport", "evaluate_model", "parse_eps_sweep", "results_csv",
                  "results_dict", "robustness_curve"),
     "model": ("AtDepth", "Normalized", "attack_mode", "predict"),
-    "names": ("ATTACKS", "DEFAULT_SWEEP"),
-    "registry": ("make_attack",),
+    "specs": ("ATTACKS", "DEFAULT_SWEEP"),
+    "factory": ("make_attack",),
     "training": ("check_adv", "training_adversary"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -17,8 +17,8 @@ from ..text import slug
 from .core import Attack, GradientAttack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
-from .names import DEFAULT_SWEEP, names_hint
-from .registry import make_attack
+from .specs import DEFAULT_SWEEP, names_hint
+from .factory import make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
 

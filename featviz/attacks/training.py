@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import SpecError
 from .core import fgsm, pgd
 from .model import AtDepth
-from .names import REGISTRY, TRAINING_ATTACKS
+from .specs import REGISTRY, TRAINING_ATTACKS
 
 ADV_ATTACKS = TRAINING_ATTACKS
 

@@ -162,3 +162,17 @@ def with_device(fn: Callable) -> Callable:
         return fn(*args, device=resolve_device(device), **kwargs)
 
     return wrapper
+
+
+def parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    """``"0.01,0.02"`` -> (0.01, 0.02); None stays None; anything else is one clear error
+    naming the option ``what`` (exit 2)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise FeatvizError(f"{what} must be comma-separated numbers, got {text!r}", f"e.g. {what} 0.5,0.5") from None
+    if not values:
+        raise FeatvizError(f"{what} needs at least one value")
+    return values

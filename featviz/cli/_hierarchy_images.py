@@ -39,7 +39,7 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
     Writes OUT/results.json, figures and unit pictures."""
     from ..errors import FeatvizError
     from ..studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
-    from ..report.results import read_json
+    from ..fileio import read_json
 
     if seeds is not None and seeds < 1:
         raise FeatvizError(f"--seeds must be >= 1, got {seeds}")
@@ -77,12 +77,14 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
 
 
 def headline_lines(results: dict) -> list[str]:
-    """The acceptance figures, one line each (mean ± std over seeds)."""
+    """The acceptance figures, one line each (mean ± std over seeds; the ratio of means with its CI)."""
+    from ..report.results import interval_text
+
     def pm(entry: dict) -> str:
         return f"{entry['mean']:.3g} ± {entry['std']:.2g}"
 
     teacher, control = results["teacher"], results["frozen_vs_unfrozen"]
-    lines = [f"layerwise/joint relative test MSE: {pm(teacher['ratio']['layerwise/joint'])}",
+    lines = [f"layerwise/joint relative test MSE: {interval_text(teacher['ratio']['layerwise/joint'])}",
              f"block1 alignment gain of the joint stage: R² {pm(teacher['correction']['r2_to_teacher']['block1'])}, "
              f"CKA {pm(teacher['correction']['cka']['block1'])}"]
     for task, entry in control.items():

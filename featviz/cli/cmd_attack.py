@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..attacks.names import ATTACKS, attack_help
-from ._common import check_out, common_options, emit_json, model_options, with_device
-from .cmd_maximize import _floats
+from ..attacks.specs import ATTACKS, attack_help
+from ._common import check_out, common_options, emit_json, model_options, parse_floats, with_device
 
 
 @click.command("attack")
@@ -71,7 +70,7 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
         root = str(data_root) if data_root else None
         if model_ref:
             session.targets = [factory_target(model_ref, dataset=dataset, weights=weights, input_shape=input_shape,
-                                              mean=_floats(mean, "--mean"), std=_floats(std, "--std"),
+                                              mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"),
                                               data_root=root, device=dist.device)]
         else:
             session.targets = checkpoint_targets([str(c) for c in checkpoints], data_root=root, device=dist.device)

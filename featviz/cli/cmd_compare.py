@@ -7,19 +7,15 @@ from pathlib import Path
 
 import click
 
+from ..studies.names import COMPARE_MODES, DEFAULT_EPS
 from ._common import check_out, common_options, emit_json, with_device
-
-# Spelled out so that `featviz --help` does not import torch; a test keeps it equal
-# to featviz.studies.compare.COMPARE_MODES.
-MODE_NAMES = ("joint", "layerwise", "layerwise+joint", "adv")
-DEFAULT_EPS = "0,0.025,0.05,0.075,0.1,0.15,0.2,0.3"
 
 
 def _modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     for m in modes:
-        if m not in MODE_NAMES:
-            raise click.BadParameter(f"unknown mode {m!r}; use some of {', '.join(MODE_NAMES)}",
+        if m not in COMPARE_MODES:
+            raise click.BadParameter(f"unknown mode {m!r}; use some of {', '.join(COMPARE_MODES)}",
                                      param_hint="--modes")
     if not modes or len(set(modes)) != len(modes):
         raise click.BadParameter(f"{text!r}: give each mode once, e.g. joint,layerwise", param_hint="--modes")
@@ -40,14 +36,14 @@ def _eps(text: str) -> tuple[float, ...]:
 @click.command("compare")
 @click.option("--dataset", default="digits", show_default=True, help="Image dataset (digits is built in).")
 @click.option("--modes", default="joint,layerwise,layerwise+joint", show_default=True,
-              help=f"Comma-separated training modes: {', '.join(MODE_NAMES)} (adv = PGD-adversarial joint).")
+              help=f"Comma-separated training modes: {', '.join(COMPARE_MODES)} (adv = PGD-adversarial joint).")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Models per mode (seeds --seed, --seed+1, ...).")
 @click.option("--epochs-total", type=int, default=30, show_default=True,
               help="Epochs per model summed over its stages (the same optimizer steps for every mode).")
-@click.option("--eps", "eps", default=DEFAULT_EPS, show_default=True, help="Comma-separated L∞ ε to attack at.")
+@click.option("--eps", "eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS), show_default=True,
+              help="Comma-separated L∞ ε to attack at.")
 @click.option("--attack", default=None,
-              help="Attack name for featviz.attacks.make_attack (default: autoattack-fast if available, "
-                   "else PGD-20 with 5 restarts on the margin loss).")
+              help="Attack name for featviz.attacks.make_attack (default: autoattack-fast).")
 @click.option("--adv-eps", type=float, default=0.1, show_default=True, help="ε of the adv mode's PGD training.")
 @click.option("--width", type=int, help="Block-1 channels (default: the recipe's 16).")
 @click.option("--image-size", type=int, help="Image side in pixels (default: the dataset's, digits 16).")

@@ -61,7 +61,7 @@ def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_ro
     against. Units of checkpoints without --vis are rendered here (see
     --render-steps). Open OUT/index.html in a browser; it needs no server and no network.
     """
-    from ..report import build_gallery
+    from ..gallery import build_gallery
 
     check_out(out, force)
     summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import check_out, command_line, common_options, emit_json, with_device
+from ._common import check_out, command_line, common_options, emit_json, parse_floats, with_device
 
 
 @click.group("hierarchy")
@@ -13,21 +13,8 @@ def command() -> None:
     on hierarchical teacher targets; the α sweep; sample-complexity scaling."""
 
 
-def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    """``"0.01,0.02"`` -> (0.01, 0.02); a clear error (exit 2) otherwise."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise click.BadParameter(f"{what} needs at least one value")
-    return values
-
-
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    values = _floats(text, what)
+    values = parse_floats(text, what)
     if values is not None and any(v != int(v) for v in values):
         raise click.BadParameter(f"{what} must be whole numbers, got {text!r}")
     return None if values is None else tuple(int(v) for v in values)
@@ -49,11 +36,10 @@ def _workers_options(fn):
                              "change.")(fn)
 
 
-def _write(results: dict, out, plots, as_json: bool, keys: tuple[str, ...]) -> None:
-    from ..studies.hierarchy import write_study
-
+def _write(results: dict, out, write, as_json: bool, keys: tuple[str, ...]) -> None:
+    """Write a sweep's folder with its study module's ``write`` and print its findings."""
     results["command"] = command_line()
-    write_study(results, out, plots)
+    write(results, out)
     if as_json:
         emit_json({"out": str(out), **{k: results[k] for k in keys}, "findings": results["findings"],
                    "seconds": results["seconds"]})
@@ -97,7 +83,7 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
-                    epochs=epochs, lr_grid=_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
+                    epochs=epochs, lr_grid=parse_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
                     **sweeps)
     results = run_study(config, device=device, progress=True, workers=workers,
                         log=lambda line: click.echo(line, err=True))
@@ -106,7 +92,8 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     for line in results["lr_edge_warnings"]:
         click.echo(f"warning: {line}", err=True)
     if as_json:
-        emit_json({"out": str(out), "summary": results["summary"], "ratios": results["ratios"],
+        emit_json({"out": str(out), "primary": results["primary"], "summary": results["summary"],
+                   "ratios": results["ratios"],
                    "correction": results["correction"], "lr_edge_warnings": results["lr_edge_warnings"],
                    "findings": results["findings"], "seconds": results["seconds"]})
         return
@@ -128,15 +115,14 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
 def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
     """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
     fitted log-log slopes; writes OUT/results.json and figures."""
-    from ..studies.alpha_sweep import run_alpha_sweep, sweep_config
-    from ..hierarchy.plots import write_alpha_plots
+    from ..studies import alpha_sweep
 
     check_out(out, force)
     _set_threads(threads)
-    config = sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
-    results = run_alpha_sweep(config, _floats(alphas, "--alphas"), workers=workers, device=device,
+    config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
+    results = alpha_sweep.run(config, parse_floats(alphas, "--alphas"), workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_alpha_plots, as_json, ("alphas", "slopes", "slopes_from_teacher"))
+    _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 
 
 @command.command("scaling")
@@ -153,17 +139,16 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     """Error vs n and d for the deep learner and an exact polynomial kernel of the target's
     degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
     from ..errors import SpecError
-    from ..hierarchy.plots import write_scaling_plots
-    from ..studies.scaling import run_scaling, scaling_config
+    from ..studies import scaling as study
 
     check_out(out, force)
     _set_threads(threads)
     if not target_error > 0:
         raise SpecError(f"--target-error must be > 0, got {target_error}")
-    config = scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
-    results = run_scaling(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
-                          log=lambda line: click.echo(line, err=True))
-    _write(results, out, write_scaling_plots, as_json, ("exponents", "kernel_floor"))
+    config = study.scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
+    results = study.run(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
+                        log=lambda line: click.echo(line, err=True))
+    _write(results, out, study.write, as_json, ("exponents", "kernel_floor", "primary"))
 
 
 @command.command("correction")
@@ -184,7 +169,7 @@ def correction(quick, alphas, seeds, widths, d, k, threads, seed, device, out, f
 
     check_out(out, force)
     _set_threads(threads)
-    config = study.preset("quick" if quick else "default", alphas=_floats(alphas, "--alphas"), seeds=seeds,
+    config = study.preset("quick" if quick else "default", alphas=parse_floats(alphas, "--alphas"), seeds=seeds,
                           widths=_ints(widths, "--width"), d=d, k=k, seed=seed)
     results = study.run(config, device=device, log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()

@@ -6,18 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import check_out, common_options, emit_json, model_options, with_device
-
-
-def _floats(text: str | None, what: str) -> list[float] | None:
-    from ..errors import FeatvizError
-
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.split(",")]
-    except ValueError:
-        raise FeatvizError(f"{what} {text!r} is not a comma-separated list of numbers", f"e.g. {what} 0.5,0.5,0.5")
+from ._common import check_out, common_options, emit_json, model_options, parse_floats, with_device
 
 
 @click.command("maximize")
@@ -66,7 +55,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:
         target = load_target(checkpoint, model_ref=model_ref, weights=weights, input_shape=input_shape,
-                             mean=_floats(mean, "--mean"), std=_floats(std, "--std"), dataset=dataset,
+                             mean=parse_floats(mean, "--mean"), std=parse_floats(std, "--std"), dataset=dataset,
                              data_root=data_root, want_data=True, device=dist.device)
         if compare_regs:
             settings = list(regs) or list(COMPARE_SETTINGS)

@@ -30,6 +30,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
 
     Writes OUT/results.json, OUT/hf_ratio.png, OUT/residual.png and OUT/renders.png.
     """
+    from ..report.results import interval_text
     from ..studies import purification as P
 
     check_out(out, force)
@@ -39,7 +40,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
         cfg = P.PRESETS["quick" if quick else "full"]
         cfg = replace(cfg, **{k: v for k, v in (("epochs", epochs), ("eps", eps), ("render_steps", render_steps))
                               if v is not None})
-        results = P.run(out, seeds=seeds, device=str(device), config=cfg, first_seed=seed, progress=not as_json)
+        results = P.run(cfg, seeds=seeds, first_seed=seed, out=out, device=str(device), progress=not as_json)
     if as_json:
         emit_json(results["purification"] | {"out": str(out)})
         return
@@ -48,15 +49,16 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
     click.echo(f"{'median hf_ratio':<18}" + "".join(f"{b:>16}" for b in p["adv_over_clean"]))
     for name in P.MODELS:
         click.echo(f"{name:<18}" + "".join(f"{_pm(p['hf_ratio'][name][b]):>16}" for b in p["adv_over_clean"]))
-    click.echo(f"{'adv / clean':<18}" + "".join(f"{_pm(p['adv_over_clean'][b]):>16}" for b in p["adv_over_clean"]))
+    click.echo(f"{'adv / clean':<18}" + "".join(f"{interval_text(p['adv_over_clean'][b]):>16}"
+                                              for b in p["adv_over_clean"]))
+    click.echo(f"primary: {results['primary']['name']}: {interval_text(results['primary'])}")
     click.echo(f"{'data':<18}{_fmt(p['hf_ratio']['data']):>16}")
     click.echo("median |v| / |β·w_adv|: " + ", ".join(f"{b} {_pm(v)}" for b, v in p["residual_ratio"].items()))
     click.echo(f"{p['seeds']} seed(s) -> {out}/ in {results['seconds']:.1f} s")
 
 
 def _combine(P, parts, out: Path) -> dict:
-    from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
-    from ..report.results import read_json
+    from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json, read_json
 
     results = P.combine([read_json(Path(p) / "results.json", "results.json written by `featviz purify`")
                          for p in parts])

@@ -10,7 +10,7 @@ import torch
 from ..data import DATASETS
 from ..nets import ACTIVATIONS
 from ..train import MODES
-from ..attacks.names import REGISTRY, TRAINING_ATTACKS
+from ..attacks.specs import REGISTRY, TRAINING_ATTACKS
 from ._common import check_out, command_line, common_options, emit_json, stop_on_sigint
 
 

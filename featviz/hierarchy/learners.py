@@ -26,7 +26,7 @@ from ..data import Dataset
 from ..devices import seeded
 from ..errors import DivergenceError
 from ..nets import QuadraticDenseMLP
-from ..train import Stage, TrainConfig, train_model
+from ..train import Stage, TrainConfig, split_budget, stage_count, train_model
 from .metrics import FeatureProbe
 
 LEARNERS = ("joint", "layerwise", "layerwise+joint", "shallow", "kernel")
@@ -52,20 +52,15 @@ def shallow_width(d: int, width: int, depth: int, connect: str = "dense") -> int
     return max(1, round((deep - 1) / (d + 2)))
 
 
-def stage_count(mode: str, depth: int) -> int:
-    return {"joint": 1, "layerwise": depth, "layerwise+joint": depth + 1}[mode]
-
-
 def stage_epochs(mode: str, depth: int, epochs: int, budget: str = "total") -> tuple[int, ...]:
     """Epochs of each stage of ``mode``. ``budget="total"``: the stages share ``epochs``
-    (as evenly as integers allow, later stages take the remainder), so every learner makes
-    the same number of optimizer steps; ``"per-stage"``: every stage gets ``epochs``.
-    A stage never gets fewer than one epoch (so a total below the stage count is exceeded)."""
+    (:func:`featviz.train.split_budget`: as evenly as integers allow, later stages take
+    the remainder, the total never exceeded), so every learner makes the same number of
+    optimizer steps; ``"per-stage"``: every stage gets ``epochs``."""
     stages = stage_count(mode, depth)
     if budget == "per-stage":
         return (epochs,) * stages
-    base, extra = divmod(epochs, stages)
-    return tuple(max(1, base + (i >= stages - extra)) for i in range(stages))
+    return split_budget(epochs, stages)
 
 
 def shallow_learner(d: int, width: int, seed: int) -> QuadraticDenseMLP:

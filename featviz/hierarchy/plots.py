@@ -132,9 +132,9 @@ def write_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     return files
 
 
-def _interval_label(name: str, s: dict[str, float]) -> str:
+def _interval_label(name: str, s: dict[str, Any]) -> str:
     if s.get("value") is None:
-        return f"{name}: slope not fitted ({s.get('reason') or 'no value'})"
+        return f"{name}: slope not fitted"
     if s.get("low") is None or s.get("high") is None:
         return f"{name}: slope {s['value']:.2f}"
     return f"{name}: slope {s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
@@ -197,6 +197,13 @@ def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
         nstar = np.array(results["learners"][name]["n_star"], dtype=float)
         ax.plot(dims, nstar, marker="o", color=color,
                 label=_interval_label(name, results["exponents"][name]).replace("slope", "exponent"))
+        # a censored n* is a bound: ▲ above the largest n measured, ▼ at or below the smallest
+        for d, t in zip(dims, results["learners"][name].get("n_star_interval") or []):
+            if t.get("censored") in ("left", "right"):
+                bound = t["high"] if t["censored"] == "left" else t["low"]
+                ax.plot([d], [bound], marker="v" if t["censored"] == "left" else "^", color=color, ls="none")
+    if any(t.get("censored") for name in names for t in results["learners"][name].get("n_star_interval") or []):
+        ax.plot([], [], "v", color="0.4", ls="none", label="censored: n* ≤ smallest n (▼) or > largest (▲)")
     ax.set(xscale="log", yscale="log", xlabel="input dimension d",
            ylabel=f"n* (relative test MSE ≤ {results['target_error']:g})", title="samples needed vs d")
     ax.set_xticks(dims, [f"{v:g}" for v in dims])

@@ -1,14 +1,16 @@
-"""The static HTML gallery and its plots.
+"""The static HTML gallery: pages written from result folders (the report only reads; what
+needs models run or data loaded is produced beforehand, by :mod:`featviz.gallery` for
+``featviz gallery`` and by :mod:`featviz.demo`).
 
-    from featviz.report import build_gallery
+    from featviz.gallery import build_gallery
     build_gallery(["models/digits-joint", "models/digits-layerwise"], "gallery",
                   attacks="runs/attack", hierarchy="runs/hierarchy")
 """
 
 from ..text import slug as slugify  # the name this package exported before featviz.text.slug
-from .build import build_gallery, compute_matches, prepare_gallery
 from .gallery import GalleryModel, layer_summary, write_gallery
-from .matching import correlation_matrix, match_units, unit_activations
+from .results import read_attacks, read_hierarchy
+from .studies import read_studies, write_study_pages
 
-__all__ = ["GalleryModel", "build_gallery", "compute_matches", "correlation_matrix", "layer_summary", "match_units",
-           "prepare_gallery", "slugify", "unit_activations", "write_gallery"]
+__all__ = ["GalleryModel", "layer_summary", "read_attacks", "read_hierarchy", "read_studies", "slugify",
+           "write_gallery", "write_study_pages"]

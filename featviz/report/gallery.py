@@ -2,7 +2,7 @@
 
 It only reads: checkpoints' cards, ``featviz maximize``/``attack``/``hierarchy`` folders
 and the unit matches (``matches.json``); whatever needs models run or data loaded is
-produced beforehand by :mod:`featviz.report.build`, which also builds the whole folder
+produced beforehand by :mod:`featviz.gallery`, which also builds the whole folder
 under a temporary name and swaps it into place (an interrupted rebuild leaves the
 previous gallery intact). The site is plain files: HTML pages rendered from
 autoescaped Jinja2 templates, one stylesheet, PNGs referenced by relative links (never
@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import FeatvizError
 from ..stats import median
 from ..text import slug
 from . import plots
-from .results import (Visuals, hierarchy_rows, read_attacks, read_hierarchy, read_matches, read_visuals,
-                      robust_accuracy_at)
+from .results import (ModelCard, Visuals, hierarchy_rows, read_attacks, read_card, read_hierarchy, read_matches,
+                      read_visuals, robust_accuracy_at)
 from .site import Site
 from .studies import read_studies, write_study_pages
 
@@ -44,7 +42,7 @@ NOISE_HF = 0.5
 class GalleryModel:
     """A checkpoint as the gallery shows it."""
 
-    checkpoint: Checkpoint
+    checkpoint: ModelCard  # or a loaded featviz.checkpoint.Checkpoint: the same name, card and path
     slug: str
     visuals: Visuals = field(default_factory=Visuals)
     robust: dict[str, Any] | None = None  # {"eps", "robust_accuracy", "attack"} at the reference ε
@@ -147,19 +145,19 @@ def _owner(entry: dict[str, Any], models: list[GalleryModel]) -> GalleryModel | 
     return None
 
 
-def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Checkpoint], *,
+def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Any], *,
                   visuals: Sequence[Sequence[Path]] | None = None, matches: str | Path | None = None,
                   attacks: str | Path | None = None, hierarchy: str | Path | None = None,
                   robust: str | Path | None = None,
                   reference_eps: float | None = None, title: str = "featviz gallery", notes: Sequence[str] = (),
-                  studies: Sequence[tuple[str | Path, str]] = (), device: torch.device | str = "cpu",
-                  progress: bool = True) -> dict[str, Any]:
+                  studies: Sequence[tuple[str | Path, str]] = (), progress: bool = True) -> dict[str, Any]:
     """Write the gallery's files into the existing folder ``site_dir`` from result folders.
 
+    ``checkpoints``: checkpoint folders (their ``card.json`` is read) or loaded checkpoints;
     ``visuals[i]``: ``featviz maximize`` folders of checkpoint ``i``; ``matches``: the
-    ``matches.json`` of :func:`~featviz.report.build.compute_matches` (no comparison
+    ``matches.json`` of :func:`featviz.gallery.compute_matches` (no comparison
     pages without it); ``attacks``, ``hierarchy``, ``reference_eps``, ``title``,
-    ``notes``: see :func:`~featviz.report.build.build_gallery`; ``robust``: a ``featviz attack``
+    ``notes``: see :func:`featviz.gallery.build_gallery`; ``robust``: a ``featviz attack``
     folder at the reference ε whose strongest evaluation the overview quotes (else the curves of
     ``attacks``); ``studies``: ``(folder, label)``
     of study result folders (compare, purify, hierarchy run|images|alpha-sweep|scaling), one page
@@ -175,7 +173,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Check
     hier_data = read_hierarchy(Path(hierarchy)) if hierarchy else None
     models: list[GalleryModel] = []
     for i, item in enumerate(checkpoints):
-        ckpt = item if isinstance(item, Checkpoint) else load_checkpoint(item, device)
+        ckpt = read_card(Path(item)) if isinstance(item, (str, Path)) else item
         folders = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
         models.append(GalleryModel(ckpt, slug(ckpt.name, (m.slug for m in models)), read_visuals(folders)))
     study_data = read_studies(studies)

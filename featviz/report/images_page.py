@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
-from .results import _inside, read_json
+from ..fileio import read_json
+from .results import _inside, purification_rows
 from .site import Site
-from .studies import purification_rows
 
 IMAGE_STUDY_PAGE = "image-study.html"
 _FIGURES = ("teacher_error", "teacher_alignment", "frozen_vs_unfrozen")
@@ -18,6 +18,11 @@ _FIGURES = ("teacher_error", "teacher_alignment", "frozen_vs_unfrozen")
 def _pm(entry: dict[str, Any] | None) -> dict[str, Any]:
     entry = entry or {}
     return {"mean": entry.get("mean"), "std": entry.get("std")}
+
+
+def _estimate(entry: dict[str, Any] | None) -> dict[str, Any]:
+    entry = entry or {}
+    return {"value": entry.get("value"), "low": entry.get("low"), "high": entry.get("high"), "level": entry.get("level")}
 
 
 def read_image_study(folder: Path) -> dict[str, Any]:
@@ -35,8 +40,8 @@ def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAG
     """Render ``page`` (``image-study.html``) into ``site`` from the study folder ``results_dir``.
 
     Returns ``{"page", "title", "headline"}`` for the index (headline: the layerwise/joint
-    error ratio, the block-1 alignment gain of the joint stage, and the frozen-vs-unfrozen
-    differences, each ``{"mean", "std"}``).
+    error ratio ``{value, low, high, level}``, the block-1 alignment gain of the joint stage,
+    and the frozen-vs-unfrozen differences, each ``{"mean", "std"}``).
     """
     folder = Path(results_dir)
     data = read_image_study(folder)
@@ -63,7 +68,7 @@ def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAG
                for stem in _FIGURES if (folder / f"{stem}.png").is_file()]
     correction = teacher.get("correction", {})
     headline = {
-        "ratio": _pm(teacher.get("ratio", {}).get("layerwise/joint")),
+        "ratio": _estimate(teacher.get("ratio", {}).get("layerwise/joint")),
         "block1_r2_gain": _pm(correction.get("r2_to_teacher", {}).get("block1")),
         "block1_cka_gain": _pm(correction.get("cka", {}).get("block1")),
         "frozen_vs_unfrozen": {task: _pm(entry.get("difference")) for task, entry in control.items()},

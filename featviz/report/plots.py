@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: never open a window, never need a display server
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..fileio import atomic_write_bytes  # noqa: E402
-
-
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG atomically and close it; no timestamp or version metadata,
-    so the same data gives the same bytes."""
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def _text(label: str) -> str:
-    """A label as literal text: matplotlib would read ``$...$`` in a model name as math."""
-    return label.replace("$", r"\$")
+from ..figures import literal as _text
+from ..figures import plt, save_figure
 
 
 def robustness_plot(series: Sequence[tuple[str, str, Sequence[float], Sequence[float | None]]], path: str | Path,

@@ -17,21 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
+from ..fileio import read_json
 
 NEURON = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*):(?P<unit>\d+)(?:@\d+,\d+)?$")
-
-
-def read_json(path: Path, what: str) -> dict[str, Any]:
-    """Load a JSON object from ``path`` or raise one clear error naming ``what`` it should be."""
-    if not path.is_file():
-        raise FeatvizError(f"{path} does not exist", f"expected the {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FeatvizError(f"{path} is not valid JSON ({exc.__class__.__name__})", f"regenerate the {what}") from None
-    if not isinstance(data, dict):
-        raise FeatvizError(f"{path} must hold a JSON object", f"regenerate the {what}")
-    return data
 
 
 def _number(value: Any) -> float | None:
@@ -51,6 +39,29 @@ def _inside(folder: Path, name: Any, source: Path) -> Path:
     if not path.is_file():
         raise FeatvizError(f"{source}: listed file {name!r} is missing", "regenerate the results")
     return path
+
+
+# ---------------------------------------------------------------- checkpoints
+
+@dataclass
+class ModelCard:
+    """What the gallery knows of a checkpoint: its folder and its ``card.json`` (never its
+    weights). A loaded :class:`featviz.checkpoint.Checkpoint` offers the same attributes."""
+
+    card: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or self.path.name
+
+
+def read_card(folder: Path) -> ModelCard:
+    """The ``card.json`` of a checkpoint folder (docs/formats.md), checked for its format tag."""
+    card = read_json(folder / "card.json", "card.json of a checkpoint made by featviz train")
+    if not str(card.get("format", "")).startswith("featviz-checkpoint/"):
+        raise FeatvizError(f"{folder / 'card.json'} is not a featviz checkpoint card", "pass checkpoint folders")
+    return ModelCard(card, folder)
 
 
 # ---------------------------------------------------------------- visualizations
@@ -219,7 +230,7 @@ def hierarchy_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- unit matches
 
 def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
-    """``matches.json`` (see :func:`featviz.report.build.compute_matches`), checked against
+    """``matches.json`` (see :func:`featviz.gallery.compute_matches`), checked against
     the names of the gallery's checkpoints ``models``, in order."""
     data = read_json(path, "unit matches (matches.json, written by the gallery command)")
     if data.get("models") != models:
@@ -242,3 +253,54 @@ def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
             raise FeatvizError(f"{path}: a group is malformed", "regenerate the matches")
     return data
 
+
+# ---------------------------------------------------------------- study numbers as text
+
+def pm_text(entry: Any, digits: int = 3) -> str:
+    """``mean ± std`` of a spread entry (``{mean, std, ...}``), or "–"."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("mean"), (int, float)):
+        return "–"
+    std = entry.get("std")
+    return f"{entry['mean']:.{digits}g}" + (f" ± {std:.2g}" if isinstance(std, (int, float)) else "")
+
+
+def interval_text(entry: Any) -> str:
+    """``value [low, high]`` of an estimate with an interval (``{value, low, high}``), or "–"."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
+        return "–"
+    low, high = entry.get("low"), entry.get("high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return f"{entry['value']:.3g} [{low:.3g}, {high:.3g}]"
+    return f"{entry['value']:.3g}"
+
+
+def primary_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The study's primary endpoint (``primary: {name, value, low, high, level}``) as a row."""
+    p = data.get("primary")
+    if not isinstance(p, dict) or not p.get("name"):
+        return []
+    level = p.get("level")
+    ci = f" ({100 * level:.0f} % CI)" if isinstance(level, (int, float)) and p.get("low") is not None else ""
+    return [(f"primary: {p['name']}", interval_text(p) + ci)]
+
+
+def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headline rows of a ``purification`` section: the adversarial / clean ratio of median
+    hf_ratio per block (ratio of means with its CI), the median hf_ratio of unregularized
+    renders per model and block (mean ± std over seeds), the data's value and the weight
+    residuals."""
+    section = data.get("purification") or {}
+    hf = section.get("hf_ratio") or {}
+    rows = [(f"adversarial / clean median hf_ratio, {block}", interval_text(entry))
+            for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
+    for model in ("clean", "adversarial", "clean_scratch"):
+        for block, entry in sorted((hf.get(model) or {}).items()):
+            rows.append((f"median hf_ratio, {model}, {block}", pm_text(entry)))
+    if isinstance(hf.get("data"), (int, float)):
+        rows.append(("median hf_ratio of the data's own images", f"{hf['data']:.3g}"))
+    residual = section.get("residual_ratio")
+    if isinstance(residual, dict):
+        for block, entry in sorted(residual.items()):
+            rows.append((f"‖v‖ / ‖β·w_adv‖, {block} (w_clean = β·w_adv + v)", pm_text(entry) if isinstance(entry, dict)
+                         else str(entry)))
+    return rows

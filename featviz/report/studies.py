@@ -2,8 +2,8 @@
 
 A study folder is what ``featviz compare``, ``featviz hierarchy images``, ``featviz purify``,
 ``featviz hierarchy run``, ``featviz hierarchy alpha-sweep`` or ``featviz hierarchy scaling``
-writes: a ``results.json`` and its figures. :func:`study_kind` recognises the command from
-the fields of ``results.json`` (see docs/formats.md); the comparison of training modes and
+writes: a ``results.json`` and its figures. :func:`study_kind` reads the command from the
+``format`` tag of ``results.json`` (see docs/formats.md); the comparison of training modes and
 the image study have pages of their own, every other kind gets the generic study page
 (command, findings, headline numbers, figures). Nothing here runs a model or loads data.
 """
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import FeatvizError
+from ..fileio import read_json
 from ..text import slug
-from .results import read_json
+from .results import interval_text, pm_text, primary_rows, purification_rows
 from .site import Site
 
 TITLES = {
@@ -27,24 +28,19 @@ TITLES = {
     "scaling": "Sample complexity: scaling with n and d",
 }
 MAX_FIGURES = 12
-HEADLINE_EPS = (0.05, 0.1)  # the robust-accuracy radii the overview quotes for digits
+# format tags whose kind is not the tag's own name (the part between "featviz-" and "/<version>")
+KINDS = {"featviz-hierarchy-alpha": "alpha-sweep", "featviz-hierarchy-scaling": "scaling"}
 
 
 def study_kind(data: dict[str, Any]) -> str | None:
-    """The command that wrote ``data`` (a parsed ``results.json``), or None."""
-    if str(data.get("format", "")).startswith("featviz-compare"):
-        return "compare"
-    if isinstance(data.get("teacher"), dict) and isinstance(data.get("frozen_vs_unfrozen"), dict):
-        return "image-study"
-    if isinstance(data.get("purification"), dict) and "per_seed" in data:
-        return "purification"
-    if "alphas" in data and "slopes" in data:
-        return "alpha-sweep"
-    if "exponents" in data:
-        return "scaling"
-    if isinstance(data.get("summary"), dict) and "curves" in data:
-        return "hierarchy"
-    return None
+    """The kind of study that wrote ``data`` (a parsed ``results.json``), from its ``format``
+    tag alone: ``featviz-<kind>/<version>`` (a few older names mapped by :data:`KINDS`) on a
+    result that declares its ``primary`` endpoint, as every study's does. None for anything
+    else."""
+    tag = str(data.get("format", "")).split("/")[0]
+    if not tag.startswith("featviz-") or not isinstance(data.get("primary"), dict):
+        return None
+    return KINDS.get(tag, tag[len("featviz-"):])
 
 
 def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
@@ -53,63 +49,29 @@ def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
     data = read_json(folder / "results.json", "results.json of a study (compare, hierarchy, purify)")
     kind = study_kind(data)
     if kind is None:
-        raise FeatvizError(f"{folder / 'results.json'} is not the result of a study command",
-                           "pass folders written by featviz compare, purify or hierarchy run|images|alpha-sweep|scaling")
+        raise FeatvizError(f"{folder / 'results.json'} is not the result of a study command (format "
+                           f"{data.get('format')!r})", "pass folders written by featviz compare, purify or hierarchy "
+                           "run|images|alpha-sweep|scaling (folders from before the format tag: run the study again)")
     return kind, data
-
-
-def _pm(entry: Any, digits: int = 3) -> str:
-    if not isinstance(entry, dict) or not isinstance(entry.get("mean"), (int, float)):
-        return "–"
-    std = entry.get("std")
-    return f"{entry['mean']:.{digits}g}" + (f" ± {std:.2g}" if isinstance(std, (int, float)) else "")
-
-
-def _interval(entry: Any) -> str:
-    if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
-        return "–"
-    low, high = entry.get("low"), entry.get("high")
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-        return f"{entry['value']:.3g} [{low:.3g}, {high:.3g}]"
-    return f"{entry['value']:.3g}"
-
-
-def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """Headline rows of a ``purification`` section: median hf_ratio of unregularized renders
-    per model and block (mean ± std over seeds), the data's value and the weight residuals."""
-    section = data.get("purification") or {}
-    hf = section.get("hf_ratio") or {}
-    rows = [(f"adversarial / clean median hf_ratio, {block}", _pm(entry))
-            for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
-    for model in ("clean", "adversarial", "clean_scratch"):
-        for block, entry in sorted((hf.get(model) or {}).items()):
-            rows.append((f"median hf_ratio, {model}, {block}", _pm(entry)))
-    if isinstance(hf.get("data"), (int, float)):
-        rows.append(("median hf_ratio of the data's own images", f"{hf['data']:.3g}"))
-    residual = section.get("residual_ratio")
-    if isinstance(residual, dict):
-        for block, entry in sorted(residual.items()):
-            rows.append((f"‖v‖ / ‖β·w_adv‖, {block} (w_clean = β·w_adv + v)", _pm(entry) if isinstance(entry, dict)
-                         else str(entry)))
-    return rows
 
 
 def _rows(kind: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of the generic page."""
     if kind == "purification":
-        return purification_rows(data)
+        return primary_rows(data) + purification_rows(data)
     if kind == "alpha-sweep":
-        rows = [("α values", ", ".join(f"{a:g}" for a in data.get("alphas", [])))]
+        rows = primary_rows(data) + [("α values", ", ".join(f"{a:g}" for a in data.get("alphas", [])))]
         for name, entry in (data.get("slopes") or {}).items():
-            rows.append((f"log-log slope, {name}", _interval(entry)))
+            rows.append((f"log-log slope, {name}", interval_text(entry)))
         return rows
     if kind == "scaling":
-        rows = [(f"d-exponent of n*, {name}", _interval(entry)) for name, entry in (data.get("exponents") or {}).items()]
+        rows = primary_rows(data) + [(f"d-exponent of n*, {name}", interval_text(entry))
+                                     for name, entry in (data.get("exponents") or {}).items()]
         for name, entry in (data.get("n_exponents") or {}).items():
-            rows.append((f"n-exponent of the error, {name}", _interval(entry)))
+            rows.append((f"n-exponent of the error, {name}", interval_text(entry)))
         return rows
     if kind == "hierarchy":
-        rows = []
+        rows = primary_rows(data)
         for name, entry in (data.get("summary") or {}).items():
             if isinstance(entry, dict) and isinstance(entry.get("rel_test_mse"), (int, float)):
                 std = entry.get("rel_test_mse_std")
@@ -129,7 +91,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
                      label: str = "") -> dict[str, Any]:
     """The generic study page: command, findings, headline numbers and figures."""
     folder = Path(folder)
-    title = TITLES.get(kind, "Study") + (f" ({label})" if label else "")
+    title = TITLES.get(kind, kind.replace("-", " ").capitalize()) + (f" ({label})" if label else "")
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
     site.render(page, "study.html", study={
@@ -145,13 +107,13 @@ def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], lab
 
     entry = write_compare_page(site, folder, page=page)
     tests = [t for t in data.get("tests", []) if isinstance(t, dict) and t.get("statement")]
-    # the headline: joint vs layerwise robustness at the reference radii ε = 0.05 and 0.1 (every
-    # tested ε is on the page), else the first comparison
+    # the headline: the primary endpoint, then joint vs layerwise robustness at the radii the study
+    # quotes (every tested ε is on the page), else the first comparison
     robust = [t for t in tests if "robust" in str(t.get("what")) and {t.get("a"), t.get("b")} == {"joint", "layerwise"}
-              and t.get("eps") in HEADLINE_EPS]
-    picked = robust or tests[:1]
+              and t.get("eps") in (data.get("headline_eps") or [])]
+    picked = [text for _, text in primary_rows(data)] + [str(t["statement"]) for t in robust or tests[:1]]
     return {"page": entry["page"], "title": entry["title"] + (f" ({label})" if label else ""),
-            "headline": "; ".join(str(t["statement"]) for t in picked)}
+            "headline": "; ".join(picked)}
 
 
 def _image_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
@@ -159,8 +121,8 @@ def _image_page(site: Site, folder: Path, page: str, data: dict[str, Any], label
 
     entry = write_image_study_page(site, folder, page=page)
     head = entry["headline"]
-    text = (f"layerwise / joint relative test MSE {_pm(head['ratio'])}; block-1 R² gain of the joint stage "
-            f"{_pm(head['block1_r2_gain'])}")
+    text = (f"layerwise / joint relative test MSE {interval_text(head['ratio'])}; block-1 R² gain of the joint "
+            f"stage {pm_text(head['block1_r2_gain'])}")
     return {"page": entry["page"], "title": entry["title"] + (f" ({label})" if label else ""), "headline": text}
 
 

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -33,9 +35,10 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.alignment import EXACT
-from ..hierarchy.stats import bootstrap, mean_std, slope_of_mean
-from .hierarchy import Task, choose_lr, run_jobs
 from ..hierarchy.targets import StudyConfig
+from ..stats import bootstrap, mean_std, slope_of_mean
+from .common import primary_endpoint, write_results
+from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-alpha/1"
 ALPHAS = (0.025, 0.05, 0.1, 0.2)
@@ -151,6 +154,8 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
         "rel_test_mse": {f"{a:g}": [best[(a, s)].rel_test_mse for s in seeds] for a in alphas},
     }
     sl, sr, sf = results["slopes"], results["slopes_r2"], results["slopes_from_teacher"]
+    results["primary"] = primary_endpoint("log-log slope of the layer-1 error against α after layerwise stage 1 "
+                                          f"({results['slopes_measure']})", sl["stage1"])
     results["findings"] = [
         f"{config.target}: layer-1 error vs α, log-log slope after layerwise stage 1 {_fmt(sl['stage1'])}, "
         f"after the joint stage {_fmt(sl['joint'])} ({results['slopes_measure']}; the claim predicts about 1 and 2)",
@@ -164,3 +169,16 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
 
 def _fmt(s: dict[str, float]) -> str:
     return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({"step2": sweep_config("step2"), "teacher": sweep_config("teacher")})
+run = run_alpha_sweep
+
+
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """Write ``results.json`` and the figures into folder ``out`` atomically; returns the file names."""
+    from ..hierarchy.plots import write_alpha_plots
+
+    return write_results(results, out, write_alpha_plots)

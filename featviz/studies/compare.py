@@ -10,17 +10,17 @@ and reports mean ± std, per-seed values and a significance test per comparison:
     write_compare(results, "runs/compare")        # results.json, robustness.png, render_metrics.png
 
 Matched budgets: with ``epochs_total`` = T and a network of L blocks, ``joint`` (and
-``adv``, adversarially trained joint) trains T epochs; ``layerwise`` trains T / L epochs
-per stage (T must be a multiple of L); ``layerwise+joint`` trains ⌊T / (L+1)⌋ epochs per
-layerwise stage and the rest in its joint stage. Every stage uses the same data, batch
-size and learning rate, so every mode takes T × ⌈n_train / batch⌉ optimizer steps.
+``adv``, adversarially trained joint) trains T epochs; ``layerwise`` splits T over its L
+stages and ``layerwise+joint`` over its L + 1 (:func:`featviz.train.split_budget`: as
+evenly as integers allow, the last stages take the remainder). Every stage uses the same
+data, batch size and learning rate, so every mode takes T × ⌈n_train / batch⌉ optimizer
+steps.
 
 Seeds are paired: seed s initializes and shuffles the model of every mode the same way,
 so "mode A beats mode B in every seed" compares models that differ only in training.
 
 Per model: clean accuracy and robust accuracy at every ε under one attack
-(``autoattack-fast`` when the installation has it, else PGD with 5 restarts on the
-margin loss; the result says which), the median minimal ε, and render metrics of a
+(``autoattack-fast`` unless another is named), the median minimal ε, and render metrics of a
 fixed subset of units per block (units 0..``render_units``-1) under ``none`` and
 ``standard``, beside the same metrics of the data (:func:`featviz.vis.metrics.data_baseline`).
 """
@@ -32,18 +32,21 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import SpecError
-from ..stats import mean_std as _mean_std
+from ..figures import literal, plt, save_figure
+from ..stats import holm, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
+from .common import map_jobs, primary_endpoint, spread, train_stages
+from .names import COMPARE_MODES, DEFAULT_EPS
 
-COMPARE_MODES = ("joint", "layerwise", "layerwise+joint", "adv")
-DEFAULT_EPS = (0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 DEFAULT_ATTACK = "autoattack-fast"
 # What the gallery and the tables single out (the ε of the adversarial models' training).
 REPORT_EPS = (0.05, 0.1)
@@ -111,32 +114,26 @@ class CompareSpec:
 
 
 # ---------------------------------------------------------------------- budgets
-def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, int | None]:
-    """``(epochs per stage, joint_epochs)`` giving ``mode`` exactly ``epochs_total`` epochs
-    in all (see the module docstring). Raises :class:`SpecError` when it cannot."""
-    if mode in ("joint", "adv"):
-        return epochs_total, None
-    if mode == "layerwise":
-        if epochs_total % depth:
-            raise SpecError(f"--epochs-total {epochs_total} cannot be split evenly over {depth} layerwise stages",
-                            f"use a multiple of {depth}, e.g. {depth * max(1, round(epochs_total / depth))}")
-        return epochs_total // depth, None
-    if mode == "layerwise+joint":
-        per = epochs_total // (depth + 1)
-        if per < 1:
-            raise SpecError(f"--epochs-total {epochs_total} is too small for {depth} layerwise stages and a joint one",
-                            f"use at least {depth + 1}")
-        return per, epochs_total - depth * per
-    raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+def stage_epochs(mode: str, depth: int, epochs_total: int) -> tuple[int, ...]:
+    """Epochs of each stage of ``mode``, ``epochs_total`` in all (see the module
+    docstring). Raises :class:`SpecError` when a stage would get none."""
+    if mode not in COMPARE_MODES:
+        raise SpecError(f"unknown mode {mode!r}", f"use some of {', '.join(COMPARE_MODES)}")
+    from ..train import split_budget, stage_count
+
+    return split_budget(epochs_total, stage_count(_train_mode(mode), depth))
+
+
+def _train_mode(mode: str) -> str:
+    return "joint" if mode == "adv" else mode
 
 
 def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_size: int) -> dict[str, Any]:
     """The stage plan of ``mode`` and its total optimizer steps."""
     from ..train import plan_stages
 
-    epochs, joint_epochs = stage_epochs(mode, depth, epochs_total)
-    train_mode = "joint" if mode == "adv" else mode
-    stages = plan_stages(train_mode, depth, epochs, joint_epochs)
+    epochs = stage_epochs(mode, depth, epochs_total)
+    stages = plan_stages(_train_mode(mode), depth, epochs[0], stage_epochs=epochs)
     per_epoch = math.ceil(n_train / batch_size)
     return {"stages": [{"name": s.name, "epochs": s.epochs} for s in stages],
             "epochs": sum(s.epochs for s in stages), "steps_per_epoch": per_epoch,
@@ -144,104 +141,48 @@ def mode_budget(mode: str, depth: int, epochs_total: int, n_train: int, batch_si
 
 
 # ---------------------------------------------------------------------- statistics
-def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
-    """``{mean, std, values}`` with the sample standard deviation (n-1; 0 for one value).
-    None values (undefined for that seed) are kept in ``values`` and left out of the rest."""
-    mean, std = _mean_std(values)
-    return {"mean": mean, "std": std, "values": [None if v is None else float(v) for v in values]}
-
-
-def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None]:
-    """Welch's two-sample t statistic (mean a − mean b) and its two-sided p-value.
-    ``(None, None)`` when undefined (fewer than 2 values in a group, or no spread in either)."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return None, None
-    va, vb = _var(a), _var(b)
-    if va + vb == 0:
-        return None, None
-    res = stats.ttest_ind(a, b, equal_var=False)
-    return float(res.statistic), float(res.pvalue)
-
-
-def _var(x: Sequence[float]) -> float:
-    m = sum(x) / len(x)
-    return sum((v - m) ** 2 for v in x) / (len(x) - 1)
-
-
-def permutation_test(a: Sequence[float], b: Sequence[float], max_exact: int = 200_000,
-                     seed: int = 0) -> tuple[float, float]:
-    """Two-sided permutation test of the difference of means: ``(mean a − mean b, p)``.
-
-    Exact: every way of splitting the pooled values into groups of len(a) and len(b) is
-    enumerated and p is the fraction whose |difference| is at least the observed one
-    (so the smallest possible p with 5 + 5 values is 2/252 ≈ 0.008). Beyond
-    ``max_exact`` splits, ``max_exact`` random splits are drawn from a generator seeded
-    with ``seed`` instead (p then counts the observed split too)."""
-    a, b = [float(v) for v in a], [float(v) for v in b]
-    if not a or not b:
-        raise SpecError("a permutation test needs values in both groups")
-    pooled = a + b
-    n, k = len(pooled), len(a)
-    total = sum(pooled)
-    observed = sum(a) / k - sum(b) / (n - k) if n > k else 0.0
-    tol = 1e-9 * max(1.0, abs(observed))
-
-    def diff(idx: Sequence[int]) -> float:
-        s = sum(pooled[i] for i in idx)
-        return s / k - (total - s) / (n - k)
-
-    if math.comb(n, k) <= max_exact:
-        splits = list(itertools.combinations(range(n), k))
-        hits = sum(abs(diff(idx)) >= abs(observed) - tol for idx in splits)
-        return observed, hits / len(splits)
-    from ..devices import generator
-
-    gen = generator(seed)
-    hits = 1 + sum(abs(diff(torch.randperm(n, generator=gen)[:k].tolist())) >= abs(observed) - tol
-                   for _ in range(max_exact))
-    return observed, hits / (max_exact + 1)
+def seed_spread(values: Sequence[float | None]) -> dict[str, Any]:
+    """:func:`featviz.studies.common.spread` in this study's format: ``{mean, std, values}``
+    (sample std; None values, undefined for that seed, kept in ``values``)."""
+    s = spread(values)
+    return {"mean": s["mean"], "std": s["std"], "values": s["per_seed"]}
 
 
 def compare_groups(what: str, a_name: str, a: Sequence[float | None], b_name: str,
                    b: Sequence[float | None]) -> dict[str, Any]:
-    """One ``tests`` entry: Welch t (``statistic``, ``p_value``), the exact permutation
-    p-value, the mean difference and, seed by seed (paired), whether a < b and a > b held
-    in every seed. Seeds where either value is undefined are left out."""
+    """One ``tests`` entry (:mod:`featviz.stats`): Welch t (``statistic``, ``p_value``) and
+    the exact permutation p-value of the difference of means as if the groups were
+    independent; ``paired``: the tests over seeds as pairs (seed s initializes and shuffles
+    every mode alike), paired t, sign test and exact sign-flip permutation; the mean
+    difference and, seed by seed, whether a < b and a > b held in every seed. Seeds where
+    either value is undefined are left out."""
     pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x) and math.isfinite(y)]
     xa, xb = [p[0] for p in pairs], [p[1] for p in pairs]
     entry: dict[str, Any] = {"what": what, "a": a_name, "b": b_name, "n": len(pairs)}
     if not pairs:
-        return entry | {"statistic": None, "p_value": None, "permutation_p_value": None, "difference": None}
-    t, p = welch_test(xa, xb)
-    d, perm = permutation_test(xa, xb)
+        return entry | {"statistic": None, "p_value": None, "permutation_p_value": None, "difference": None,
+                        "paired": None}
+    u, pt = unpaired_test(xa, xb), paired_test(xa, xb)
     less = sum(x < y for x, y in pairs)
     greater = sum(x > y for x, y in pairs)
-    return entry | {"statistic": t, "p_value": p, "test": "Welch t (two-sided)",
-                    "permutation_p_value": perm, "permutation": "exact, difference of means, two-sided",
-                    "difference": d, "mean_a": sum(xa) / len(xa), "mean_b": sum(xb) / len(xb),
+    return entry | {"statistic": u["t"], "p_value": u["p_welch"], "test": "Welch t (two-sided)",
+                    "permutation_p_value": u["p_permutation"], "permutation": "exact, difference of means, two-sided",
+                    "paired": {"t": pt["t"], "p_t": pt["p_t"], "p_sign": pt["p_sign"],
+                               "p_permutation": pt["p_permutation"]},
+                    "difference": u["mean_difference"], "mean_a": sum(xa) / len(xa), "mean_b": sum(xb) / len(xb),
                     "a_below_b_seeds": less, "a_above_b_seeds": greater,
                     "a_below_b_every_seed": less == len(pairs), "a_above_b_every_seed": greater == len(pairs)}
 
 
 # ---------------------------------------------------------------------- attack
 def resolve_attack(name: str | None) -> tuple[Any, dict[str, Any]]:
-    """The attack to evaluate with and how to label it. ``None`` asks for
-    ``autoattack-fast`` and falls back to PGD (20 steps, 5 restarts, margin loss) when this
-    installation does not know it; the label says so."""
+    """The attack to evaluate with (``None``: :data:`DEFAULT_ATTACK`) and what the results
+    say of it: its name, its settings and the ``label`` figures and pages show."""
     from ..attacks import make_attack
 
-    if name is not None:
-        attack = make_attack(name)
-        return attack, {"name": name, **_describe(attack), "fallback": False}
-    try:
-        attack = make_attack(DEFAULT_ATTACK)
-        return attack, {"name": DEFAULT_ATTACK, **_describe(attack), "fallback": False}
-    except SpecError:
-        attack = make_attack("pgd", restarts=5, loss="margin")
-        return attack, {"name": "pgd", **_describe(attack), "fallback": True,
-                        "note": f"{DEFAULT_ATTACK} is not available in this version: PGD-20, 5 restarts, margin loss"}
+    name = name or DEFAULT_ATTACK
+    attack = make_attack(name)
+    return attack, {"name": name, **_describe(attack), "label": name}
 
 
 def _describe(attack: Any) -> dict[str, Any]:
@@ -256,54 +197,46 @@ def _describe(attack: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------- training
 def _recipe(spec: CompareSpec, mode: str, seed: int, depth: int, batch_size: int, lr: float) -> dict[str, Any]:
     """What a trained model's card must say for :func:`run_compare` to reuse it."""
-    epochs, joint_epochs = stage_epochs(mode, depth, spec.epochs_total)
+    epochs = stage_epochs(mode, depth, spec.epochs_total)
     adv = {"attack": "pgd", "eps": spec.adv_eps, "steps": spec.adv_steps} if mode == "adv" else None
-    return {"mode": mode, "epochs": epochs, "joint_epochs": joint_epochs, "seed": seed, "adv": adv,
+    return {"mode": mode, "stage_epochs": list(epochs), "seed": seed, "adv": adv,
             "batch_size": batch_size, "lr": lr, "width": spec.width, "dataset": spec.dataset,
             "image_size": spec.image_size}
 
 
 def _reuse(folder: Path | None, recipe: dict[str, Any]):
-    from ..checkpoint import load_checkpoint
-    from ..errors import CheckpointError
+    """A model saved by an earlier comparison with exactly this recipe (None: train it)."""
+    from ..reuse import load_if
 
-    if folder is None or not (folder / "card.json").is_file():
-        return None
-    try:
-        ckpt = load_checkpoint(folder)
-    except CheckpointError:
-        return None
-    return ckpt if ckpt.card.get("training", {}).get("compare") == recipe else None
+    return load_if(folder, lambda card: card.get("training", {}).get("compare") == recipe)
 
 
-def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.device | str = "cpu",
-              progress: bool = False):
+def train_one(spec: CompareSpec, mode: str, seed: int, data, *, device: torch.device | str = "cpu"):
     """Train one model of ``mode`` with ``seed`` at the matched budget; returns a
     :class:`~featviz.checkpoint.Checkpoint` (not saved) whose card records the recipe."""
     from ..checkpoint import Checkpoint, make_card
     from ..recipes import TrainSpec, build_for
-    from ..train import TrainConfig, train_model
+    from ..train import TrainConfig
 
-    tspec = TrainSpec(dataset=spec.dataset, mode="joint" if mode == "adv" else mode, width=spec.width, seed=seed,
+    tspec = TrainSpec(dataset=spec.dataset, mode=_train_mode(mode), width=spec.width, seed=seed,
                       image_size=spec.image_size)
     d = tspec.defaults()
     model = build_for(data, tspec)
-    epochs, joint_epochs = stage_epochs(mode, model.depth, spec.epochs_total)
-    config = TrainConfig(mode=tspec.mode, epochs=epochs, joint_epochs=joint_epochs, lr=d["lr"],
-                         batch_size=d["batch_size"], seed=seed)
-    recipe = _recipe(spec, mode, seed, model.depth, config.batch_size, config.lr)
+    epochs = stage_epochs(mode, model.depth, spec.epochs_total)
+    recipe = _recipe(spec, mode, seed, model.depth, d["batch_size"], d["lr"])
     adversary = None
     if mode == "adv":
         from ..attacks.training import training_adversary
 
         adversary = training_adversary(recipe["adv"], seed=seed)
     start = time.perf_counter()
-    result = train_model(model, data, config, device=device, adversary=adversary, progress=progress)
+    result = train_stages(model, data, tspec.mode, epochs, seed=seed, device=device, lr=d["lr"],
+                          batch_size=d["batch_size"], adversary=adversary)
     model.cpu()
-    steps = sum(s["epochs"] for s in result.stages) * math.ceil(len(data.x_train) / config.batch_size)
-    training = {"mode": tspec.mode, "adv": recipe["adv"], "epochs": epochs, "joint_epochs": joint_epochs,
-                "seed": seed, "lr": config.lr, "batch_size": config.batch_size, "optimizer": config.optimizer,
-                "schedule": config.schedule, "seconds": round(time.perf_counter() - start, 2), "steps": steps,
+    steps = sum(s["epochs"] for s in result.stages) * math.ceil(len(data.x_train) / d["batch_size"])
+    training = {"mode": tspec.mode, "adv": recipe["adv"], "epochs": epochs[0], "stage_epochs": list(epochs),
+                "seed": seed, "lr": d["lr"], "batch_size": d["batch_size"], "optimizer": TrainConfig.optimizer,
+                "schedule": TrainConfig.schedule, "seconds": round(time.perf_counter() - start, 2), "steps": steps,
                 "compare": recipe}
     card = make_card(model, dataset=data.info, training=training, metrics=result.metrics,
                      name=f"{spec.dataset}-{mode}-seed{seed}")
@@ -393,7 +326,8 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
     done: dict[tuple[str, int], dict[str, Any]] = {}
     bar = tqdm(total=len(jobs), desc="compare", unit="model", disable=not progress, leave=False)
 
-    def finished(job: tuple[str, int], record: dict[str, Any]) -> None:
+    def finished(i: int, record: dict[str, Any]) -> None:
+        job = jobs[i]
         done[job] = record
         bar.update(1)
         if progress:
@@ -401,36 +335,23 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
                        f"{record['clean_accuracy']:.4f}, robust "
                        + " ".join(f"{e:g}:{a:.3f}" for e, a in record["robust"].items()), file=sys.stderr)
 
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            finished(job, compare_job(spec, *job, data=data, **args))
-    else:
-        import concurrent.futures
-        import multiprocessing
-
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                    initializer=_init_worker) as pool:
-            futures = {pool.submit(compare_job, spec, *job, **args): job for job in jobs}
-            for future in concurrent.futures.as_completed(futures):
-                finished(futures[future], future.result())
+    map_jobs(partial(compare_job, **args), [(spec, *job) for job in jobs], workers=workers,
+             local=partial(compare_job, data=data, **args), done=finished)
     bar.close()
     per_model = {m: [done[(m, s)] for s in seeds] for m in spec.modes}
     modes = {m: _summarize(per_model[m], budgets[m]) for m in spec.modes}
+    eps = sorted(float(e) for e in spec.eps)
     return {"format": FORMAT, "label": spec.label, "dataset": spec.dataset, "spec": _spec_dict(spec),
+            "headline_eps": headline_eps(eps), "primary": primary(modes, eps),
             "attack": attack_info, "budget": {"total_steps": {m: b["total_steps"] for m, b in budgets.items()},
                                               "epochs_total": spec.epochs_total, "per_mode": budgets},
-            "eps": sorted(float(e) for e in spec.eps), "n_test": int(n_test),
+            "eps": eps, "n_test": int(n_test),
             "render_setup": {"units_per_block": spec.render_units, "units": f"0..{spec.render_units - 1} of every block",
                              "steps": spec.render_steps, "regs": list(spec.regs),
                              "statistic": "median over the rendered units, then mean ± std (n-1) over seeds"},
             "baseline": data_baseline(data.x_test), "modes": modes, "tests": run_tests(modes),
             "reused": [f"{m}-seed{s}" for (m, s), r in done.items() if r["reused"]],
             "workers": workers, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # a worker process of this comparison: its thread count is ours to set
 
 
 def compare_job(spec: CompareSpec, mode: str, seed: int, *, reuse: str | None = None, out_models: str | None = None,
@@ -448,7 +369,7 @@ def compare_job(spec: CompareSpec, mode: str, seed: int, *, reuse: str | None = 
                   _recipe(spec, mode, seed, spec.depth, d["batch_size"], d["lr"]))
     reused = ckpt is not None
     if not reused:
-        ckpt = train_one(spec, mode, seed, data, device=device, progress=False)
+        ckpt = train_one(spec, mode, seed, data, device=device)
         if out_models is not None:
             save_checkpoint(Path(out_models) / name, ckpt.model, ckpt.card)
     model = ckpt.model.to(device).eval()
@@ -476,13 +397,13 @@ def _summarize(models: list[dict[str, Any]], budget: dict[str, Any]) -> dict[str
         for reg in models[0]["render"][block]:
             for metric in models[0]["render"][block][reg]:
                 vals = [m["render"].get(block, {}).get(reg, {}).get(metric) for m in models]
-                render.setdefault(block, {}).setdefault(reg, {})[metric] = mean_std(vals)
+                render.setdefault(block, {}).setdefault(reg, {})[metric] = seed_spread(vals)
     return {"seeds": [m["seed"] for m in models], "budget": budget,
             "steps": [m["steps"] for m in models],
-            "clean_accuracy": mean_std([m["clean_accuracy"] for m in models]),
-            "robust": [{"eps": e, **mean_std([m["robust"][e] for m in models])} for e in eps],
-            "min_eps": mean_std([m["min_eps"]["median"] for m in models]),
-            "min_eps_broken": mean_std([m["min_eps"]["broken"] for m in models]),
+            "clean_accuracy": seed_spread([m["clean_accuracy"] for m in models]),
+            "robust": [{"eps": e, **seed_spread([m["robust"][e] for m in models])} for e in eps],
+            "min_eps": seed_spread([m["min_eps"]["median"] for m in models]),
+            "min_eps_broken": seed_spread([m["min_eps"]["broken"] for m in models]),
             "render": render,
             "train_seconds": [m["train_seconds"] for m in models]}
 
@@ -507,9 +428,32 @@ def run_tests(modes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             vb = B["render"].get(block, {}).get("none", {}).get("hf_ratio")
             if va and vb:
                 tests.append(compare_groups(f"{block} hf_ratio (none)", a, va["values"], b, vb["values"]))
-    for t in tests:
+    # every comparison is secondary: Holm across them, on the exact paired permutation p
+    adjusted = holm([(t.get("paired") or {}).get("p_permutation") for t in tests])
+    for t, p in zip(tests, adjusted):
+        t["p_holm"] = p
         t["statement"] = statement(t)
     return tests
+
+
+def headline_eps(eps: Sequence[float]) -> list[float]:
+    """The robust-accuracy radii a result is quoted at: :data:`REPORT_EPS` where measured,
+    else the two smallest measured radii above 0."""
+    return [e for e in REPORT_EPS if e in eps] or [e for e in eps if e > 0][:2]
+
+
+def primary(modes: dict[str, dict[str, Any]], eps: Sequence[float]) -> dict[str, Any]:
+    """The comparison's primary endpoint, declared before any run: robust accuracy of the
+    first mode minus the second's at the first headline ε (0.05 where measured), paired
+    over seeds, with a bootstrap CI."""
+    names = list(modes)
+    at = headline_eps(eps)
+    if len(names) < 2 or not at:
+        return primary_endpoint("none (needs two modes and a radius above 0)", {})
+    e = at[0]
+    a, b = ([r["values"] for r in modes[m]["robust"] if r["eps"] == e][0] for m in names[:2])
+    return primary_endpoint(f"robust accuracy at ε={e:g}: {names[0]} − {names[1]} (paired over seeds)",
+                            paired_difference(a, b)) | {"eps": e}
 
 
 def statement(t: dict[str, Any]) -> str:
@@ -520,7 +464,9 @@ def statement(t: dict[str, Any]) -> str:
     seeds = t["a_below_b_seeds"] if rel == "<" else t["a_above_b_seeds"]
     p = "undefined (no spread)" if t["p_value"] is None else f"{t['p_value']:.3g}"
     return (f"{t['what']}: {t['a']} {t['mean_a']:.4g} {rel} {t['b']} {t['mean_b']:.4g} "
-            f"(in {seeds}/{t['n']} seeds; Welch p={p}, exact permutation p={t['permutation_p_value']:.3g})")
+            f"(in {seeds}/{t['n']} seeds; Welch p={p}, exact permutation p={t['permutation_p_value']:.3g}"
+            + (f"; paired permutation p={t['paired']['p_permutation']:.3g}, Holm {t['p_holm']:.3g}"
+               if t.get("p_holm") is not None else "") + ")")
 
 
 # ---------------------------------------------------------------------- output
@@ -528,7 +474,6 @@ def write_compare(results: dict[str, Any], out: str | Path) -> dict[str, str]:
     """Write ``results.json``, ``table.md``, ``robustness.png`` and ``render_metrics.png``
     into ``out`` (atomically, file by file); return the file names."""
     from ..fileio import atomic_write_json, atomic_write_text
-    from ..report.compare_pages import compare_render_plot, compare_robustness_plot
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -537,18 +482,77 @@ def write_compare(results: dict[str, Any], out: str | Path) -> dict[str, str]:
     title = f"{results['dataset']}, {len(next(iter(results['modes'].values()))['seeds'])} seeds per mode" + (
         f" ({results['label']})" if results.get("label") else "")
     compare_robustness_plot(results["modes"], out / files["robustness"],
-                            title=f"{title}; attack {attack_label(results['attack'])}")
+                            title=f"{title}; attack {results['attack'].get('label', results['attack']['name'])}")
     compare_render_plot(results["modes"], results["baseline"], out / files["render_metrics"], title=title)
     atomic_write_text(out / files["table"], format_table(results))
     atomic_write_json(out / files["results"], results | {"files": files})
     return files
 
 
-def attack_label(info: dict[str, Any]) -> str:
-    text = info.get("name", "?")
-    if info.get("fallback"):
-        text += f" ({info.get('steps')} steps, {info.get('restarts')} restarts, {info.get('loss')} loss; fallback)"
-    return text
+def compare_robustness_plot(modes: dict[str, dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Robust accuracy vs ε per mode: the mean over seeds as a line, ± one standard
+    deviation as a band, and every seed as a thin line."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for i, (mode, r) in enumerate(modes.items()):
+        eps = [p["eps"] for p in r["robust"]]
+        mean = [100 * p["mean"] for p in r["robust"]]
+        std = [100 * p["std"] for p in r["robust"]]
+        color = f"C{i % 10}"
+        for s in range(len(r["seeds"])):
+            ax.plot(eps, [100 * p["values"][s] for p in r["robust"]], color=color, linewidth=0.6, alpha=0.35)
+        ax.fill_between(eps, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], color=color,
+                        alpha=0.18, linewidth=0)
+        ax.plot(eps, mean, color=color, marker="o", markersize=3, label=literal(f"{mode} (n={len(r['seeds'])})"))
+    ax.set_xlabel("ε (L∞)")
+    ax.set_ylabel("robust accuracy (%)")
+    ax.set_ylim(-2, 102)
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(literal(title), fontsize=9)
+    if modes:
+        ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, path)
+
+
+def compare_render_plot(modes: dict[str, dict[str, Any]], baseline: dict[str, Any], path: str | Path,
+                        title: str = "", metrics: tuple[str, ...] = ("hf_ratio", "shift_stability")) -> Path:
+    """Bars per block (x) and mode (colour) with ± std error bars over seeds; one row
+    of panels per render setting, one column per metric. Dashed: the data's value (the
+    dataset's median hf_ratio; the units' top training images for the others)."""
+    regs: list[str] = []
+    blocks: list[str] = []
+    for r in modes.values():
+        for block, cells in r["render"].items():
+            blocks += [block] if block not in blocks else []
+            regs += [g for g in cells if g != "data" and g not in regs]
+    fig, axes = plt.subplots(max(len(regs), 1), len(metrics), figsize=(4.2 * len(metrics), 2.6 * max(len(regs), 1)),
+                             squeeze=False)
+    width = 0.8 / max(len(modes), 1)
+    for row, reg in enumerate(regs):
+        for col, metric in enumerate(metrics):
+            ax = axes[row][col]
+            for i, (mode, r) in enumerate(modes.items()):
+                cells = [r["render"].get(b, {}).get(reg, {}).get(metric) or {} for b in blocks]
+                xs = [k + (i - (len(modes) - 1) / 2) * width for k in range(len(blocks))]
+                ax.bar(xs, [c.get("mean") or 0.0 for c in cells], width=width, yerr=[c.get("std") or 0.0 for c in cells],
+                       capsize=2, color=f"C{i % 10}", label=literal(mode) if row == 0 and col == 0 else None)
+                data = [r["render"].get(b, {}).get("data", {}).get(metric) or {} for b in blocks]
+                for k, c in enumerate(data):
+                    if metric != "hf_ratio" and c.get("mean") is not None:
+                        ax.plot([xs[k] - width / 2, xs[k] + width / 2], [c["mean"]] * 2, color="k", linestyle="--",
+                                linewidth=1)
+            if metric == "hf_ratio" and baseline.get("hf_ratio") is not None:
+                ax.axhline(baseline["hf_ratio"], color="k", linestyle="--", linewidth=1,
+                           label="data (median)" if row == 0 and col == 0 else None)
+            ax.set_xticks(range(len(blocks)), blocks, fontsize=8)
+            ax.set_title(f"{metric} · {reg}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    if regs:
+        axes[0][0].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(literal(title), fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _pm(cell: dict[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
@@ -562,9 +566,9 @@ def _pm(cell: dict[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
 def format_table(results: dict[str, Any]) -> str:
     """A Markdown summary: accuracy table, render table, tests."""
     modes = results["modes"]
-    eps = [e for e in REPORT_EPS if e in results["eps"]] or [e for e in results["eps"] if e > 0][:2]
+    eps = results.get("headline_eps") or headline_eps(results["eps"])
     lines = [f"# {results['dataset']}: {' vs '.join(modes)}" + (f" ({results['label']})" if results.get("label") else ""),
-             "", f"Attack: {attack_label(results['attack'])}. Budget: {results['budget']['epochs_total']} epochs = "
+             "", f"Attack: {results['attack'].get('label', results['attack']['name'])}. Budget: {results['budget']['epochs_total']} epochs = "
              + ", ".join(f"{m} {s} steps" for m, s in results["budget"]["total_steps"].items())
              + f". Test images: {results['n_test']}. Mean ± std over seeds (per-seed values in results.json).", "",
              "| mode | seeds | clean acc. (%) | " + " | ".join(f"robust ε={e:g} (%)" for e in eps)
@@ -604,6 +608,12 @@ def run_demo_compare(out: str | Path, *, seed: int = 0, device: torch.device | s
     return results
 
 
-__all__ = ["COMPARE_MODES", "CompareSpec", "demo_spec", "compare_groups", "format_table",
-           "mean_std", "mode_budget", "permutation_test", "run_compare", "run_demo_compare", "run_tests",
-           "stage_epochs", "train_one", "welch_test", "write_compare"]
+# the surface every study module has (docs/studies.md)
+Config = CompareSpec
+PRESETS: Mapping[str, CompareSpec] = MappingProxyType({"default": CompareSpec(), "demo": demo_spec()})
+run = run_compare
+write = write_compare
+
+__all__ = ["COMPARE_MODES", "FORMAT", "PRESETS", "Config", "CompareSpec", "demo_spec", "run", "write", "compare_groups", "format_table",
+           "mode_budget", "run_compare", "run_demo_compare", "run_tests", "seed_spread", "stage_epochs",
+           "train_one", "write_compare"]

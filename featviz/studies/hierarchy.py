@@ -38,14 +38,14 @@ from .. import __version__
 from ..data import Dataset
 from ..errors import DivergenceError
 from ..hierarchy.learners import (LEARNERS, NEURAL, Fit, deep_learner, fit_exact_kernel, fit_kernel, parameter_count,
-                                  shallow_learner, shallow_width, stage_count, stage_epochs, train_neural)
+                                  shallow_learner, shallow_width, stage_epochs, train_neural)
 from ..hierarchy.alignment import EXACT
 from ..hierarchy.metrics import FeatureProbe
 from ..hierarchy.plots import write_plots
-from ..hierarchy.stats import mean_std
-from ..stats import holm, paired_test, ratio_of_means
 from ..hierarchy.targets import PRESETS, StudyConfig, alignment_probe, make_dataset, preset
-from .common import write_results
+from ..stats import holm, mean_std, paired_test, ratio_of_means
+from ..train import stage_count
+from .common import map_jobs, primary_endpoint, write_results
 
 
 def subsample(data: Dataset, n: int) -> Dataset:
@@ -117,38 +117,18 @@ def run_task(config: StudyConfig, task: Task, device: torch.device | str = "cpu"
     return fit
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)  # a worker process of this study: its thread count is ours to set
-
-
 def run_jobs(jobs: list[tuple[StudyConfig, Task]], *, workers: int = 1, device: torch.device | str = "cpu",
              bar: tqdm | None = None) -> list[Fit | None]:
     """:func:`run_task` for every (config, task) pair, in order, in this process
-    (``workers=1``) or in that many worker processes with one torch thread each. Every
-    fit seeds its own generators, so results do not depend on the order of completion."""
-    def advance(task: Task) -> None:
+    (``workers=1``) or in that many worker processes with one torch thread each
+    (:func:`featviz.studies.common.map_jobs`: the same numbers either way)."""
+    def advance(i: int, _: Fit | None) -> None:
         if bar is not None:
-            bar.set_description(task.describe())
+            bar.set_description(jobs[i][1].describe())
             bar.update(1)
 
-    if workers <= 1 or len(jobs) <= 1:
-        out = []
-        for config, task in jobs:
-            out.append(run_task(config, task, device))
-            advance(task)
-        return out
-    import concurrent.futures
-    import multiprocessing
-
-    results: list[Fit | None] = [None] * len(jobs)
-    # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(1,)) as pool:
-        futures = {pool.submit(run_task, config, task, str(device)): i for i, (config, task) in enumerate(jobs)}
-        for future in concurrent.futures.as_completed(futures):
-            results[futures[future]] = future.result()
-            advance(jobs[futures[future]][1])
-    return results
+    return map_jobs(run_task, [(config, task, str(device)) for config, task in jobs], workers=workers,
+                    local=lambda config, task, _: run_task(config, task, device), done=advance)
 
 
 def run_tasks(config: StudyConfig, tasks: list[Task], *, workers: int = 1, device: torch.device | str = "cpu",
@@ -358,8 +338,9 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
     extras["kernel"]["epochs"] = 0
     summary = {name: _learner_summary(fits[name], extras[name]) for name in LEARNERS}
     joint_seeds = summary["joint"]["rel_test_mse_seeds"]
-    ratios = {f"{name}/joint": summary[name]["rel_test_mse"] / max(summary["joint"]["rel_test_mse"], 1e-12)
-              for name in ("layerwise", "layerwise+joint", "shallow", "kernel")}
+    ratios_ci = {f"{name}/joint": ratio_of_means(summary[name]["rel_test_mse_seeds"], joint_seeds)
+                 for name in ("layerwise", "layerwise+joint", "shallow", "kernel")}
+    ratios = {key: ci["value"] for key, ci in ratios_ci.items()}
     ratios_seeds = {key: [a / max(b, 1e-12) for a, b in zip(summary[key.split("/")[0]]["rel_test_mse_seeds"],
                                                            joint_seeds)] for key in ratios}
     curves = {name: [{"seed": seed, "lr": chosen[name][seed], **fit.curve.to_dict()}
@@ -370,7 +351,9 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
                                       "schedule": "cosine per stage", "shallow_width": sw,
                                       "alignment": f"held-out: maps fitted on {config.align_samples} fresh points, "
                                                    f"scored on {config.align_samples} others"},
-        "summary": summary, "ratios": ratios, "ratios_seeds": ratios_seeds,
+        "primary": primary_endpoint("layerwise/joint relative test MSE (ratio of means, paired)",
+                                    ratios_ci["layerwise/joint"]),
+        "summary": summary, "ratios": ratios, "ratios_ci": ratios_ci, "ratios_seeds": ratios_seeds,
         "correction": correction(config, fits["layerwise+joint"]),
         "frozen_control": frozen_control(config, fits),
         "comparisons": comparisons(config, fits),
@@ -381,9 +364,6 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
         "width_sweep": _width_summary(config, width_sweep),
         "curves": curves,
     }
-    primary = results["comparisons"]["layerwise/joint"]
-    results["primary"] = {"name": "relative test MSE, layerwise / joint (ratio of seed means, paired bootstrap "
-                                  "over seeds)", **{k: primary[k] for k in ("value", "low", "high", "level")}}
     results["findings"] = findings(results)
     results["seconds"] = round(seconds, 2)
     return results
@@ -454,6 +434,13 @@ def _width_summary(config: StudyConfig, width_sweep: dict[int, list[Fit]]) -> di
     return out
 
 
+def _ci(results: dict[str, Any], key: str) -> str:
+    ci = (results.get("ratios_ci") or {}).get(key) or {}
+    if ci.get("low") is None or ci.get("high") is None:
+        return ""
+    return f", {100 * ci['level']:.0f}% CI [{ci['low']:.2f}, {ci['high']:.2f}]"
+
+
 def findings(results: dict[str, Any]) -> list[str]:
     """One measured sentence per claim of the study (printed by the CLI)."""
     s, r, c = results["summary"], results["ratios"], results["correction"]
@@ -464,7 +451,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         f"budget ({s['joint'].get('budget', 'total')}): optimizer steps " +
         ", ".join(f"{k} {v}" for k, v in steps.items()),
         f"joint vs layerwise: relative test MSE {s['joint']['rel_test_mse']:.4g} vs "
-        f"{s['layerwise']['rel_test_mse']:.4g} (layerwise/joint = {r['layerwise/joint']:.2f}x; per seed {per_seed}); "
+        f"{s['layerwise']['rel_test_mse']:.4g} (layerwise/joint = {r['layerwise/joint']:.2f}x{_ci(results, 'layerwise/joint')}; "
+        f"per seed {per_seed}); "
         f"layer-1 R² to / from the teacher {s['joint']['alignment']['r2_to_teacher'][0]:.3f} / "
         f"{s['joint']['alignment']['r2_from_teacher'][0]:.3f} vs "
         f"{s['layerwise']['alignment']['r2_to_teacher'][0]:.3f} / "
@@ -477,10 +465,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         f"{r['kernel/joint']:.1f}x (this kernel is capped below the target's degree: see `hierarchy scaling` "
         "for one that can express it)",
     ]
-    p, fc = results["primary"], results["frozen_control"]
+    fc = results["frozen_control"]
     fr, tests = fc["frozen_over_unfrozen"], fc["tests"]
-    lines.insert(1, f"primary endpoint, layerwise / joint relative test MSE (ratio of means): {p['value']:.2f}x, "
-                    f"paired 95 % CI [{p['low']:.2f}, {p['high']:.2f}]")
     lines.append(f"frozen-layer-1 control of the joint stage: relative test MSE {fc['rel_test_mse_frozen']:.4g} frozen "
                  f"vs {fc['rel_test_mse_unfrozen']:.4g} unfrozen (frozen / unfrozen {fr['value']:.2f}x, paired 95 % CI "
                  f"[{fr['low']:.2f}, {fr['high']:.2f}]; unfrozen lower in {tests['positive']} of {tests['n']} seeds)")
@@ -504,5 +490,10 @@ def write_study(results: dict[str, Any], out: str | Path, plots=write_plots) -> 
     return write_results(results, out, plots)
 
 
-__all__ = ["FORMAT", "PRESETS", "StudyConfig", "Task", "assemble", "choose_lr", "findings", "lr_edge_warnings",
-           "preset", "run_jobs", "run_study", "run_task", "run_tasks", "write_study"]
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+run = run_study
+write = write_study
+
+__all__ = ["FORMAT", "PRESETS", "Config", "StudyConfig", "Task", "assemble", "choose_lr", "findings", "lr_edge_warnings",
+           "preset", "run", "run_jobs", "run_study", "run_task", "run_tasks", "write", "write_study"]

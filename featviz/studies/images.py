@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -45,14 +45,16 @@ from tqdm.auto import tqdm
 from ..data import Dataset, load_dataset
 from ..devices import generator, seeded
 from ..errors import FeatvizError
-from ..fileio import atomic_directory, atomic_write_json, save_png
+from ..fileio import atomic_directory, atomic_write_json, read_json, save_png
+from ..hierarchy.metrics import feature_r2, linear_cka
 from ..modes import restored_modes
 from ..nets import QuadraticDenseConvNet
 from ..nets.conv_teacher import ConvTeacher
 from ..stats import mean_std
-from ..train import TrainConfig, evaluate, train_model
-from ..hierarchy.metrics import feature_r2, linear_cka
+from ..train import evaluate, split_budget, stage_count
+from .common import map_jobs, primary_endpoint, ratio, spread, train_stages
 
+FORMAT = "featviz-image-study/1"
 LARGE_DATASET_CAP = (6000, 2000)  # train / test images used from mnist, fashion-mnist, cifar10 by default
 
 
@@ -102,9 +104,9 @@ class ImageStudyConfig:
 
     Budgets: a layerwise stage gets ``stage_epochs`` (S) in ``layerwise+joint`` and the
     joint stage S more, 4·S in all for a 3-block net; ``joint`` gets 4·S epochs and the
-    ``layerwise`` learner 4·S/3 per stage, so all three take the same number of optimizer
-    steps (S must be a multiple of 3 for depth 3). ``class_stage_epochs`` is the same for
-    the classification control.
+    ``layerwise`` learner splits 4·S over its 3 stages (:func:`featviz.train.split_budget`),
+    so all three take the same number of optimizer steps. ``class_stage_epochs`` is the
+    same for the classification control.
     """
 
     dataset: str = "digits"
@@ -135,9 +137,8 @@ class ImageStudyConfig:
         if depth < 2:
             raise FeatvizError("the image study needs a learner of at least 2 blocks")
         for name, epochs in (("stage_epochs", self.stage_epochs), ("class_stage_epochs", self.class_stage_epochs)):
-            if epochs < 1 or (epochs * (depth + 1)) % depth:
-                raise FeatvizError(f"{name} {epochs} does not split into equal budgets",
-                                   f"use a positive multiple of {depth // math.gcd(depth, depth + 1)}")
+            if epochs < 1:
+                raise FeatvizError(f"{name} must be >= 1, got {epochs}")
         if not 0 < self.alpha < 1:
             raise FeatvizError(f"--alpha must be in (0, 1), got {self.alpha}")
         if self.k < 1 or min(self.widths) < 1 or self.shifted_copies < 0 or self.max_shift < 0:
@@ -152,7 +153,7 @@ class ImageStudyConfig:
         return asdict(self)
 
 
-IMAGE_PRESETS: dict[str, dict[str, Any]] = {
+_PRESET_CHANGES: dict[str, dict[str, Any]] = {
     "default": {},
     # the demo's stage: one seed, the digits without shifted copies, short schedules and renders
     "demo": {"seeds": (0,), "stage_epochs": 3, "class_stage_epochs": 3, "shifted_copies": 0, "render_steps": 64,
@@ -163,12 +164,15 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PRESETS: Mapping[str, ImageStudyConfig] = MappingProxyType(
+    {name: ImageStudyConfig(**changes) for name, changes in _PRESET_CHANGES.items()})
+
+
 def image_study_preset(name: str = "default", **overrides: Any) -> ImageStudyConfig:
     """A named configuration with ``overrides`` (``None`` values are ignored)."""
-    if name not in IMAGE_PRESETS:
-        raise FeatvizError(f"unknown preset {name!r}", f"use one of {', '.join(IMAGE_PRESETS)}")
-    values = {**IMAGE_PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    config = replace(ImageStudyConfig(), **values)
+    if name not in PRESETS:
+        raise FeatvizError(f"unknown preset {name!r}", f"use one of {', '.join(PRESETS)}")
+    config = replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
     config.validate()
     return config
 
@@ -242,10 +246,10 @@ def make_learner(data: Dataset, widths: Sequence[int], seed: int, outputs: int,
 
 
 def budgets(stage_epochs: int, depth: int) -> dict[str, list[int]]:
-    """Epochs per stage of each schedule, all with the same total (``(depth + 1)·stage_epochs``)."""
+    """Epochs per stage of each schedule, all with the same total (``(depth + 1)·stage_epochs``),
+    split by :func:`featviz.train.split_budget`."""
     total = (depth + 1) * stage_epochs
-    return {"joint": [total], "layerwise": [total // depth] * depth,
-            "layerwise+joint": [stage_epochs] * depth + [stage_epochs]}
+    return {mode: list(split_budget(total, stage_count(mode, depth))) for mode in ("joint", "layerwise", "layerwise+joint")}
 
 
 def total_steps(epochs: Sequence[int], n_train: int, batch_size: int) -> int:
@@ -265,11 +269,11 @@ def _batch_size(data: Dataset, config: ImageStudyConfig) -> int:
     return config.batch_size if data.task == "regression" else config.class_batch_size
 
 
-def _train(model: nn.Module, data: Dataset, mode: str, epochs: int, config: ImageStudyConfig, seed: int,
-           device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
-    cfg = TrainConfig(mode=mode, epochs=epochs, lr=config.lr, batch_size=_batch_size(data, config), seed=seed,
-                      freeze=freeze)
-    return train_model(model, data, cfg, device=device, progress=False).metrics
+def _train(model: nn.Module, data: Dataset, mode: str, epochs: int | Sequence[int], config: ImageStudyConfig,
+           seed: int, device, freeze: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Train ``model`` for ``epochs`` per stage (one number for every stage, or one per stage)."""
+    return train_stages(model, data, mode, epochs, seed=seed, device=device, lr=config.lr,
+                        batch_size=_batch_size(data, config), freeze=freeze).metrics
 
 
 def _metric(model: nn.Module, data: Dataset) -> float:
@@ -298,7 +302,7 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
     run.models["joint"] = joint.cpu()
     if with_layerwise:
         layerwise = make_learner(data, config.widths, seed, outputs)
-        _train(layerwise, data, "layerwise", plan["layerwise"][0], config, seed, device)
+        _train(layerwise, data, "layerwise", plan["layerwise"], config, seed, device)
         run.models["layerwise"] = layerwise.cpu()
     if config.conv_heads:  # the layerwise stages again, each block read out through a conv head
         conv = make_learner(data, config.widths, seed, outputs, head="conv")
@@ -308,17 +312,10 @@ def run_control(data: Dataset, config: ImageStudyConfig, stage_epochs: int, seed
     return run
 
 
-def spread(values: Sequence[float]) -> dict[str, Any]:
-    """``mean``, ``std`` (sample, 0 for one seed), ``min``, ``max`` and the ``per_seed`` values."""
-    values = [float(v) for v in values]
-    mean, std = mean_std(values)
-    return {"mean": mean, "std": std, "min": min(values), "max": max(values), "per_seed": values}
-
-
 def _blockwise(runs: list[list[float]]) -> tuple[list[float], list[float]]:
     """Mean and std over seeds of per-block lists."""
-    cols = list(zip(*runs))
-    return [statistics.fmean(c) for c in cols], [statistics.stdev(c) if len(c) > 1 else 0.0 for c in cols]
+    stats = [mean_std(c) for c in zip(*runs)]
+    return [s[0] for s in stats], [s[1] for s in stats]
 
 
 def _movement(before: nn.Module, after: nn.Module, x: torch.Tensor) -> list[float]:
@@ -380,19 +377,10 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
     teacher_runs: list[ControlRun] = []
     class_runs: list[ControlRun] = []
     bar = tqdm(total=len(config.seeds), desc="image study", unit="seed", disable=not progress, leave=False)
-    if workers > 1 and len(config.seeds) > 1:
-        import concurrent.futures
-        import multiprocessing
-
-        # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(config.seeds)),
-                                                    mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_seed_runs, config, seed, "cpu") for seed in config.seeds]
-            pairs = [f.result() for f in futures]
-    else:
-        pairs = (_seed_runs(config, seed, device, tasks) for seed in config.seeds)
+    pairs = map_jobs(_seed_runs, [(config, seed, "cpu") for seed in config.seeds], workers=workers,
+                     local=lambda config, seed, _: _seed_runs(config, seed, device, tasks),
+                     done=lambda *_: bar.update())
     for seed, (teacher_run, class_run) in zip(config.seeds, pairs):
-        bar.update()
         teacher_runs.append(teacher_run)
         class_runs.append(class_run)
         if log:
@@ -421,7 +409,7 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
         summary[learner] = {"rel_test_mse": spread(values)["mean"], "rel_test_mse_std": spread(values)["std"],
                             "rel_test_mse_per_seed": values, "epochs": epochs,
                             "total_steps": total_steps(epochs, len(reg.x_train), config.batch_size)}
-    ratio = spread([r.metrics["layerwise"] / max(r.metrics["joint"], 1e-12) for r in teacher_runs])
+    layerwise_over_joint = ratio([r.metrics["layerwise"] for r in teacher_runs], [r.metrics["joint"] for r in teacher_runs])
     before, after = aligned["layerwise (before the joint stage)"], aligned["layerwise+joint"]
     correction = {}
     for metric in ("r2_to_teacher", "cka"):
@@ -430,14 +418,17 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
         correction[metric] = {f"block{l + 1}": spread([g[l] for g in gains]) for l in range(depth)}
     shares = teacher.contributions(reg.x_test).var(0)
     results: dict[str, Any] = {
+        "format": FORMAT,
         "config": config.to_dict(),
+        "primary": primary_endpoint("layerwise/joint relative test MSE on the teacher task (ratio of means, paired)",
+                                    layerwise_over_joint),
         "teacher": {
             "config": {k: v for k, v in teacher.config.items() if k not in ("input_mean", "input_std")},
             "variance_share": [float(v) for v in shares / shares.sum()],
             "data": reg.info | {"normalization": None},
             "summary": summary,
             "alignment": aligned,
-            "ratio": {"layerwise/joint": ratio},
+            "ratio": {"layerwise/joint": layerwise_over_joint},
             "correction": correction,
             "features": "per position: (N·H·W, C) rows on held-out images, "
                         "fit on the first half, scored on the second",
@@ -459,7 +450,7 @@ def run_image_study(config: ImageStudyConfig, *, device="cpu", progress: bool = 
 def match_teacher_units(teacher: ConvTeacher, learners: dict[str, nn.Module], x: torch.Tensor) -> list[dict]:
     """For every teacher unit, the one-to-one matched unit of each learner's same block
     (Hungarian matching on the per-position correlation over images ``x``)."""
-    from ..report.matching import match_units
+    from ..vis.matching import match_units
 
     tfeats = block_features(teacher, x)
     lfeats = {name: block_features(m, x) for name, m in learners.items()}
@@ -522,8 +513,6 @@ def attach_purification(results: dict[str, Any], purify_dir: str | Path) -> dict
     """Put the ``purification`` section of a ``featviz purify`` folder into the image study's
     ``results`` (the two studies share the digits and the conv net family; see docs/formats.md),
     with ``purification_source`` naming where it came from. Returns ``results``."""
-    from ..report.results import read_json
-
     folder = Path(purify_dir)
     data = read_json(folder / "results.json", "results.json of featviz purify")
     if not isinstance(data.get("purification"), dict):
@@ -532,3 +521,9 @@ def attach_purification(results: dict[str, Any], purify_dir: str | Path) -> dict
     results["purification_source"] = {"folder": folder.name, "config": data.get("config"),
                                       "seeds": [s.get("seed") for s in data.get("per_seed", [])]}
     return results
+
+
+# the surface every study module has (docs/studies.md)
+Config = ImageStudyConfig
+run = run_image_study
+write = write_image_study

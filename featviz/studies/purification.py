@@ -24,7 +24,7 @@ the only difference is the adversarial examples. Everything is repeated over see
 reported as mean ± std of the per-seed medians.
 
     from featviz.studies import purification
-    results = purification.run("out/", seeds=3)
+    results = purification.run(purification.PRESETS["full"], seeds=3, out="out/")
     results["purification"]["hf_ratio"]["adversarial"]["block2"]["mean"]
 """
 
@@ -43,9 +43,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..errors import FeatvizError
-from ..stats import mean_std, median
+from ..stats import median
+from .common import primary_endpoint, ratio, spread, train_stages
 
 MODELS = ("clean", "adversarial", "clean_scratch")
+FORMAT = "featviz-purification/1"
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
 TARGET_RATIO = 0.7
 
@@ -107,21 +109,10 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
     return conv.weight
 
 
-# ------------------------------------------------------------------ statistics
-
-def spread(per_seed: list[float | None]) -> dict[str, Any]:
-    """``{"mean", "std", "per_seed"}`` over seeds (std 0 for one seed; None-safe)."""
-    mean, std = mean_std(per_seed)
-    return {"mean": mean, "std": std, "per_seed": per_seed}
-
-
 # ------------------------------------------------------------------ one seed
 
 def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None) -> dict[str, Any]:
-    from ..train import TrainConfig, train_model
-
-    cfg = TrainConfig(mode="joint", epochs=epochs, seed=seed)
-    result = train_model(model, data, cfg, device=device, adversary=adversary, progress=False)
+    result = train_stages(model, data, "joint", epochs, seed=seed, device=device, adversary=adversary)
     return {"epochs": epochs, "test_accuracy": result.metrics.get("test_accuracy"),
             "seconds": round(result.seconds, 2)}
 
@@ -143,9 +134,9 @@ def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tupl
     from ..attacks.training import training_adversary
     from ..recipes import TrainSpec, build_for
 
-    if cfg.epochs < 2:
-        raise FeatvizError(f"the study needs at least 2 epochs (half clean, half fine-tuning), got {cfg.epochs}")
-    half = cfg.epochs // 2
+    from ..train import split_budget
+
+    half, rest = split_budget(cfg.epochs, 2)  # the parent's clean epochs, then the fine-tuning
     spec = TrainSpec(dataset=cfg.dataset, width=cfg.width, seed=seed, image_size=cfg.image_size)
     init = build_for(data, spec)
     records: dict[str, Any] = {}
@@ -153,10 +144,10 @@ def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tupl
     records["parent"] = _train(parent, data, half, seed, device)
     models = {"init": init, "parent": parent}
     clean = copy.deepcopy(parent)
-    records["clean"] = _train(clean, data, cfg.epochs - half, seed, device)
+    records["clean"] = _train(clean, data, rest, seed, device)
     adversarial = copy.deepcopy(parent)
     adversary = training_adversary({"attack": "pgd", "eps": cfg.eps, "steps": cfg.adv_steps}, seed=seed)
-    records["adversarial"] = _train(adversarial, data, cfg.epochs - half, seed, device, adversary)
+    records["adversarial"] = _train(adversarial, data, rest, seed, device, adversary)
     scratch = copy.deepcopy(init)
     records["clean_scratch"] = _train(scratch, data, cfg.epochs, seed, device)
     models.update(clean=clean, adversarial=adversarial, clean_scratch=scratch)
@@ -227,13 +218,8 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
           for name in MODELS}
     hf_conv = {name: {b: spread([s["images"][name][b]["median_hf_ratio_converged"] for s in seeds_out])
                       for b in blocks} for name in MODELS}
-    ratio = {}
-    for b in blocks:
-        per_seed = []
-        for s in seeds_out:
-            c, a = s["images"]["clean"][b]["median_hf_ratio"], s["images"]["adversarial"][b]["median_hf_ratio"]
-            per_seed.append(a / c if c and a is not None else None)
-        ratio[b] = spread(per_seed)
+    adv_over_clean = {b: ratio([s["images"]["adversarial"][b]["median_hf_ratio"] for s in seeds_out],
+                               [s["images"]["clean"][b]["median_hf_ratio"] for s in seeds_out]) for b in blocks}
     converged = {name: {b: sum(s["images"][name][b]["n_converged"] for s in seeds_out) /
                         max(1, sum(s["images"][name][b]["n"] for s in seeds_out)) for b in blocks}
                  for name in MODELS}
@@ -245,7 +231,7 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
     return {
         "hf_ratio": {**hf, "data": baseline.get("hf_ratio")},
         "hf_ratio_converged_only": hf_conv,
-        "adv_over_clean": ratio,
+        "adv_over_clean": adv_over_clean,
         "residual_ratio": residual,
         "residual_ratio_scratch": {b: spread([median(s["weights"][b]["residual_ratio_scratch"])
                                               for s in seeds_out]) for b in weight_blocks},
@@ -253,7 +239,8 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
         "converged_fraction": converged,
         "accuracy": accuracy,
         "target": {"adv_over_clean_at_most": TARGET_RATIO,
-                   "met": {b: ratio[b]["mean"] is not None and ratio[b]["mean"] <= TARGET_RATIO for b in blocks}},
+                   "met": {b: adv_over_clean[b]["value"] is not None and adv_over_clean[b]["value"] <= TARGET_RATIO
+                           for b in blocks}},
         "budget": (f"every model {cfg.epochs} epochs: parent {cfg.epochs // 2} clean; clean = parent + "
                    f"{cfg.epochs - cfg.epochs // 2} clean; adversarial = parent + {cfg.epochs - cfg.epochs // 2} "
                    f"PGD-{cfg.adv_steps} (eps {cfg.eps}); clean_scratch = {cfg.epochs} clean from the same init"),
@@ -261,12 +248,14 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
     }
 
 
-def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, device: str = "cpu",
-        progress: bool = True, config: PurificationConfig | None = None, first_seed: int = 0) -> dict[str, Any]:
-    """Run the study for ``seeds`` seeds and (if ``out_dir``) write ``results.json``,
-    ``hf_ratio.png``, ``residual.png`` and a few renders there. Returns the results;
-    ``results["purification"]`` is self-contained (hf_ratio per model and block with
-    the data's value, residual ratios per block, cosines, accuracies, the target)."""
+def run(config: PurificationConfig | None = None, *, seeds: int = 3, first_seed: int = 0,
+        out: str | Path | None = None, quick: bool = False, device: str = "cpu",
+        progress: bool = True) -> dict[str, Any]:
+    """Run the study (``config``, else the ``quick`` or ``full`` preset) for ``seeds``
+    seeds from ``first_seed`` and return the results (the renders of the first seed ride
+    along under ``_renders`` for :func:`write`, which ``out`` calls). ``results["purification"]``
+    is self-contained (hf_ratio per model and block with the data's value, residual ratios
+    per block, cosines, accuracies, the target)."""
     from ..data import load_dataset
 
     if seeds < 1:
@@ -288,11 +277,9 @@ def run(out_dir: str | Path | None, *, seeds: int = 3, quick: bool = False, devi
             images.pop("renders")
         seeds_out.append({"seed": seed, "training": training, "weights": weights,
                           "images": images["models"], "baseline": images["baseline"]})
-    baseline = seeds_out[0]["baseline"]
-    results = {"purification": _summarize(cfg, seeds_out, baseline), "config": asdict(cfg),
-               "baseline": baseline, "per_seed": seeds_out, "seconds": round(time.perf_counter() - start, 1)}
-    if out_dir is not None:
-        write_results(results, renders, out_dir)
+    results = _results(cfg, seeds_out, time.perf_counter() - start) | {"_renders": renders}
+    if out is not None:
+        write(results, out)
     return results
 
 
@@ -307,23 +294,34 @@ def combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if len({s["seed"] for s in seeds_out}) != len(seeds_out):
         raise FeatvizError("the runs to combine share a seed")
     cfg = PurificationConfig(**{**parts[0]["config"], "blocks": tuple(parts[0]["config"]["blocks"])})
+    return _results(cfg, seeds_out, sum(p["seconds"] for p in parts))
+
+
+def _results(cfg: PurificationConfig, seeds_out: list[dict], seconds: float) -> dict[str, Any]:
+    """The ``results.json`` dict from the per-seed records."""
     baseline = seeds_out[0]["baseline"]
-    return {"purification": _summarize(cfg, seeds_out, baseline), "config": parts[0]["config"], "baseline": baseline,
-            "per_seed": seeds_out, "seconds": round(sum(p["seconds"] for p in parts), 1)}
+    summary = _summarize(cfg, seeds_out, baseline)
+    last = f"block{cfg.blocks[-1]}"
+    return {"format": FORMAT, "headline_eps": [cfg.eps],
+            "primary": primary_endpoint(f"adversarial / clean median hf_ratio of {last} renders "
+                                        "(ratio of means, paired)", summary["adv_over_clean"][last]),
+            "purification": summary, "config": asdict(cfg), "baseline": baseline, "per_seed": seeds_out,
+            "seconds": round(seconds, 1)}
 
 
-def write_results(results: dict[str, Any], renders: dict | None, out_dir: str | Path) -> Path:
-    """results.json, the two plots and the first seed's renders (block grids per model), atomically."""
+def write(results: dict[str, Any], out: str | Path) -> Path:
+    """``results.json``, the two plots and the first seed's renders (block grids per model,
+    when the results carry them), atomically."""
     from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json
 
-    out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
-        atomic_write_json(tmp / "results.json", results)
+    out = Path(out)
+    with atomic_directory(out) as tmp:
+        atomic_write_json(tmp / "results.json", {k: v for k, v in results.items() if not k.startswith("_")})
         atomic_write_bytes(tmp / "hf_ratio.png", hf_plot(results))
         atomic_write_bytes(tmp / "residual.png", residual_plot(results))
-        if renders:
-            atomic_write_bytes(tmp / "renders.png", renders_png(renders))
-    return out_dir
+        if results.get("_renders"):
+            atomic_write_bytes(tmp / "renders.png", renders_png(results["_renders"]))
+    return out
 
 
 def _figure(w: float, h: float):
@@ -405,5 +403,7 @@ def renders_png(renders: dict, units: int = 8) -> bytes:
     return _png(fig)
 
 
-__all__ = ["MODELS", "PRESETS", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines", "decompose",
-           "combine", "measure_images", "measure_weights", "run", "spread", "train_models", "write_results"]
+Config = PurificationConfig
+
+__all__ = ["FORMAT", "MODELS", "PRESETS", "Config", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines",
+           "decompose", "combine", "measure_images", "measure_weights", "run", "train_models", "write"]

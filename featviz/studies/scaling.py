@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -24,10 +26,10 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DivergenceError, SpecError
-from ..hierarchy.stats import bootstrap, crossing, mean_std, slope_of_mean
-from ..stats import fit_exponent, threshold
-from .hierarchy import Task, choose_lr, run_jobs
 from ..hierarchy.targets import StudyConfig
+from ..stats import bootstrap, fit_exponent, loglog_slope, mean_std, slope_of_mean, threshold
+from .common import primary_endpoint, write_results
+from .hierarchy import Task, choose_lr, run_jobs
 
 FORMAT = "featviz-hierarchy-scaling/1"
 LEARNERS = ("deep", "kernel")
@@ -109,23 +111,20 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     """The results dict from the (seeds, dims, sizes) error arrays of each learner."""
     level = float(config.extra.get("target_error", 0.01))
 
-    def n_star(rows: np.ndarray) -> list[float]:  # rows: (seeds, dims, sizes) -> n* per d of the seed mean
-        mean = rows.mean(0)
-        return [crossing(sizes, mean[i], level) for i in range(len(dims))]
+    def thresholds(curves: np.ndarray) -> list[dict[str, Any]]:  # (dims, sizes) -> n* per d, censored or not
+        return [threshold(sizes, curves[i], level) for i in range(len(dims))]
 
     per_learner: dict[str, Any] = {}
-    exponents, n_exponents = {}, {}
+    exponents, n_exponents, per_seed = {}, {}, {}
     for name, arr in errors.items():
-        # n* as an interval: bracketed by the measured sizes, open-ended where censored
-        intervals = [threshold(sizes, arr.mean(0)[i], level) for i in range(len(dims))]
-        per_seed = [[threshold(sizes, arr[k, i], level) for i in range(len(dims))] for k in range(len(arr))]
+        at_mean = thresholds(arr.mean(0))
+        per_seed[name] = [thresholds(rows) for rows in arr]
         per_learner[name] = {
-            "rel_test_mse": arr.mean(0).tolist(), "rel_test_mse_std": arr.std(0).tolist(),
-            "rel_test_mse_seeds": arr.tolist(), "n_star": n_star(arr), "n_star_interval": intervals,
+            "rel_test_mse": arr.mean(0).tolist(),
+            "rel_test_mse_std": (arr.std(0, ddof=1) if len(arr) > 1 else np.zeros(arr.shape[1:])).tolist(),
+            "rel_test_mse_seeds": arr.tolist(), "n_star": [t["value"] for t in at_mean], "n_star_interval": at_mean,
         }
-        # the d-exponent from uncensored thresholds only (a d is used where every seed crosses
-        # inside the measured sizes); no number when fewer than two d remain
-        exponents[name] = {**fit_exponent(dims, per_seed, seed=config.seed), "draws": 2000}
+        exponents[name] = fit_exponent(dims, per_seed[name])
         n_exponents[name] = {f"{d}": bootstrap(arr[:, i, :], slope_of_mean(sizes)) for i, d in enumerate(dims)}
     kernel_last = float(errors["kernel"][:, 0, -1].mean())
     ratio = kernel_last / max(floor_err, 1e-300)
@@ -140,6 +139,7 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "d": list(dims), "n": list(sizes), "target_error": level,
         "learners": per_learner, "deep_lr": chosen,
         "exponents": exponents, "n_exponents": n_exponents,
+        "primary": _primary(exponent_gap(dims, per_seed["kernel"], per_seed["deep"])),
         "kernel_features": kernel_features(dims, sizes, 2 ** config.depth),
         "kernel_floor": {"d": dims[0], "n": floor_n, "rel_test_mse": floor_err,
                          "at_largest_n": kernel_last, "ratio": ratio, "reached": reached,
@@ -148,10 +148,9 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
     }
     e, kf = results["exponents"], results["kernel_floor"]
     results["findings"] = [
-        f"n* (relative test MSE {level:g}) vs d, exponent from uncensored n* only: deep {_fmt_exp(e['deep'])}, "
-        f"kernel {_fmt_exp(e['kernel'])}",
-        "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v, sizes)
-                                                     for d, v in zip(dims, per_learner[name]["n_star"]))
+        f"n* (relative test MSE {level:g}) vs d: fitted exponent deep {_fmt(e['deep'])}, kernel {_fmt(e['kernel'])}",
+        "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v)
+                                                     for d, v in zip(dims, per_learner[name]["n_star_interval"]))
                                  for name in LEARNERS),
         "exact-kernel regime: " + results["kernel_features"]["note"],
         f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor "
@@ -164,35 +163,76 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
 
 def kernel_features(dims: tuple[int, ...], sizes: tuple[int, ...], degree: int = 4) -> dict[str, Any]:
     """How far the exact kernel's regime reaches: its C(d + p, p) monomial features per d, and the
-    smallest d whose feature count passes the largest n (where the exact kernel is
-    under-determined at every measured n), with the memory its Gram matrix would take."""
+    smallest d whose feature count passes the largest n (below it the exact kernel is
+    over-determined at the largest n), with what its Gram matrix would cost there."""
     counts = {f"{d}": math.comb(d + degree, degree) for d in dims}
     d_past = next(d for d in range(1, 10_000) if math.comb(d + degree, degree) > max(sizes))
     features = math.comb(d_past + degree, degree)
-    return {"degree": degree, "features": counts, "largest_n": max(sizes),
-            "covered": max(counts.values()) > max(sizes),
+    covered = max(counts.values()) > max(sizes)
+    return {"degree": degree, "features": counts, "largest_n": max(sizes), "covered": covered,
             "d_past_largest_n": d_past, "features_there": features,
             "gram_gib_there": round(features ** 2 * 8 / 2 ** 30, 2),
-            "note": (f"the measured d reach C(d+{degree},{degree}) = {max(counts.values())} monomials, below the "
+            "note": "the largest d passes the largest n" if covered else
+                    (f"the measured d reach C(d+{degree},{degree}) = {max(counts.values())} monomials, below the "
                      f"largest n = {max(sizes)}; passing it needs d = {d_past} ({features} features: a "
                      f"{features ** 2 * 8 / 2 ** 30:.1f} GiB float64 Gram matrix and a ~{features ** 3 / 3:.1e}-flop "
-                     "solve per ridge and seed)") if max(counts.values()) <= max(sizes) else
-                    "the largest d passes the largest n"}
+                     "solve per ridge and seed)")}
 
 
-def _n_text(d: int, n_star: float, sizes: tuple[int, ...]) -> str:
-    """n* as text; at the smallest n it is only a bound (the curve started below the level)."""
-    if not np.isfinite(n_star):
-        return f"d={d}: >{sizes[-1]}"
-    return f"d={d}: <={n_star:.0f}" if n_star <= sizes[0] else f"d={d}: {n_star:.0f}"
+def _primary(gap: dict[str, Any]) -> dict[str, Any]:
+    return primary_endpoint("d-exponent of n*: kernel minus deep learner (paired over seeds)", gap) | {
+        "used": gap["used"]}
 
 
-def _fmt_exp(e: dict[str, Any]) -> str:
-    if e.get("value") is None:
-        return f"none ({e.get('reason')}; censored at d = {e.get('censored')})"
-    interval = f" [{e['low']:.2f}, {e['high']:.2f}]" if e.get("low") is not None else ""
-    return f"{e['value']:.2f}{interval} from d = {e['used']} (censored: {e['censored']})"
+def exponent_gap(dims: tuple[int, ...], kernel: list[list[dict]], deep: list[list[dict]], *,
+                 level: float = 0.9, seed: int = 0) -> dict[str, Any]:
+    """The kernel's d-exponent of n* minus the deep learner's, fitted (as
+    :func:`featviz.stats.fit_exponent` does) on the d where every seed of both learners has
+    an uncensored n*, with a bootstrap interval resampling the seeds jointly (the two
+    learners see the same teacher and data on a seed)."""
+    both = [j for j in range(len(dims)) if all(row[j]["censored"] is None for row in kernel + deep)]
+    out: dict[str, Any] = {"value": None, "low": None, "high": None, "level": level,
+                           "used": [dims[j] for j in both]}
+    if len(both) < 2:
+        out["reason"] = f"{len(both)} d with an uncensored n* for both learners; a gap needs at least 2"
+        return out
+    logs = np.log([[[row[j]["value"] for j in both] for row in learner] for learner in (kernel, deep)])
+    d_used = [dims[j] for j in both]
+
+    def gap(rows: np.ndarray) -> float:  # rows: (seeds, 2, d) log n*
+        mean = np.exp(np.asarray(rows).mean(0))
+        return loglog_slope(d_used, mean[0]) - loglog_slope(d_used, mean[1])
+
+    res = bootstrap(np.transpose(logs, (1, 0, 2)), gap, level=level, seed=seed)
+    out.update({k: (float(res[k]) if np.isfinite(res[k]) else None) for k in ("value", "low", "high")})
+    return out
 
 
-def _fmt(s: dict[str, float]) -> str:
+def _n_text(d: int, t: dict[str, Any]) -> str:
+    """n* as text: a number with the measured sizes around it, or a bound where censored."""
+    if t["censored"] == "right":
+        return f"d={d}: >{t['low']:.0f}"
+    if t["censored"] == "left":
+        return f"d={d}: <={t['high']:.0f}"
+    return f"d={d}: {t['value']:.0f} (in [{t['low']:.0f}, {t['high']:.0f}])"
+
+
+def _fmt(s: dict[str, Any]) -> str:
+    if s.get("value") is None:
+        return f"not fitted ({s.get('reason') or 'no value'})"
+    if s.get("low") is None or s.get("high") is None:
+        return f"{s['value']:.2f}"
     return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+
+
+# the surface every study module has (docs/studies.md)
+Config = StudyConfig
+PRESETS: Mapping[str, StudyConfig] = MappingProxyType({"default": scaling_config()})
+run = run_scaling
+
+
+def write(results: dict[str, Any], out: str | Path) -> list[str]:
+    """Write ``results.json`` and the figures into folder ``out`` atomically; returns the file names."""
+    from ..hierarchy.plots import write_scaling_plots
+
+    return write_results(results, out, write_scaling_plots)

@@ -1,6 +1,6 @@
 """Attacks by name, as the command line and the training recipes ask for them.
 
-The names, defaults and factories live in :mod:`featviz.attacks.names` (importable without
+The names, defaults and factories live in :mod:`featviz.attacks.specs` (importable without
 torch); this module builds the attack objects.
 """
 
@@ -10,14 +10,14 @@ import importlib
 
 from ..errors import SpecError
 from .core import Attack
-from .names import ATTACKS, DEFAULT_SWEEP, REGISTRY, names_hint
+from .specs import ATTACKS, DEFAULT_SWEEP, REGISTRY, names_hint
 
 __all__ = ["ATTACKS", "DEFAULT_SWEEP", "make_attack"]
 
 
 def make_attack(name: str, *, steps: int | None = None, restarts: int = 1, step_size: float | None = None,
                 loss: str = "ce", random_start: bool | None = None) -> Attack:
-    """Build an attack by name with its registered defaults (see ``featviz.attacks.names``).
+    """Build an attack by name with its registered defaults (see ``featviz.attacks.specs``).
 
     ``steps`` is the attack's budget (gradient steps, or queries for Square); ``restarts``,
     ``step_size``, ``loss`` and ``random_start`` apply to the attacks that list them.

@@ -6,7 +6,7 @@ on every data example, units are compared by Pearson correlation over the exampl
 and a one-to-one assignment maximizing the total correlation (Hungarian algorithm)
 pairs them up. The gallery command computes the matches (it has the models and the data)
 and writes them to ``matches.json`` (format ``MATCHES_FORMAT``, see
-:func:`featviz.report.build.compute_matches`); the pages only read that file.
+:func:`featviz.gallery.compute_matches`); the pages only read that file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The attack registry: every attack featviz knows, by name, with its defaults.
+"""The attack specs: every attack featviz knows, by name, with its defaults (``AttackSpec``).
 
 This module imports nothing heavy (no torch), so the command line can offer the names,
 their help and the adversarial-training defaults without loading the library. Each

@@ -1,8 +1,8 @@
 """The gallery command's pipeline: first produce what the pages need from models and data
 (unit renders for checkpoints given none, unit matches across models) as result files,
-then write the pages, which only read result folders (:mod:`featviz.report.gallery`).
+then write the pages, which only read result folders (:mod:`featviz.report`).
 
-    from featviz.report import build_gallery
+    from featviz.gallery import build_gallery
     build_gallery(["models/digits-joint", "models/digits-layerwise"], "gallery",
                   attacks="runs/attack", hierarchy="runs/hierarchy")
 """
@@ -14,16 +14,47 @@ from typing import Any, Sequence
 
 import torch
 
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..errors import DataError
-from ..fileio import atomic_directory, atomic_write_json
-from ..text import slug
-from .studies import read_studies
-from .gallery import write_gallery
-from .matching import MATCHES_FORMAT, match_units, unit_activations
-from .results import read_attacks, read_hierarchy
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import DataError
+from .fileio import atomic_directory, atomic_write_json
+from .report import read_attacks, read_hierarchy, read_studies, write_gallery
+from .text import slug
+from .vis.matching import MATCHES_FORMAT, match_units, unit_activations
 
 MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
+GALLERY_REGS = ("none", "standard")  # the contrast every layer page shows: noise vs image
+
+
+def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] | None = None,
+                   regs: Sequence[str] = GALLERY_REGS, steps: int = 256, top_k: int = 5,
+                   data_limit: int | None = None, data_root: str | Path | None = None, seed: int = 0,
+                   device: torch.device | str = "cpu", progress: bool = True) -> Path:
+    """Render every unit of ``layers`` (default: all) of a checkpoint under each setting
+    in ``regs`` as one batch per layer, rank the top-``top_k`` training images per unit
+    (the first ``data_limit`` images; all by default), and write PNGs and
+    ``metrics.json`` (the ``featviz maximize`` format) into the folder ``out``.
+
+    When the checkpoint's dataset cannot be loaded here, the images are rendered
+    without dataset examples. Returns ``out``.
+    """
+    from .data import load_dataset
+    from .vis.maximize import maximize, save_maximization
+
+    info = ckpt.card.get("dataset", {})
+    try:
+        examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
+                                recorded_root=info.get("data_root")).x_train[:data_limit]
+    except DataError:
+        examples = None
+    names = list(layers) if layers else [str(layer["name"]) for layer in ckpt.card.get("layers", [])]
+    model = ckpt.model.to(device)
+    try:
+        result = maximize(model, [f"{name}:*" for name in names], list(regs), steps=steps, seed=seed, device=device,
+                          dataset=examples, top_k=top_k if examples is not None else 0, progress=progress)
+        save_maximization(result, out, grid=False)
+    finally:
+        model.cpu()
+    return Path(out)
 
 
 def is_image_model(ckpt: Checkpoint) -> bool:
@@ -33,7 +64,7 @@ def is_image_model(ckpt: Checkpoint) -> bool:
 
 def _match_data(dataset: dict[str, Any], data_root) -> torch.Tensor:
     """Test images of the checkpoints' dataset, used to correlate units."""
-    from ..data import load_dataset
+    from .data import load_dataset
 
     name = dataset.get("name")
     if not name or name == "synthetic":
@@ -48,7 +79,7 @@ def compute_matches(checkpoints: Sequence[Checkpoint], data_root: str | Path | N
 
     Models are grouped by dataset (name and image size); in each group of two or more
     the first is the reference and every other model's units are paired one-to-one with
-    its units (:func:`~featviz.report.matching.match_units`) on up to ``MATCH_EXAMPLES``
+    its units (:func:`~featviz.vis.matching.match_units`) on up to ``MATCH_EXAMPLES``
     test images. A group whose data cannot be loaded is skipped with a note.
 
     Returns the ``matches.json`` object: ``format``, ``models`` (checkpoint names, in
@@ -112,8 +143,6 @@ def prepare_gallery(root: str | Path, checkpoints: Sequence[str | Path | Checkpo
         names.append(slug(ckpt.name, names))
         given = [Path(f) for f in visuals[i]] if visuals is not None and i < len(visuals) else []
         if not given and render_steps > 0 and is_image_model(ckpt):
-            from .visuals import render_visuals
-
             given = [render_visuals(ckpt, root / "results" / "vis" / names[-1], steps=render_steps,
                                     data_root=data_root, seed=seed, device=device, progress=progress)]
         folders.append(given)
@@ -140,7 +169,7 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         data_root: where mnist/fashion-mnist/cifar10 live (digits needs nothing); used
             for the dataset examples of renders and to match units.
         seed, device, progress: seed of the renders; where models run; tqdm bars on stderr.
-        options: passed to :func:`~featviz.report.gallery.write_gallery`: ``attacks``
+        options: passed to :func:`featviz.report.write_gallery`: ``attacks``
             (a ``featviz attack`` folder), ``hierarchy`` (a ``featviz hierarchy run``
             folder), ``robust`` (a ``featviz attack`` folder at the reference ε that the
             overview quotes, e.g. ``--attack autoattack``), ``studies`` (``(folder, label)`` pairs of study result folders),
@@ -160,9 +189,9 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         read_studies(options.get("studies", ()))
         loaded, folders, matches = prepare_gallery(tmp, checkpoints, visuals=visuals, render_steps=render_steps,
                                                    data_root=data_root, seed=seed, device=device, progress=progress)
-        summary = write_gallery(tmp, loaded, visuals=folders, matches=matches, device=device, progress=progress,
-                                **options)
+        summary = write_gallery(tmp, loaded, visuals=folders, matches=matches, progress=progress, **options)
     return summary | {"index": str(out / "index.html"), "out": str(out)}
 
 
-__all__ = ["MATCH_EXAMPLES", "build_gallery", "compute_matches", "is_image_model", "prepare_gallery"]
+__all__ = ["GALLERY_REGS", "MATCH_EXAMPLES", "build_gallery", "compute_matches", "is_image_model", "prepare_gallery",
+           "render_visuals"]
