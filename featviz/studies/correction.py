@@ -442,7 +442,7 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
         "config": config.to_dict() | {"seeds": config.seed_list, "main_width": config.widths[0]},
         "plateau_criterion": (f"every {config.eval_every} steps the relative validation MSE ({config.n_val} fixed "
                               f"samples per seed) is compared with its best; no improvement by "
-                              f"{config.plateau_tol:.0%} in {config.patience} evaluations cuts the rate by "
+                              f"{config.plateau_tol:.1%} in {config.patience} evaluations cuts the rate by "
                               f"{config.lr_factor:g}; the {config.reductions + 1}th such stall ends the stage "
                               f"(caps: {config.max_steps} steps per stage, joint from scratch "
                               f"{sum(config.max_steps)})"),
