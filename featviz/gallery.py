@@ -22,7 +22,10 @@ from .text import slug
 from .vis.matching import MATCHES_FORMAT, match_units, unit_activations
 
 MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
-GALLERY_REGS = ("none", "standard")  # the contrast every layer page shows: noise vs image
+# The contrast every layer page shows: noise (none), the lucid recipe, and the data prior that
+# renders quadratic units as images (pca; see studies/prior-renders). Priors need the dataset:
+# without it they are left out.
+GALLERY_REGS = ("none", "standard", "pca")
 
 
 def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] | None = None,
@@ -42,10 +45,19 @@ def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] |
 
     info = ckpt.card.get("dataset", {})
     try:
-        examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
-                                recorded_root=info.get("data_root")).x_train[:data_limit]
+        if info.get("source") == "user":  # a model shown with the user's --data
+            from .data.user import load_user_data
+
+            examples = load_user_data(info["path"], getattr(ckpt.model, "input_shape", None)).x_train[:data_limit]
+        else:
+            examples = load_dataset(info.get("name", "?"), data_root=data_root, image_size=info.get("image_size"),
+                                    recorded_root=info.get("data_root")).x_train[:data_limit]
     except DataError:
         examples = None
+    if examples is None:
+        from .vis.regularizers import parse_regs
+
+        regs = [r for r in regs if parse_regs(r, 8).prior is None]
     names = list(layers) if layers else [str(layer["name"]) for layer in ckpt.card.get("layers", [])]
     model = ckpt.model.to(device)
     try:

@@ -34,7 +34,8 @@ class TrainSpec:
     act: str = "quadratic"
     depth: int | None = None
     width: int | None = None
-    epochs: int | None = None
+    epochs: int | None = None  # per stage
+    stage_epochs: list[int] | None = None  # epochs of each stage (a whole-run budget split; overrides epochs)
     lr: float | None = None
     batch_size: int | None = None
     optimizer: str = "adam"
@@ -98,14 +99,15 @@ def inherit_weights(model: HierarchicalNet, parent: str | Path) -> dict[str, Any
 def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.device | str = "cpu",
                  adversary: Adversary | None = None, progress: bool = True, command: str = "",
                  resume_from: str | Path | None = None, should_stop: Callable[[], bool] | None = None,
-                 dist: DistContext | None = None) -> Checkpoint:
+                 dist: DistContext | None = None, on_epoch: Callable | None = None) -> Checkpoint:
     """Load data, build, train, card and (if ``out``) save a model. Returns the checkpoint.
 
     ``resume_from`` continues an interrupted run from its checkpoint folder (weights and
     resume state; ``spec`` must be the one stored in its card, see :func:`spec_from_card`).
     When ``should_stop()`` turns true, the run stops at the next epoch boundary, writes a
     resumable checkpoint to ``out`` and raises :class:`~featviz.train.TrainingInterrupted`.
-    Under torchrun only rank 0 writes.
+    Under torchrun only rank 0 writes. ``on_epoch(model, stage, record)`` is called after
+    every epoch (see :func:`~featviz.train.train_model`).
     """
     from .resume import load_resume_state, resume_files
 
@@ -123,7 +125,8 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
     else:
         state = load_resume_state(resume_from)
         model = load_checkpoint(resume_from).model
-    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"], lr=spec.lr or d["lr"],
+    config = TrainConfig(mode=spec.mode, epochs=spec.epochs or d["epochs"],
+                         stage_epochs=tuple(spec.stage_epochs) if spec.stage_epochs else None, lr=spec.lr or d["lr"],
                          batch_size=spec.batch_size or d["batch_size"], optimizer=spec.optimizer, seed=spec.seed,
                          amp=spec.amp, channels_last=spec.channels_last, compile=spec.compile,
                          freeze=tuple(spec.freeze))
@@ -138,7 +141,7 @@ def run_training(spec: TrainSpec, out: str | Path | None, *, device: torch.devic
         adversary = training_adversary(spec.adv, seed=spec.seed)
     try:
         result = train_model(model, data, config, device=device, adversary=adversary, progress=progress,
-                             resume=state, should_stop=should_stop, dist=dist)
+                             resume=state, should_stop=should_stop, dist=dist, on_epoch=on_epoch)
     except TrainingInterrupted as stop:
         model.cpu()
         partial = {"test_" + k[5:]: v for k, v in (stop.state.history[-1] if stop.state.history else {}).items()

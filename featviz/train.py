@@ -103,6 +103,28 @@ class TrainConfig:
             raise FeatvizError(f"unknown schedule {self.schedule!r}", "use cosine or constant")
 
 
+def stage_key(name: str) -> str:
+    """A stage's name as featviz now writes it: layerwise stages were called ``layer1, layer2, ...``
+    before they were named after the block they train (``block1, ...``); old names map to new."""
+    return f"block{name[5:]}" if name.startswith("layer") and name[5:].isdigit() else name
+
+
+class StageMap(dict):
+    """A dict keyed by stage name that also answers to the old names (``layer1`` -> ``block1``)."""
+
+    def __missing__(self, key: str):
+        new = stage_key(key)
+        if new == key:
+            raise KeyError(key)
+        return self[new]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (isinstance(key, str) and dict.__contains__(self, stage_key(key)))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 def plan_stages(mode: str, depth: int, epochs: int, joint_epochs: int | None = None,
                 stage_epochs: tuple[int, ...] | None = None) -> list[Stage]:
     """The stages of a training mode for a network of ``depth`` blocks; ``stage_epochs``
@@ -112,7 +134,7 @@ def plan_stages(mode: str, depth: int, epochs: int, joint_epochs: int | None = N
     if mode == "joint":
         stages = [Stage("joint", everything, depth, epochs)]
     elif mode in ("layerwise", "layerwise+joint"):
-        stages = [Stage(f"layer{l}", (l,), l, epochs) for l in range(1, depth + 1)]
+        stages = [Stage(f"block{l}", (l,), l, epochs) for l in range(1, depth + 1)]  # named after the block it trains
         stages += [joint] if mode == "layerwise+joint" else []
     else:
         raise FeatvizError(f"unknown mode {mode!r}", f"use one of {', '.join(MODES)}")
@@ -299,7 +321,10 @@ def train_model(
         gen.set_state(resume.generator)
         if resume.adversary is not None and hasattr(adversary, "set_state"):
             adversary.set_state(resume.adversary)
-        result.history, result.stages, elapsed = list(resume.history), list(resume.stages), resume.seconds
+        # a run stopped by an older featviz named its layerwise stages layer1, ...: continue with block1, ...
+        result.history = [dict(r, stage=stage_key(r["stage"])) if "stage" in r else r for r in resume.history]
+        result.stages = [dict(s, name=stage_key(s["name"])) if "name" in s else s for s in resume.stages]
+        elapsed = resume.seconds
     start = time.perf_counter() - elapsed
     n = len(data.x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)

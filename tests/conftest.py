@@ -10,6 +10,8 @@ from dataclasses import dataclass
 # otherwise oversubscribe the cores: set before torch is imported so children inherit it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The generator prior and the judge are cached under $FEATVIZ_CACHE: never the user's own cache.
+os.environ.setdefault("FEATVIZ_CACHE", __import__("tempfile").mkdtemp(prefix="featviz-test-cache-"))
 
 import matplotlib  # noqa: E402
 import pytest  # noqa: E402

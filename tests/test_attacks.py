@@ -371,7 +371,8 @@ def test_cli_attack_writes_contract_files(run_cli, tiny_checkpoint, tmp_path):
     assert [m["name"] for m in saved["models"]] == ["tiny", "tiny-2"]
     for model in saved["models"]:
         assert set(model) >= {"checkpoint", "clean_accuracy", "attacks"}
-        assert len(model["checks"]) == 6
+        assert len(model["checks"]) == 7  # the six of Carlini et al., then PGD against APGD
+        assert model["checks"][-1]["name"] == "PGD within 2 points of APGD"
         for attack in model["attacks"]:
             assert set(attack) >= {"attack", "norm", "steps", "restarts", "curve", "min_eps"}
             assert set(attack["min_eps"]) >= {"median", "mean"}

@@ -63,10 +63,22 @@ async function check(url) {
   await Promise.all(imgs.map(img => img.complete ? null :
     new Promise(r => { img.addEventListener("load", r); img.addEventListener("error", r); })));
   const broken = imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.getAttribute("src"));
+  // text a reader cannot read: any visible text node set under 10 px
+  const small = [];
+  const walker = doc.createTreeWalker(doc.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode, el = node.parentElement;
+    if (!node.textContent.trim() || !el || el.getClientRects().length === 0) continue;
+    const size = parseFloat(frame.contentWindow.getComputedStyle(el).fontSize);
+    if (size < 10) small.push(el.tagName + " " + size + "px: " + node.textContent.trim().slice(0, 40));
+  }
+  // figures shown far below their drawn size shrink their text with them
+  const plots = imgs.filter(img => img.classList.contains("plot") && img.naturalWidth > 0)
+                    .map(img => [img.getAttribute("src"), img.getBoundingClientRect().width / img.naturalWidth]);
   const resources = frame.contentWindow.performance.getEntriesByType("resource").map(e => e.name);
   const sheets = doc.styleSheets.length;
   frame.remove();
-  return {url, images: imgs.length, broken, late, resources, sheets};
+  return {url, images: imgs.length, broken, late, resources, sheets, small, plots};
 }
 (async () => { const out = []; for (const p of pages) out.push(await check(p));
   document.getElementById("result").textContent = JSON.stringify(out); })()
@@ -181,6 +193,39 @@ def test_every_page_loads_every_image_with_no_console_error_and_no_foreign_reque
                 assert all(u.startswith("http://127.0.0.1:") for u in r["resources"]), r
         assert console == [], console
         assert seen == [], seen
+
+
+# A figure drawn by matplotlib at 100-130 dpi with 10 pt labels keeps them >= 10 px on screen at this scale.
+MIN_PLOT_SCALE = 0.6
+
+
+@needs_chromium
+def test_text_is_at_least_10px_and_figures_are_not_shrunk(site, tmp_path):
+    """Every page of a freshly built gallery: no text under 10 px, no figure shown at less than
+    MIN_PLOT_SCALE of its drawn width, no image decoded asynchronously (blank in screenshots)."""
+    root = tmp_path / "root"
+    shutil.copytree(site / "gallery", root / "gallery")
+    pages = sorted(f"gallery/{p.name}" for p in (root / "gallery").glob("*.html"))
+    reports, _, _ = _run_harness(root, pages, tmp_path, "file")
+    assert any(r["plots"] for r in reports)
+    for r in reports:
+        assert r["small"] == [], r["url"]
+        assert all(scale >= MIN_PLOT_SCALE for _, scale in r["plots"]), (r["url"], r["plots"])
+    for page in (site / "gallery").glob("*.html"):
+        assert 'decoding="async"' not in page.read_text(encoding="utf-8"), page.name
+
+
+@needs_chromium
+def test_harness_sees_small_text_and_shrunk_figures(site, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(site / "gallery", root / "gallery")
+    shutil.copyfile(site / "gallery" / "img" / "hf_ratio.png", root / "gallery" / "ok.png")
+    (root / "gallery" / "tiny.html").write_text(
+        '<!DOCTYPE html><p style="font-size:6px">tiny words</p><img class="plot" src="ok.png" style="width:40px">',
+        encoding="utf-8")
+    (report,), _, _ = _run_harness(root, ["gallery/tiny.html"], tmp_path, "file")
+    assert report["small"] and "tiny words" in report["small"][0]
+    assert report["plots"][0][1] < MIN_PLOT_SCALE
 
 
 @needs_chromium

@@ -94,9 +94,33 @@ def test_tests_are_holm_corrected_and_the_primary_endpoint_is_paired():
     tests = run_tests(modes)
     ps = [t["paired"]["p_permutation"] for t in tests]
     assert [t["p_holm"] for t in tests] == pytest.approx([min(1.0, 3 * p) for p in ps])  # equal p: all × 3
+    assert {t["role"] for t in tests} == {"secondary"}  # no primary declared: one family of 3
     p = primary(modes, [0.0, 0.1, 0.2])
     assert p["name"].startswith("robust accuracy at ε=0.1: joint − layerwise") and p["eps"] == 0.1
     assert p["value"] == pytest.approx(0.2333333) and p["low"] <= p["value"] <= p["high"] and p["level"] == 0.95
+
+
+def test_the_primary_test_stands_alone_and_holm_spans_every_secondary_test():
+    modes = {m: {"clean_accuracy": seed_spread(v), "robust": [{"eps": e, **seed_spread(r)} for e, r in rob],
+                 "min_eps": seed_spread(v), "render": {}}
+             for m, v, rob in (("joint", [0.9, 0.91, 0.92, 0.93], [(0.05, [0.5, 0.6, 0.55, 0.4]), (0.1, [0.1, 0.2, 0.1, 0.3])]),
+                               ("layerwise", [0.8, 0.82, 0.81, 0.95], [(0.05, [0.3, 0.35, 0.3, 0.2]), (0.1, [0.0, 0.1, 0.2, 0.1])]),
+                               ("layerwise+joint", [0.85, 0.9, 0.8, 0.9], [(0.05, [0.4, 0.5, 0.3, 0.3]), (0.1, [0.1, 0.0, 0.0, 0.1])]))}
+    tests = run_tests(modes, primary_eps=0.05)
+    roles = [(t["a"], t["b"], t.get("eps"), t["role"]) for t in tests]
+    assert [r for r in roles if r[3] == "primary"] == [("joint", "layerwise", 0.05, "primary")]
+    main = next(t for t in tests if t["role"] == "primary")
+    assert main["p_holm"] is None and "outside the Holm family" in main["statement"]
+    secondary = [t for t in tests if t["role"] == "secondary"]
+    assert len(secondary) == 3 * 4 - 1  # 3 pairs × (clean, ε=0.05, ε=0.1, min ε), less the primary
+    raw = [t["paired"]["p_permutation"] for t in secondary]
+    m = len(raw)
+    order = sorted(range(m), key=lambda i: raw[i])
+    running, expected = 0.0, [0.0] * m
+    for rank, i in enumerate(order):  # Holm by hand over the 11 secondary tests
+        running = max(running, min(1.0, (m - rank) * raw[i]))
+        expected[i] = running
+    assert [t["p_holm"] for t in secondary] == pytest.approx(expected)
 
 
 # ------------------------------------------------------------------ the study

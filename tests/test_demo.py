@@ -58,7 +58,7 @@ def test_quick_demo_saves_models_then_reuses_them_and_builds_the_gallery(tmp_pat
     assert "study-purification-demo-sized-1-seed.html" in index_html
     assert "Feature purification" in (out / "study-purification-demo-sized-1-seed.html").read_text(encoding="utf-8")
     vis = json.loads((out / "results" / "vis" / "digits-joint" / "metrics.json").read_text())
-    assert {im["reg"] for im in vis["images"]} == {"none", "standard"}
+    assert {im["reg"] for im in vis["images"]} == {"none", "standard", "pca"}
     index = (out / "index.html").read_text(encoding="utf-8")
     for stage in stages.values():  # a stage that could not run says so on the index, never silently
         if stage["status"] == "skipped":

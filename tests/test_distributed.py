@@ -17,7 +17,7 @@ from featviz.nets import QuadraticDenseConvNet
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 TINY = ["--dataset", "synthetic", "--input-dim", "6", "--k", "2", "--teacher-depth", "2", "--n-train", "1000",
-        "--depth", "2", "--width", "8", "--batch-size", "64", "--mode", "layerwise+joint", "--epochs", "2"]
+        "--depth", "2", "--width", "8", "--batch-size", "64", "--mode", "layerwise+joint", "--epochs-per-stage", "2"]
 
 
 @given(st.integers(0, 500), st.integers(1, 8))
@@ -55,7 +55,7 @@ def test_torchrun_two_ranks_match_single_process(tmp_path):
     assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a) < 1e-4
     ca, cb = (json.loads((tmp_path / d / "card.json").read_text()) for d in ("ddp", "one"))
     assert ca["metrics"]["rel_test_mse"] == pytest.approx(cb["metrics"]["rel_test_mse"], rel=1e-4)
-    assert [s["name"] for s in ca["metrics"]["stages"]] == ["layer1", "layer2", "joint"]
+    assert [s["name"] for s in ca["metrics"]["stages"]] == ["block1", "block2", "joint"]
 
 
 def _strip(obj):

@@ -62,11 +62,14 @@ def outputs(tmp_path_factory):
     _main("train", *tiny, "--out", ck)
     _main("train", *tiny, "--init-from", ck, "--out", ck2)  # a second model on the same data, and init_from
     _main("maximize", ck, "--neuron", "block1:0", "--steps", "2", "--top-k", "2", "--out", root / "vis")
+    _main("prior-renders", "--checkpoint", ck, "--quick", "--blocks", "block1,block2", "--units", "0-1", "--steps", "4",
+          "--cache-dir", root / "cache", "--out", root / "priors")
     # fgsm, an ensemble (its parts) and Square (its queries): every optional attack field appears
     _main("attack", ck, "--attack", "fgsm", "--attack", "autoattack-fast", "--attack", "square",
           "--eps-sweep", "0:0.1:2", "--n-examples", "20", "--n-show", "1", "--out", root / "att")
     # a softmax head raises a gradient-masking flag, so the flags' fields are checked too
-    _main("attack", "--model", "tests.attack_models:softmax_digits", "--input-shape", "1,8,8", "--dataset", "digits",
+    _main("attack", "--model", "tests.attack_models:softmax_digits", "--random-init", "--input-shape", "1,8,8",
+          "--dataset", "digits",
           "--attack", "fgsm", "--eps", "0.1", "--n-examples", "20", "--n-show", "1", "--out", root / "att-flag")
     _main("hierarchy", "run", "--preset", "quick", "--seeds", "1", "--no-sweeps", "--epochs", "3", "--d", "6",
           "--k", "2", "--depth", "2", "--width", "6", "--n-train", "200", "--threads", "1", "--out", root / "hier")
@@ -94,7 +97,9 @@ def outputs(tmp_path_factory):
     return {
         "checkpoint": [read("ckpt", "card.json"), read("ckpt2", "card.json")],
         "maximize": read("vis", "metrics.json"),
+        "prior-renders": read("priors", "results.json"),
         "attack": attack,
+        "attack-leaderboard": read("att", "leaderboard.json"),
         "hierarchy": read("hier", "results.json"),
         "alpha-sweep": read("alpha", "results.json"),
         "scaling": read("scaling", "results.json"),

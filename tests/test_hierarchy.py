@@ -201,7 +201,7 @@ def test_layerwise_training_keeps_frozen_layers_fixed(tiny):
     untrained = probe.r2(model)[0]
     fit = train_neural(model, data, probe, "layerwise", epochs=(3, 3), lr=3e-2, batch_size=128, seed=0,
                        tracker=probe)
-    assert fit.curve.stage == ["layer1"] * 3 + ["layer2"] * 3
+    assert fit.curve.stage == ["block1"] * 3 + ["block2"] * 3
     layer1 = [epoch[0] for epoch in fit.curve.feature_r2]
     # After stage 1, block 1 is frozen (weights and BatchNorm statistics): its R² cannot move.
     assert layer1[3:] == [layer1[2]] * 3
@@ -281,7 +281,7 @@ def test_cli_writes_the_contract_fields(quick_run):
     for name in ("joint", "layerwise", "layerwise+joint", "shallow"):
         (run,) = results["curves"][name]
         assert len(run["test_rel_mse"]) == len(run["feature_r2"]) == len(run["r2_from_teacher"]) == config.epochs
-    assert results["curves"]["layerwise+joint"][0]["stage"] == ["layer1"] * 5 + ["layer2"] * 5 + ["layer3"] * 5 + [
+    assert results["curves"]["layerwise+joint"][0]["stage"] == ["block1"] * 5 + ["block2"] * 5 + ["block3"] * 5 + [
         "joint"] * 5
     assert results["lr_edge_warnings"] == printed["lr_edge_warnings"] and len(results["lr_edge_warnings"]) == 4
     gain = results["correction"]["layer1_gain"]

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from featviz.devices import generator
-from featviz.studies.purification import PurificationConfig, cosines, decompose, run, spread
+from featviz.studies.purification import (MODELS, GaussianNoise, PurificationConfig, cosines, decompose, run, spread,
+                                          unused_directions, unused_energy)
 
 
 def test_decomposition_recovers_known_beta_and_residual():
@@ -28,6 +29,48 @@ def test_decomposition_recovers_known_beta_and_residual():
     same = decompose(w_adv, w_adv)
     assert torch.allclose(same["beta"], torch.ones(6, dtype=torch.float64)) and same["residual_ratio"].max() < 1e-12
     assert torch.allclose(cosines(w_adv, -2 * w_adv), -torch.ones(6, dtype=torch.float64))
+
+
+def test_unused_energy_finds_filter_energy_outside_the_datas_patches():
+    """Images that vary only along a horizontal gradient: 3×3 patches span 2 directions
+    (constant and horizontal ramp); a filter inside that span has no unused energy, one
+    orthogonal to it has all of it, and a random filter the complement's share."""
+    gen = generator(0)
+    ramp = torch.linspace(-3.5, 3.5, 8)[None, None, None, :].expand(1, 1, 8, 8)  # one unit per pixel
+    x = torch.randn(64, 1, 1, 1, generator=gen) * ramp + torch.randn(64, 1, 1, 1, generator=gen)
+    directions = unused_directions(x, (3, 3), share=0.01)
+    assert directions.shape == (7, 9)  # 9 patch directions, 2 used
+    used = torch.tensor([[1.0, 2.0, 3.0] * 3], dtype=torch.float64).view(1, 1, 3, 3)
+    unused = torch.tensor([[1.0, 0.0, -1.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64).view(1, 1, 3, 3)
+    energy = unused_energy(torch.cat([used, unused]), directions)
+    assert energy[0] == pytest.approx(0.0, abs=1e-9) and energy[1] == pytest.approx(1.0, abs=1e-9)
+    assert unused_energy(used, directions[:0]).tolist() == [0.0]
+
+
+def test_noise_control_matches_the_pgd_ball_in_l2():
+    x = torch.full((200, 1, 16, 16), 0.5)
+    noisy = GaussianNoise(0.1, seed=0)(None, x, None)
+    norms = (noisy - x).flatten(1).norm(dim=1)
+    assert norms.mean().item() == pytest.approx(0.1 * 16, rel=0.05)  # ε√D: a PGD L∞ corner's L2 norm
+    again = GaussianNoise(0.1, seed=0)(None, x, None)
+    assert torch.equal(noisy, again) and noisy.min() >= 0 and noisy.max() <= 1
+
+
+def test_controls_decide_the_claim():
+    from featviz.studies.purification import _controls
+
+    cfg = PurificationConfig()
+
+    def seed(adv, noise, wd):
+        return {"images": {name: {"block2": {"median_hf_ratio": v}} for name, v in
+                           (("adversarial", adv), ("clean", 0.9), ("noise", noise), ("weight_decay", wd))}}
+
+    beats = _controls(cfg, [seed(0.3, 0.6, 0.8), seed(0.35, 0.7, 0.85), seed(0.25, 0.65, 0.9)], ["block2"])
+    assert beats["claims"]["block2"]["purification"] is True
+    d = beats["comparisons"]["block2"]["adversarial_minus_noise"]
+    assert d["value"] == pytest.approx(-1.05 / 3) and d["high"] < 0
+    ties = _controls(cfg, [seed(0.3, 0.2, 0.8), seed(0.35, 0.5, 0.85), seed(0.25, 0.3, 0.9)], ["block2"])
+    assert ties["claims"]["block2"]["purification"] is False
 
 
 def test_spread_over_seeds():
@@ -109,10 +152,11 @@ def test_combining_runs_over_disjoint_seeds_equals_one_run():
     def fake(seed, hf_clean, hf_adv):
         images = {name: {b: {"median_hf_ratio": hf, "median_hf_ratio_converged": hf, "n": 4, "n_converged": 2}
                          for b in ("block2", "block3")}
-                  for name, hf in (("clean", hf_clean), ("adversarial", hf_adv), ("clean_scratch", hf_clean))}
+                  for name, hf in (("clean", hf_clean), ("adversarial", hf_adv), ("clean_scratch", hf_clean),
+                                   ("noise", hf_clean), ("weight_decay", hf_clean))}
         weights = {"block1": {"residual_ratio": [0.1 * (seed + 1)], "residual_ratio_scratch": [0.2],
-                              "cos_to_init": {n: [0.5] for n in ("parent", "clean", "adversarial", "clean_scratch")}}}
-        training = {n: {"test_accuracy": 0.9, "robust_accuracy": None} for n in ("clean", "adversarial", "clean_scratch")}
+                              "cos_to_init": {n: [0.5] for n in ("parent",) + MODELS}}}
+        training = {n: {"test_accuracy": 0.9, "robust_accuracy": None} for n in MODELS}
         return {"seed": seed, "images": images, "weights": weights, "training": training, "baseline": {"hf_ratio": 0.02}}
 
     seeds = [fake(0, 0.8, 0.4), fake(1, 0.6, 0.6)]
@@ -125,7 +169,7 @@ def test_combining_runs_over_disjoint_seeds_equals_one_run():
     ratio = merged["purification"]["adv_over_clean"]["block2"]
     assert ratio["value"] == pytest.approx(0.5 / 0.7)  # a ratio of means, not the mean of per-seed ratios (0.75)
     assert ratio["paired"] and ratio["low"] <= ratio["value"] <= ratio["high"]
-    assert merged["format"] == "featviz-purification/1" and merged["headline_eps"] == [cfg.eps]
+    assert merged["format"] == "featviz-purification/2" and merged["headline_eps"] == [cfg.eps]
     assert merged["primary"]["value"] == merged["purification"]["adv_over_clean"]["block3"]["value"]
     assert merged["purification"]["target"]["met"]["block2"] is False
     with pytest.raises(Exception, match="share a seed"):

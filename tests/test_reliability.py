@@ -11,7 +11,7 @@ import time
 import pytest
 
 SYN = ["--dataset", "synthetic", "--d", "6", "--k", "2", "--teacher-depth", "2", "--n-train", "2000",
-       "--depth", "2", "--width", "8", "--batch-size", "32", "--mode", "layerwise+joint", "--epochs", "40"]
+       "--depth", "2", "--width", "8", "--batch-size", "32", "--mode", "layerwise+joint", "--epochs-per-stage", "40"]
 
 
 def _env():
@@ -33,7 +33,7 @@ def _start_and_wait_for_training(args):
             if not chunk:
                 break
             err.append(chunk)
-            if "train layer1" in "".join(err[-4:]):
+            if "train block1" in "".join(err[-4:]):
                 seen.set()
 
     threading.Thread(target=pump, daemon=True).start()
@@ -66,12 +66,12 @@ def test_sigint_saves_resumable_checkpoint_and_resume_is_bit_identical(tmp_path,
                          text=True, env=env, timeout=300)
     assert ref.returncode == 0, ref.stderr
     assert (out / "model.safetensors").read_bytes() == (full / "model.safetensors").read_bytes()
-    assert [s["name"] for s in resumed["metrics"]["stages"]] == ["layer1", "layer2", "joint"]
+    assert [s["name"] for s in resumed["metrics"]["stages"]] == ["block1", "block2", "joint"]
 
 
 def test_kill_9_leaves_the_previous_checkpoint_intact(tmp_path):
     out = tmp_path / "ck"
-    first = subprocess.run([sys.executable, "-m", "featviz", "train", *SYN[:-2], "--epochs", "1", "--out", str(out)],
+    first = subprocess.run([sys.executable, "-m", "featviz", "train", *SYN[:-2], "--epochs-per-stage", "1", "--out", str(out)],
                            capture_output=True, text=True, env=_env(), timeout=300)
     assert first.returncode == 0, first.stderr
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -83,7 +83,7 @@ def test_kill_9_leaves_the_previous_checkpoint_intact(tmp_path):
 
 def test_resume_refuses_a_finished_checkpoint(tmp_path, run_cli):
     out = tmp_path / "done"
-    assert run_cli("train", *SYN[:-2], "--epochs", "1", "--out", out).code == 0
+    assert run_cli("train", *SYN[:-2], "--epochs-per-stage", "1", "--out", out).code == 0
     res = run_cli("train", "--resume", out)
     assert res.code == 2 and "not a resumable checkpoint" in res.err
 

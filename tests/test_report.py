@@ -311,7 +311,7 @@ def test_cli_gallery_json_and_errors(inputs, tmp_path, run_cli):
     assert Path(summary["index"]) == out / "index.html" and (out / "index.html").is_file()
     # the second checkpoint had no --vis: its units were rendered by the gallery itself
     rendered = json.loads((out / "results" / "vis" / "script-alert-x-script" / "metrics.json").read_text())
-    assert {im["reg"] for im in rendered["images"]} == {"none", "standard"} and rendered["dataset_examples"]
+    assert {im["reg"] for im in rendered["images"]} == {"none", "standard", "pca"} and rendered["dataset_examples"]
     page = (out / "model-script-alert-x-script-block2.html").read_text(encoding="utf-8")
     assert page.count("<h3>unit") == LAYERS["block2"] and "<code>standard</code>" in page
     assert "attacks.html" not in summary["pages"] and "hierarchy.html" in summary["pages"]

@@ -18,9 +18,9 @@ def test_stage_plans():
     assert [(s.name, s.trainable, s.depth) for s in plan_stages("joint", 3, 5)] == [("joint", (1, 2, 3), 3)]
     lw = plan_stages("layerwise", 3, 5)
     assert [(s.name, s.trainable, s.depth, s.epochs) for s in lw] == [
-        ("layer1", (1,), 1, 5), ("layer2", (2,), 2, 5), ("layer3", (3,), 3, 5)]
+        ("block1", (1,), 1, 5), ("block2", (2,), 2, 5), ("block3", (3,), 3, 5)]
     lj = plan_stages("layerwise+joint", 2, 5, joint_epochs=7)
-    assert [(s.name, s.epochs) for s in lj] == [("layer1", 5), ("layer2", 5), ("joint", 7)]
+    assert [(s.name, s.epochs) for s in lj] == [("block1", 5), ("block2", 5), ("joint", 7)]
 
 
 def test_joint_training_learns_the_teacher(tiny_synthetic):
@@ -38,13 +38,13 @@ def test_layerwise_freezes_earlier_blocks_bit_identically(tiny_synthetic):
     snapshots = {}
 
     def on_epoch(m, stage, record):
-        if stage.name == "layer1" and record["epoch"] == stage.epochs:
+        if stage.name == "block1" and record["epoch"] == stage.epochs:
             snapshots["block1"] = copy.deepcopy(m.block1.state_dict())
             snapshots["block2"] = copy.deepcopy(m.block2.state_dict())
 
     result = train_model(model, tiny_synthetic, TrainConfig(mode="layerwise", epochs=3, batch_size=64),
                          on_epoch=on_epoch, progress=False)
-    assert [s["name"] for s in result.stages] == ["layer1", "layer2"]
+    assert [s["name"] for s in result.stages] == ["block1", "block2"]
     after = model.block1.state_dict()
     for key, value in snapshots["block1"].items():  # weights AND BatchNorm running statistics
         assert torch.equal(value, after[key]), key
@@ -57,12 +57,12 @@ def test_layerwise_then_joint_moves_block1(tiny_synthetic):
     snap = {}
 
     def on_epoch(m, stage, record):
-        if stage.name == "layer2" and record["epoch"] == stage.epochs:
+        if stage.name == "block2" and record["epoch"] == stage.epochs:
             snap["w"] = m.block1.linear.weight.detach().clone()
 
     result = train_model(model, tiny_synthetic, TrainConfig(mode="layerwise+joint", epochs=2, joint_epochs=3,
                                                             batch_size=64), on_epoch=on_epoch, progress=False)
-    assert [s["name"] for s in result.stages] == ["layer1", "layer2", "joint"]
+    assert [s["name"] for s in result.stages] == ["block1", "block2", "joint"]
     assert [s["epochs"] for s in result.stages] == [2, 2, 3]
     assert not torch.equal(snap["w"], model.block1.linear.weight)
 

@@ -403,9 +403,9 @@ def test_cli_any_model_from_a_factory_with_weights_and_normalization(run_cli, tm
     metrics = json.loads(res.out)
     assert [i["neuron"] for i in metrics["images"]] == [f"0:{u}" for u in range(5)] + ["logits:2"]
     assert metrics["dataset_examples"] == []
-    res = run_cli("maximize", "--model", "my_nets:make", "--neuron", "9:0", "--out", tmp_path / "x")
+    res = run_cli("maximize", "--model", "my_nets:make", "--random-init", "--neuron", "9:0", "--out", tmp_path / "x")
     assert res.code == 2 and "--input-shape" in res.err
-    res = run_cli("maximize", "--model", "my_nets:make", "--input-shape", "3,8,8", "--neuron", "9:0",
+    res = run_cli("maximize", "--model", "my_nets:make", "--random-init", "--input-shape", "3,8,8", "--neuron", "9:0",
                   "--out", tmp_path / "x")
     assert res.code == 2 and "unknown layer '9'" in res.err and "0 (units 0-4)" in res.err
 
@@ -420,7 +420,7 @@ def test_divergence_is_reported_and_nothing_written(run_cli, tmp_path, monkeypat
         "        return self.conv(x) / (x.sum() * 0)\n"
         "def make():\n    return Bad()\n")
     monkeypatch.chdir(tmp_path)
-    res = run_cli("maximize", "--model", "nan_net:make", "--input-shape", "1,6,6", "--neuron", "logits:0",
+    res = run_cli("maximize", "--model", "nan_net:make", "--random-init", "--input-shape", "1,6,6", "--neuron", "logits:0",
                   "--steps", "3", "--out", tmp_path / "o")
     assert res.code == 2 and "diverged" in res.err and "--lr" in res.err
     assert not (tmp_path / "o").exists()

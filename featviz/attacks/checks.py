@@ -98,3 +98,23 @@ def run_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *
                                f"finite={finite}, all-zero for {zero:.1%} of examples",
                                {"finite": finite, "zero_fraction": zero}))
     return results
+
+
+# PGD may report this much more robust accuracy than APGD before it is called too weak.
+PGD_GAP = 0.02
+
+
+def pgd_vs_apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, pgd_attack, *,
+                gen: torch.Generator, tolerance: float = PGD_GAP) -> CheckResult:
+    """Whether ``pgd_attack`` is within ``tolerance`` (2 accuracy points) of APGD-CE + APGD-T
+    (``autoattack-fast``) at L∞ radius ``eps`` on ``x`` (N, C, H, W): PGD's robust accuracy is
+    only an upper bound, and one that is far above APGD's says the number should not be quoted."""
+    from .factory import make_attack
+
+    acc_pgd = _robust(model, x, y, pgd_attack, eps, gen)
+    acc_apgd = _robust(model, x, y, make_attack("autoattack-fast"), eps, gen)
+    gap = acc_pgd - acc_apgd
+    detail = (f"PGD {acc_pgd:.3f} vs APGD (autoattack-fast) {acc_apgd:.3f} at eps={eps:.4g} on {len(x)} examples"
+              + (f": PGD is {100 * gap:.1f} points weaker; quote the APGD number" if gap > tolerance else ""))
+    return CheckResult("PGD within 2 points of APGD", gap <= tolerance, detail,
+                       {"pgd": acc_pgd, "apgd": acc_apgd, "eps": eps, "n": int(len(x))})

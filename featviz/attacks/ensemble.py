@@ -65,18 +65,19 @@ class Ensemble(Attack):
         return AttackResult(x_adv, success, pred, norm, extra={"component": component, "queries": queries})
 
 
-def autoattack(norm: str = "linf") -> Ensemble:
-    """APGD-CE, APGD-T (9 targets), Square 5,000 queries: AutoAttack's standard budget."""
+def autoattack(norm: str = "linf", steps: int = 100) -> Ensemble:
+    """APGD-CE, APGD-T (9 targets), Square 5,000 queries: AutoAttack's standard budget
+    (``steps``: each APGD part's steps; Square keeps its queries)."""
     suffix = "" if norm == "linf" else "-l2"
-    return Ensemble(f"autoattack{suffix}", [APGD(norm, 100, loss="ce"), APGD(norm, 100, targets=9),
+    return Ensemble(f"autoattack{suffix}", [APGD(norm, steps, loss="ce"), APGD(norm, steps, targets=9),
                                             Square(norm, 5000)])
 
 
-def autoattack_fast(norm: str = "linf") -> Ensemble:
-    """The gradient parts of :func:`autoattack`: APGD-CE then APGD-T (9 targets)."""
+def autoattack_fast(norm: str = "linf", steps: int = 100) -> Ensemble:
+    """The gradient parts of :func:`autoattack`: APGD-CE then APGD-T (9 targets), ``steps`` each."""
     suffix = "" if norm == "linf" else "-l2"
-    return Ensemble(f"autoattack-fast{suffix}", [APGD(norm, 100, loss="ce"), APGD(norm, 100, targets=9)])
+    return Ensemble(f"autoattack-fast{suffix}", [APGD(norm, steps, loss="ce"), APGD(norm, steps, targets=9)])
 
 
-def autoattack_l2() -> Ensemble:
-    return autoattack("l2")
+def autoattack_l2(steps: int = 100) -> Ensemble:
+    return autoattack("l2", steps)

@@ -26,13 +26,15 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def parse_eps_sweep(spec: str) -> list[float]:
-    """``"A:B:K"`` -> K evenly spaced ε from A to B inclusive (``"0:0.3:8"``)."""
+    """``"A:B:K"`` -> K evenly spaced ε from A to B inclusive (``"0:0.3:8"``, ``"0:8/255:5"``)."""
     parts = str(spec).split(":")
     if len(parts) != 3:
         raise SpecError(f"--eps-sweep {spec!r} is not A:B:K", "e.g. --eps-sweep 0:0.3:8 (8 values from 0 to 0.3)")
+    from ..numbers import parse_number
+
     try:
-        a, b, k = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
+        a, b, k = parse_number(parts[0]), parse_number(parts[1]), int(parts[2])
+    except (ValueError, SpecError):
         raise SpecError(f"--eps-sweep {spec!r}: A and B must be numbers and K an integer",
                         "e.g. --eps-sweep 0:0.3:8") from None
     if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < a:
@@ -76,6 +78,7 @@ class AttackReport:
     seconds: float = 0.0
     component: torch.Tensor | None = None  # (N, K) long: which ensemble part broke example i at eps[j]
     queries: torch.Tensor | None = None  # (N,) long: black-box queries spent on each example
+    measured: bool = True  # min_eps was measured per example (bisected or minimal), not read off the sweep
 
     @property
     def clean_accuracy(self) -> float:
@@ -94,13 +97,20 @@ class AttackReport:
 
     def min_eps_summary(self) -> dict[str, Any]:
         """Median over the clean-correct examples (inf -> null when most survive the
-        largest ε), mean over those that were broken, and the broken fraction."""
+        largest ε), mean over those that were broken, and the broken fraction.
+
+        ``measured`` is false when the attack was neither bisected nor a minimal-perturbation
+        attack (ensembles and Square by default): each example's ε would only be the first
+        swept value that broke it, so ``median`` and ``mean`` are null rather than a sweep value."""
         vals = self.min_eps[self.correct]
         finite = vals[torch.isfinite(vals)]
         median = float(vals.sort().values[(len(vals) - 1) // 2]) if len(vals) else math.nan
+        broken = float(len(finite) / len(vals)) if len(vals) else 0.0
+        if not self.measured:
+            return {"median": None, "mean": None, "broken": broken, "n": int(len(vals)), "measured": False}
         return {"median": median if math.isfinite(median) else None,
                 "mean": float(finite.mean()) if len(finite) else None,
-                "broken": float(len(finite) / len(vals)) if len(vals) else 0.0, "n": int(len(vals))}
+                "broken": broken, "n": int(len(vals)), "measured": True}
 
     def components(self, j: int) -> list[dict[str, Any]] | None:
         """For an ensemble: how many examples each part broke at ``eps[j]`` (first to fool wins)."""
@@ -185,7 +195,7 @@ def robustness_curve(model: nn.Module, x: torch.Tensor | Batches, y: torch.Tenso
     cat = {k: torch.cat(v) if v else None for k, v in parts.items()}
     return AttackReport(attack.describe(), eps, cat["fooled"], cat["correct"], cat["min_eps"], cat["norm"], examples,
                         seed=seed, seconds=time.perf_counter() - start, component=cat["component"],
-                        queries=cat["queries"])
+                        queries=cat["queries"], measured=bool(attack.minimal or (attack.bisect and bisect_steps > 0)))
 
 
 def _evaluate_batch(model, x, y, attack, eps, gen, targeted, bisect_steps) -> dict[str, torch.Tensor]:
@@ -319,7 +329,7 @@ def merge_reports(parts: Sequence[ModelReport | None]) -> ModelReport:
         merged.attacks.append(AttackReport(rep.attack, rep.eps, cat["fooled"], cat["correct"], cat["min_eps"],
                                            cat["norm"], rep.examples, seed=rep.seed,
                                            seconds=max(r.seconds for r in shards), component=cat["component"],
-                                           queries=cat["queries"]))
+                                           queries=cat["queries"], measured=rep.measured))
         merged.clean_accuracy = merged.attacks[-1].clean_accuracy
     return merged
 

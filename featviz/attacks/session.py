@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -17,25 +17,70 @@ from ..text import slug
 from .core import Attack, GradientAttack, check_eps
 from ..distributed import SINGLE, DistContext, gather_to_main, shard_range
 from .evaluate import ModelReport, evaluate_model, merge_reports, parse_eps_sweep, results_csv, results_dict
-from .specs import DEFAULT_SWEEP, names_hint
+from .specs import DEFAULT_SWEEP, WEAK_ATTACKS, names_hint
 from .factory import make_attack
 
 RESULTS, CSV, CURVES = "results.json", "results.csv", "robustness.png"
+LEADERBOARD_CSV, LEADERBOARD_JSON = "leaderboard.csv", "leaderboard.json"
+DEFAULT_BISECT_STEPS = 5
 
 
 def examples_file(model: str, attack: str) -> str:
     return f"examples-{slug(model)}-{attack}.png"
 
 
-def eps_grids(attacks: list[Attack], eps: float | None, eps_sweep: str | None) -> dict[str, list[float]]:
-    """ε per norm: ``--eps`` or ``--eps-sweep`` for every attack, else each norm's default sweep."""
+def eps_grids(attacks: list[Attack], eps: float | Sequence[float] | None,
+              eps_sweep: str | None) -> dict[str, list[float]]:
+    """ε per norm: ``--eps`` (one value or a list) or ``--eps-sweep`` for every attack, else
+    each norm's default sweep."""
     if eps is not None and eps_sweep is not None:
         raise SpecError("--eps and --eps-sweep are exclusive", "give one ε or one sweep")
     if eps is not None:
-        if not math.isfinite(eps) or eps < 0:
-            raise SpecError(f"--eps must be a finite number >= 0, got {eps}", "e.g. --eps 0.1")
-        return {a.norm: [float(eps)] for a in attacks}
+        values = [float(e) for e in ([eps] if isinstance(eps, (int, float)) else eps)]
+        for e in values:
+            if not math.isfinite(e) or e < 0:
+                raise SpecError(f"--eps must be finite numbers >= 0, got {e}", "e.g. --eps 0.1 or --eps 8/255")
+        if not values or len(set(values)) != len(values):
+            raise SpecError(f"--eps {','.join(f'{e:g}' for e in values)}: give each ε once")
+        return {a.norm: sorted(values) for a in attacks}
     return {a.norm: parse_eps_sweep(eps_sweep or DEFAULT_SWEEP[a.norm]) for a in attacks}
+
+
+LEADERBOARD_FIELDS = ("model", "source", "attack", "norm", "eps", "clean_accuracy", "robust_accuracy",
+                      "n_examples", "steps", "restarts", "upper_bound_only", "featviz", "torch")
+
+
+def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One RobustBench-style row per model, attack and ε > 0, ready to paste into a table:
+    the attack, its budget, the numbers and the versions that produced them.
+    ``upper_bound_only`` marks attacks (FGSM, PGD) whose number APGD usually lowers."""
+    import torch as _torch
+
+    from .. import __version__
+
+    rows = []
+    for model in results["models"]:
+        attacks = {a["attack"]: a for a in model["attacks"]}
+        for ev in model.get("evaluations", []):
+            a = attacks.get(ev["attack"], {})
+            rows.append({"model": model["name"], "source": model["checkpoint"], "attack": ev["attack"],
+                         "norm": ev["norm"], "eps": ev["eps"], "clean_accuracy": ev["clean_accuracy"],
+                         "robust_accuracy": ev["robust_accuracy"], "n_examples": ev["n_examples"],
+                         "steps": a.get("steps"), "restarts": a.get("restarts"),
+                         "upper_bound_only": ev["attack"] in WEAK_ATTACKS, "featviz": __version__,
+                         "torch": _torch.__version__.split("+")[0]})
+    return rows
+
+
+def leaderboard_csv(rows: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LEADERBOARD_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 @dataclass
@@ -69,13 +114,23 @@ class AttackSession:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def from_options(cls, *, attacks: list[str], eps: float | None, eps_sweep: str | None, steps: int | None,
-                     restarts: int, step_size: float | None, loss: str, **kw: Any) -> "AttackSession":
-        """Validate command-line values (every mistake is a :class:`SpecError`)."""
+    def from_options(cls, *, attacks: list[str], eps: float | Sequence[float] | None, eps_sweep: str | None,
+                     steps: int | None, restarts: int, step_size: float | None, loss: str,
+                     **kw: Any) -> "AttackSession":
+        """Validate command-line values (every mistake is a :class:`SpecError`).
+
+        ``bisect_steps`` None keeps each attack's default (5 bisections for gradient attacks,
+        none for ensembles and Square, whose per-example minimal ε is then reported as not
+        measured); a number given explicitly applies to every attack, ensembles included."""
         if not attacks:
-            raise SpecError("no attack given", f"pass --attack pgd ({names_hint()})")
+            raise SpecError("no attack given", f"pass --attack autoattack-fast ({names_hint()})")
         built = [make_attack(a, steps=steps, restarts=restarts, step_size=step_size, loss=loss)
                  for a in dict.fromkeys(attacks)]
+        if kw.get("bisect_steps") is None:
+            kw["bisect_steps"] = DEFAULT_BISECT_STEPS
+        elif kw["bisect_steps"] > 0:
+            for attack in built:
+                attack.bisect = True
         if kw.get("n_examples") is not None and kw["n_examples"] < 1:
             raise SpecError(f"--n-examples must be >= 1, got {kw['n_examples']}")
         if kw.get("batch_size", 1) < 1:
@@ -106,7 +161,7 @@ class AttackSession:
         dist = dist or SINGLE
         from ..devices import generator
         from .attribution import clean_vs_adversarial
-        from .checks import run_checks
+        from .checks import pgd_vs_apgd, run_checks
         from .flags import masking_flags
         from .plots import plot_curves, plot_examples
 
@@ -138,6 +193,10 @@ class AttackSession:
                                                                  y[sub].to(self.device), eps,
                                                                  gen=generator(self.seed), loss=self._loss(),
                                                                  steps=self._steps())]
+                for attack in self.attacks:
+                    if attack.name in WEAK_ATTACKS and attack.norm == "linf":
+                        report.checks.append(pgd_vs_apgd(model, x[sub].to(self.device), y[sub].to(self.device), eps,
+                                                         attack, gen=generator(self.seed)).to_dict())
             sub = slice(0, min(len(x), 200))
             report.flags = masking_flags(model, x[sub].to(self.device), y[sub].to(self.device), report.attacks,
                                          report.checks)
@@ -157,12 +216,17 @@ class AttackSession:
             return None
         seconds = time.perf_counter() - start
         results = results_dict(reports, seconds, seed=self.seed, targeted=self.targeted,
-                               eps={k: v for k, v in self.eps.items()}, files={"csv": CSV, "curves": CURVES})
+                               eps={k: v for k, v in self.eps.items()}, files={"csv": CSV, "curves": CURVES,
+                                                                         "leaderboard_csv": LEADERBOARD_CSV,
+                                                                         "leaderboard_json": LEADERBOARD_JSON})
         if out is not None:
             out = Path(out)
             plot_curves(reports, out / CURVES)
             atomic_write_text(out / CSV, results_csv(reports))
             atomic_write_json(out / RESULTS, results)
+            rows = leaderboard_rows(results)
+            atomic_write_text(out / LEADERBOARD_CSV, leaderboard_csv(rows))
+            atomic_write_json(out / LEADERBOARD_JSON, {"format": "featviz-leaderboard/1", "rows": rows})
         return results
 
     def _loss(self) -> str:

@@ -59,11 +59,13 @@ SPECS: tuple[AttackSpec, ...] = (
     AttackSpec("square-l2", "l2", "square:square_l2", "Square L2, score-based, 5000 queries", {"steps": 5000},
                ("steps", "restarts"), bisect=False),
     AttackSpec("autoattack", "linf", "ensemble:autoattack",
-               "AutoAttack L∞: APGD-CE, APGD-T (9 targets), Square 5000 queries, worst case", bisect=False),
+               "AutoAttack L∞: APGD-CE, APGD-T (9 targets), Square 5000 queries, worst case", options=("steps",),
+               bisect=False),
     AttackSpec("autoattack-fast", "linf", "ensemble:autoattack_fast",
-               "AutoAttack L∞ gradient parts only: APGD-CE, APGD-T (9 targets)", bisect=False),
+               "AutoAttack L∞ gradient parts only: APGD-CE, APGD-T (9 targets), 100 steps each", options=("steps",),
+               bisect=False),
     AttackSpec("autoattack-l2", "l2", "ensemble:autoattack_l2",
-               "AutoAttack L2: APGD-CE, APGD-T, Square 5000 queries", bisect=False),
+               "AutoAttack L2: APGD-CE, APGD-T, Square 5000 queries", options=("steps",), bisect=False),
 )
 
 REGISTRY: dict[str, AttackSpec] = {s.name: s for s in SPECS}
@@ -72,6 +74,10 @@ TRAINING_ATTACKS: tuple[str, ...] = tuple(s.name for s in SPECS if s.train_steps
 # Default sweeps per norm: L∞ 0..0.3 covers digits from clean to broken; an L2 ball of
 # radius r holds L∞ perturbations of size r/√d, so 0..3 spans the same range at 16×16.
 DEFAULT_SWEEP = {"linf": "0:0.3:8", "l2": "0:3:8"}
+# `featviz attack` with no --attack: the field's reference L∞ evaluation without its slow black-box part.
+DEFAULT_ATTACK = "autoattack-fast"
+# Attacks whose robust accuracy is an upper bound that APGD often lowers by several points.
+WEAK_ATTACKS = ("fgsm", "pgd")
 
 
 def attack_help() -> str:

@@ -16,6 +16,7 @@ import click
 
 from ..errors import FeatvizError
 from ..fileio import to_json
+from ..numbers import parse_number, parse_numbers
 
 
 def common_options(out: bool = True, json_flag: bool = True, force: bool = True,
@@ -45,23 +46,62 @@ def common_options(out: bool = True, json_flag: bool = True, force: bool = True,
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
 
 
+class Number(click.ParamType):
+    """A click type for numbers that may be written as fractions (``8/255``)."""
+
+    name = "NUMBER"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_number(value, param.opts[0] if param is not None and param.opts else "value")
+        except FeatvizError as exc:
+            self.fail(exc.one_line(), param, ctx)
+
+
 def model_options(instead: str) -> Callable[[Callable], Callable]:
-    """The options that name any ``nn.Module`` instead of a featviz checkpoint (``--model``,
-    ``--weights``, ``--input-shape``, ``--mean``, ``--std``), shared by the commands that take one;
-    ``instead`` says what it replaces ("a checkpoint", "checkpoints")."""
+    """The options that name any ``nn.Module`` instead of a featviz checkpoint, and the user's
+    own images, shared by maximize, attack and gallery. The command receives them packed as
+    ``model`` (a :class:`featviz.sources.ModelSpec`); ``instead`` says what the model replaces."""
     options = [
-        click.option("--model", "model_ref", metavar="MODULE:FACTORY",
-                     help=f"Any model instead of {instead}: FACTORY() in an importable module returns an nn.Module."),
-        click.option("--weights", type=click.Path(path_type=Path), help="safetensors state dict for --model."),
-        click.option("--input-shape", help="C,H,W of the --model input."),
+        click.option("--model", "model_ref", metavar="MODULE:FACTORY|FILE.py:FACTORY",
+                     help=f"Any model instead of {instead}: FACTORY(**model-args) in a module or a .py file returns "
+                          "an nn.Module. This imports and runs that code (like torch.hub): name only code you trust."),
+        click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE",
+                     help="Keyword argument of the --model factory (repeatable; VALUE is a Python literal, "
+                          "else a string)."),
+        click.option("--weights", type=click.Path(path_type=Path),
+                     help="State dict for --model: .safetensors, or .pt/.pth/.bin from torch.save(model.state_dict()) "
+                          "(read with weights_only=True, never unpickling code)."),
+        click.option("--random-init", is_flag=True,
+                     help="Study --model with its random initial weights (without --weights this must be said)."),
+        click.option("--input-shape", help="C,H,W of the --model input (default: the model's input_shape "
+                                           "attribute, else the --data images)."),
         click.option("--mean", help="Per-channel mean the --model expects (images in [0, 1] are normalized with it)."),
         click.option("--std", help="Per-channel std for --mean."),
+        click.option("--data", "user_data", type=click.Path(path_type=Path), metavar="FILE.npz|FOLDER",
+                     help="Your own images: an .npz with x (N,C,H,W or N,H,W,C; uint8 or float in [0, 1]) and "
+                          "y (int labels), or a folder with one sub-folder of images per class."),
     ]
 
     def decorate(fn: Callable) -> Callable:
+        @wraps(fn)
+        def wrapper(*args, model_ref=None, model_args=(), weights=None, random_init=False, input_shape=None,
+                    mean=None, std=None, user_data=None, **kwargs):
+            from ..sources import ModelSpec, parse_model_args
+
+            spec = ModelSpec(ref=model_ref, args=parse_model_args(model_args), weights=weights,
+                             random_init=random_init, input_shape=input_shape,
+                             mean=parse_numbers(mean, "--mean"), std=parse_numbers(std, "--std"), data=user_data)
+            if model_ref is None and [g for g in spec.given if g != "--input-shape"]:
+                from ..errors import SpecError
+
+                raise SpecError(f"{', '.join(g for g in spec.given if g != '--input-shape')} go with --model; "
+                                "a checkpoint carries its own")
+            return fn(*args, model=spec, **kwargs)
+
         for option in reversed(options):
-            fn = option(fn)
-        return fn
+            wrapper = option(wrapper)
+        return wrapper
 
     return decorate
 
@@ -165,14 +205,7 @@ def with_device(fn: Callable) -> Callable:
 
 
 def parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    """``"0.01,0.02"`` -> (0.01, 0.02); None stays None; anything else is one clear error
-    naming the option ``what`` (exit 2)."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise FeatvizError(f"{what} must be comma-separated numbers, got {text!r}", f"e.g. {what} 0.5,0.5") from None
-    if not values:
-        raise FeatvizError(f"{what} needs at least one value")
-    return values
+    """``"0.01,0.02"`` (fractions allowed: ``8/255``) -> (0.01, 0.02); None stays None; anything
+    else is one clear error naming the option ``what`` (exit 2)."""
+    values = parse_numbers(text, what)
+    return None if values is None else tuple(values)

@@ -19,8 +19,12 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
 @click.option("--max-train", type=click.IntRange(1), help="Use at most this many training images of the split.")
 @click.option("--seeds", type=int, help="Seeds (seed, seed+1, ...); default 3 (quick: 2).")
 @click.option("--alpha", type=float, help="The teacher's information gap between blocks (default 0.45).")
-@click.option("--epochs", "stage_epochs", type=int,
-              help="Epochs per layerwise stage (a multiple of 3; joint gets 4x, layerwise 4/3x per stage).")
+@click.option("--epochs", "total_epochs", type=int,
+              help="Epochs of each learner's whole run, the same for joint, layerwise and layerwise+joint "
+                   "(a multiple of depth + 1 = 4: layerwise+joint gets a quarter per stage; default 24).")
+@click.option("--epochs-per-stage", "stage_epochs", type=int,
+              help="Epochs of each layerwise+joint stage instead (--epochs = 4 x this; what --epochs meant in "
+                   "featviz 0.1).")
 @click.option("--freeze", multiple=True, metavar="LAYER", help="Block(s) the control freezes in the joint stage "
               "(default block1).")
 @click.option("--render-steps", type=click.IntRange(0), help="Visualization steps per unit picture (0: none).")
@@ -31,7 +35,8 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
               help="Processes that run the seeds in parallel (one torch thread each); results do not change.")
 @common_options()
 @with_device
-def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stage_epochs, freeze, render_steps,
+def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, total_epochs, stage_epochs, freeze,
+           render_steps,
            purify_dir, threads, workers, seed, device, out, force, as_json):
     """Backward feature correction on images: a conv teacher labels the images; joint,
     layerwise and layerwise+joint learners at equal total steps are aligned to it block by
@@ -43,6 +48,17 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, stag
 
     if seeds is not None and seeds < 1:
         raise FeatvizError(f"--seeds must be >= 1, got {seeds}")
+    if total_epochs is not None:
+        if total_epochs < 1:
+            raise FeatvizError(f"--epochs must be >= 1, got {total_epochs}")
+        if stage_epochs is not None:
+            raise FeatvizError("--epochs (the whole run) and --epochs-per-stage exclude each other")
+        stages = len(image_study_preset("quick" if quick else preset_name).widths) + 1
+        if total_epochs % stages:
+            near = stages * max(1, round(total_epochs / stages))
+            raise FeatvizError(f"--epochs {total_epochs} is not a multiple of {stages}, the stages of layerwise+joint",
+                               f"use {near}")
+        stage_epochs = total_epochs // stages
     config = image_study_preset("quick" if quick else preset_name, dataset=dataset,
                                 data_root=str(data_root) if data_root else None, max_train=max_train,
                                 seeds=tuple(range(seed, seed + seeds)) if seeds else None, alpha=alpha,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..data.images import IMAGE_DATASETS
 from ..studies.names import COMPARE_MODES, DEFAULT_EPS
 from ._common import check_out, common_options, emit_json, with_device
 
@@ -23,25 +24,28 @@ def _modes(text: str) -> tuple[str, ...]:
 
 
 def _eps(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a list of numbers, e.g. 0,0.05,0.1", param_hint="--eps") from None
-    bad = [v for v in values if not (math.isfinite(v) and 0 <= v <= 1)]
-    if not values or bad:
+    from ..numbers import parse_numbers
+
+    values = tuple(parse_numbers(text, "--eps", unique=True))
+    bad = [v for v in values if not 0 <= v <= 1]
+    if bad:
         raise click.BadParameter(f"every ε must lie in [0, 1] (images in [0, 1]), got {text!r}", param_hint="--eps")
     return values
 
 
 @click.command("compare")
-@click.option("--dataset", default="digits", show_default=True, help="Image dataset (digits is built in).")
+@click.option("--quick", is_flag=True, help="The demo-sized comparison (2 seeds, 6 epochs, 96 test images; labelled "
+              "demo-sized wherever shown): seconds, not a measurement. Replaces the budget options.")
+@click.option("--dataset", type=click.Choice(IMAGE_DATASETS), default="digits", show_default=True,
+              help="Image dataset (digits is built in).")
 @click.option("--modes", default="joint,layerwise,layerwise+joint", show_default=True,
               help=f"Comma-separated training modes: {', '.join(COMPARE_MODES)} (adv = PGD-adversarial joint).")
 @click.option("--seeds", type=int, default=5, show_default=True, help="Models per mode (seeds --seed, --seed+1, ...).")
-@click.option("--epochs-total", type=int, default=30, show_default=True,
+@click.option("--epochs", "epochs_total", type=int, default=30, show_default=True,
               help="Epochs per model summed over its stages (the same optimizer steps for every mode).")
+@click.option("--epochs-total", "old_epochs_total", type=int, hidden=True, help="Old name of --epochs.")
 @click.option("--eps", "eps", default=",".join(f"{e:g}" for e in DEFAULT_EPS), show_default=True,
-              help="Comma-separated L∞ ε to attack at.")
+              help="Comma-separated L∞ ε to attack at (fractions allowed: 0,4/255,8/255).")
 @click.option("--attack", default=None,
               help="Attack name for featviz.attacks.make_attack (default: autoattack-fast).")
 @click.option("--adv-eps", type=float, default=0.1, show_default=True, help="ε of the adv mode's PGD training.")
@@ -62,7 +66,7 @@ def _eps(text: str) -> tuple[float, ...]:
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")
 @common_options()
 @with_device
-def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, bisect_steps,
+def command(quick, dataset, modes, seeds, epochs_total, old_epochs_total, eps, attack, adv_eps, width, image_size, n_examples, render_units, render_steps, bisect_steps,
             reuse, workers, save_models, data_root, seed, device, out, force, as_json):
     """Compare training modes over seeds at matched budgets.
 
@@ -75,11 +79,20 @@ def command(dataset, modes, seeds, epochs_total, eps, attack, adv_eps, width, im
     from ..errors import SpecError
     from ..fileio import atomic_directory
 
+    if old_epochs_total is not None:  # the old spelling, still accepted
+        epochs_total = old_epochs_total
     spec = CompareSpec(dataset=dataset, modes=_modes(modes), seeds=seeds, seed=seed, epochs_total=epochs_total,
                        eps=_eps(eps), attack=attack, adv_eps=adv_eps, width=width, image_size=image_size,
                        n_examples=n_examples,
                        render_units=render_units, render_steps=render_steps, bisect_steps=bisect_steps,
                        data_root=str(data_root) if data_root else None)
+    if quick:
+        from dataclasses import replace
+
+        from ..studies.compare import demo_spec
+
+        spec = replace(demo_spec(seed), dataset=spec.dataset, attack=spec.attack, adv_eps=spec.adv_eps,
+                       image_size=spec.image_size, data_root=spec.data_root)
     spec.validate()
     if attack is not None:
         from ..attacks import make_attack

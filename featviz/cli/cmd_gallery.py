@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import FeatvizError
-from ._common import check_out, common_options, emit_json, with_device
+from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
 def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> list[list[Path]]:
@@ -32,7 +32,7 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 
 
 @click.command("gallery")
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("checkpoints", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--vis", "vis_specs", multiple=True, metavar="CHECKPOINT=DIR",
               help="A `featviz maximize` output folder for one checkpoint (repeatable).")
 @click.option("--attacks", type=click.Path(path_type=Path), help="A `featviz attack` output folder.")
@@ -48,23 +48,35 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
 @click.option("--reference-eps", type=click.FloatRange(0, None),
               help="ε at which the overview reports robust accuracy (default: the adversarial-training ε).")
 @click.option("--render-steps", type=click.IntRange(0, 100000), default=256, show_default=True,
-              help="Render the units of checkpoints given no --vis (regularizers none and standard) with this "
+              help="Render the units of checkpoints given no --vis (regularizers none, standard and pca) with this "
                    "many steps; 0 skips.")
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")
+@model_options("checkpoints (shown first, beside any CHECKPOINT given)")
 @common_options()
 @with_device
 def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_root, reference_eps, render_steps, title,
-            seed, device, out, force, as_json):
-    """Build a static, offline HTML gallery of CHECKPOINTs and result folders.
+            model, seed, device, out, force, as_json):
+    """Build a static, offline HTML gallery of CHECKPOINTs (or your --model) and result folders.
 
-    The first checkpoint is the reference that comparison pages match the others
-    against. Units of checkpoints without --vis are rendered here (see
+    The first checkpoint (your --model, when given) is the reference that comparison pages
+    match the others against; its --vis is written --vis DIR (one model) or --vis
+    MODULE:FACTORY=DIR. Units of checkpoints without --vis are rendered here (see
     --render-steps). Open OUT/index.html in a browser; it needs no server and no network.
     """
     from ..gallery import build_gallery
+    from ..sources import user_checkpoint
 
+    if not checkpoints and not model.ref:
+        raise FeatvizError("the gallery needs CHECKPOINT folders or --model MODULE:FACTORY",
+                           "e.g. featviz gallery models/digits-joint --out gallery")
+    if model.data is not None and not model.ref:
+        raise FeatvizError("--data goes with --model in the gallery; a checkpoint is shown with its own dataset")
     check_out(out, force)
-    summary = build_gallery(list(checkpoints), out, visuals=_assign_visuals(checkpoints, vis_specs),
+    models = list(checkpoints)
+    if model.ref:
+        models.insert(0, user_checkpoint(model, device))
+    summary = build_gallery(models, out, visuals=_assign_visuals(tuple(Path(str(getattr(m, "path", m)))
+                                                                       for m in models), vis_specs),
                             attacks=attacks, robust=robust, hierarchy=hierarchy, studies=[(s, s.name) for s in studies],
                             data_root=data_root, reference_eps=reference_eps,
                             title=title, render_steps=render_steps, seed=seed, device=device)

@@ -109,16 +109,21 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
 @click.option("--width", type=int, help="Learner units per layer (default 4).")
 @click.option("--epochs", type=int, help="Optimizer epochs in all, over the three stages (default 60).")
 @click.option("--n-train", type=int, help="Training samples (default 10000).")
+@click.option("--quick", is_flag=True, help="Seconds, not a measurement: α 0.05,0.2, 2 seeds, 6 epochs, 1000 samples "
+              "(replaces those options).")
 @_workers_options
 @common_options()
 @with_device
-def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers, seed, device, out, force, as_json):
+def alpha_sweep(target, alphas, seeds, width, epochs, n_train, quick, threads, workers, seed, device, out, force,
+                as_json):
     """Layer-1 error e₁ = √(1 − R²) vs α after layerwise stage 1 and after the joint stage, with
     fitted log-log slopes; writes OUT/results.json and figures."""
     from ..studies import alpha_sweep
 
     check_out(out, force)
     _set_threads(threads)
+    if quick:
+        alphas, seeds, epochs, n_train = "0.05,0.2", 2, 6, 1000
     config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
     results = alpha_sweep.run(config, parse_floats(alphas, "--alphas"), workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
@@ -132,10 +137,12 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, threads, workers,
 @click.option("--steps", type=int, help="Optimizer steps of the deep learner at every n (default 1000).")
 @click.option("--target-error", type=float, default=0.01, show_default=True,
               help="Relative test MSE that defines n*(d).")
+@click.option("--quick", is_flag=True, help="Seconds, not a measurement: d 4,5, n 100,200, 2 seeds, 20 steps "
+              "(replaces those options).")
 @_workers_options
 @common_options()
 @with_device
-def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, device, out, force, as_json):
+def scaling(dims, sizes, seeds, steps, target_error, quick, threads, workers, seed, device, out, force, as_json):
     """Error vs n and d for the deep learner and an exact polynomial kernel of the target's
     degree; fitted exponents with bootstrap intervals; writes OUT/results.json and figures."""
     from ..errors import SpecError
@@ -145,6 +152,8 @@ def scaling(dims, sizes, seeds, steps, target_error, threads, workers, seed, dev
     _set_threads(threads)
     if not target_error > 0:
         raise SpecError(f"--target-error must be > 0, got {target_error}")
+    if quick:
+        dims, sizes, seeds, steps = "4,5", "100,200", 2, 20
     config = study.scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
     results = study.run(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
                         log=lambda line: click.echo(line, err=True))

@@ -23,7 +23,11 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--depth", type=click.IntRange(1, 32), help="Blocks (default 3).")
 @click.option("--width", type=click.IntRange(1, 4096), help="Units per layer (MLP, default 48) or channels "
               "of block 1 (conv, default 16; later blocks get 2x).")
-@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs per stage (digits 30, synthetic 90).")
+@click.option("--epochs", type=click.IntRange(1, 100000), help="Epochs of the whole run, summed over its stages and "
+              "split as evenly as integers allow (the last stages take the remainder): joint gets all, layerwise "
+              "E/depth per stage, layerwise+joint E/(depth+1) (default: 30 per stage on images, 90 on synthetic).")
+@click.option("--epochs-per-stage", type=click.IntRange(1, 100000),
+              help="Epochs of every stage instead (what --epochs meant in featviz 0.1).")
 @click.option("--lr", type=float, help="Learning rate (images 3e-3, synthetic 1e-2).")
 @click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 1024).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
@@ -54,10 +58,13 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--init-from", type=click.Path(path_type=Path), help="Start from this checkpoint's weights "
               "(same architecture) instead of a random initialization, e.g. adversarial fine-tuning of a clean "
               "model; the card records the parent.")
+@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+              help="Also write losses and accuracies per epoch and per stage as TensorBoard events into DIR "
+                   "(pip install featviz[tensorboard]).")
 @common_options(out_required=False)
-def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, batch_size, optimizer, image_size,
+def command(dataset, data_root, download, mode, act, depth, width, epochs, epochs_per_stage, lr, batch_size, optimizer, image_size,
             syn_d, syn_k, teacher_depth, alpha, n_train, adv, adv_eps, adv_steps, name, amp, channels_last, compile_,
-            freeze, resume, init_from, seed, device, out, force, as_json):
+            freeze, resume, init_from, tensorboard, seed, device, out, force, as_json):
     """Train a quadratic DenseNet jointly, layer by layer, or layerwise then jointly.
 
     Writes a checkpoint folder (model.safetensors + card.json) to --out. Ctrl-C stops after the
@@ -82,25 +89,46 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         check_out(out, force)
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
         adv_spec = _adv_spec(adv, adv_eps, adv_steps)
-        spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=epochs, lr=lr,
+        blocks = depth or (teacher_depth if dataset == "synthetic" else None)
+        per_stage, stage_epochs = _stage_budget(mode, blocks, dataset, epochs, epochs_per_stage)
+        spec = TrainSpec(dataset=dataset, mode=mode, act=act, depth=depth, width=width, epochs=per_stage,
+                         stage_epochs=stage_epochs, lr=lr,
                          batch_size=batch_size, optimizer=optimizer, seed=seed, image_size=image_size,
                          data_root=str(data_root) if data_root else None, download=download,
                          synthetic=synthetic if dataset == "synthetic" else {}, name=name, adv=adv_spec,
                          amp=amp, channels_last=channels_last, compile=compile_, freeze=list(freeze),
                          init_from=str(init_from) if init_from else None)
+    from ..tensorboard import log_epoch, open_writer
+
+    writer = open_writer(tensorboard)
     dist = init_distributed(device)
+    if not dist.is_main and writer is not None:
+        writer.close()
+        writer = None
+    step = [0]
+
+    def on_epoch(model, stage, record):
+        step[0] += 1
+        if step[0] == 1 and dist.is_main:  # the data loaded and the run started: say how the budget splits
+            _print_plan(spec)
+        if writer is not None:
+            log_epoch(writer, step[0], stage.name, record)
+
     try:
         with stop_on_sigint() as stop_requested:
             # every rank must stop at the same epoch: a stop on any rank stops all
             should_stop = (lambda: bool(all_reduce_sum(torch.tensor([float(stop_requested())]), dist)[0] > 0))
             try:
                 ckpt = run_training(spec, out, device=dist.device, command=command_line(), resume_from=resume,
-                                    should_stop=should_stop, dist=dist)
+                                    should_stop=should_stop, dist=dist,
+                                    on_epoch=on_epoch)
             except TrainingInterrupted as stop:
                 click.echo(f"featviz: interrupted after epoch {stop.state.epoch} of stage {stop.state.stage_index + 1}; "
                            f"resumable checkpoint in {out} (continue with: featviz train --resume {out})", err=True)
                 raise SystemExit(130) from None
     finally:
+        if writer is not None:
+            writer.close()
         shutdown(dist)
     if not dist.is_main:
         return
@@ -109,6 +137,35 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, lr, b
         emit_json(summary)
     else:
         _print_summary(summary)
+
+
+def _stage_budget(mode: str, depth: int | None, dataset: str, epochs: int | None,
+                  per_stage: int | None) -> tuple[int | None, list[int] | None]:
+    """``(epochs per stage, epochs of each stage)`` from ``--epochs`` (the whole run, split by
+    :func:`featviz.train.split_budget`) or ``--epochs-per-stage``."""
+    from ..recipes import DEFAULTS
+    from ..train import split_budget, stage_count
+
+    if epochs is not None and per_stage is not None:
+        raise click.UsageError("--epochs (the whole run) and --epochs-per-stage exclude each other")
+    if epochs is None:
+        return per_stage, None
+    blocks = depth or DEFAULTS["synthetic" if dataset == "synthetic" else "image"]["depth"]
+    parts = split_budget(epochs, stage_count(mode, blocks))
+    return parts[0], list(parts)
+
+
+def _print_plan(spec) -> None:
+    """The stage budgets the options give, said before the run starts."""
+    from ..recipes import DEFAULTS
+    from ..train import plan_stages
+
+    d = DEFAULTS["synthetic" if spec.dataset == "synthetic" else "image"]
+    depth = spec.depth or spec.synthetic.get("depth") or d["depth"]
+    stages = plan_stages(spec.mode, depth, spec.epochs or d["epochs"],
+                         stage_epochs=tuple(spec.stage_epochs) if spec.stage_epochs else None)
+    click.echo(f"featviz: {spec.mode}: " + ", ".join(f"{s.name} {s.epochs}" for s in stages)
+               + f" epochs ({sum(s.epochs for s in stages)} in all)", err=True)
 
 
 def _adv_spec(adv: str | None, eps: float | None, steps: int | None) -> dict | None:

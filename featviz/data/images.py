@@ -41,6 +41,23 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
+# The resolution each dataset's images are stored at (before any --image-size resizing).
+NATIVE_SIZE = {"digits": 8, "mnist": 28, "fashion-mnist": 28, "cifar10": 32}
+
+
+def native_images(data: Dataset) -> torch.Tensor | None:
+    """``data``'s training images at the dataset's native resolution (the same images,
+    unresized), or None for a dataset of unknown native size."""
+    size = NATIVE_SIZE.get(data.name)
+    if size is None or not data.is_image:
+        return None
+    if data.x_train.shape[-1] == size:
+        return data.x_train
+    if data.name == "digits":
+        return load_digits(image_size=size).x_train
+    return load_torchvision(data.name, data_root=data.info.get("data_root"), image_size=None).x_train
+
+
 def _image_dataset(name: str, x_train, y_train, x_test, y_test, num_classes: int, extra: dict) -> Dataset:
     mean, std = channel_stats(x_train)
     empty_x = x_train[:0]

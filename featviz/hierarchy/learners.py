@@ -26,7 +26,7 @@ from ..data import Dataset
 from ..devices import seeded
 from ..errors import DivergenceError
 from ..nets import QuadraticDenseMLP
-from ..train import Stage, TrainConfig, split_budget, stage_count, train_model
+from ..train import Stage, StageMap, TrainConfig, split_budget, stage_count, train_model
 from .metrics import FeatureProbe
 
 LEARNERS = ("joint", "layerwise", "layerwise+joint", "shallow", "kernel")
@@ -117,7 +117,7 @@ def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str
     ``joint_warmup`` of its steps; ``joint_freeze`` names blocks frozen in that joint stage: the
     frozen-lower-layer control). Records the curve (alignment per epoch on ``tracker``
     when given) and the full alignment on ``probe`` at the end of every stage."""
-    curve, snapshots = Curve(), {}
+    curve, snapshots = Curve(), StageMap()  # the old stage names (layer1, ...) still read
 
     def on_epoch(net: nn.Module, stage: Stage, record: dict) -> None:
         curve.stage.append(stage.name)

@@ -56,10 +56,12 @@ def _attack_label(info: dict[str, Any]) -> str:
     return str(info.get("label") or info.get("name") or info.get("attack") or "?")
 
 
-def write_compare_page(site, results_dir: str | Path, page: str = PAGE) -> dict[str, Any]:
+def write_compare_page(site, results_dir: str | Path, page: str = PAGE,
+                       verdict: dict[str, str] | None = None) -> dict[str, Any]:
     """Render ``page`` (``modes.html``) into ``site`` (a :class:`~featviz.report.site.Site`) from a
     ``featviz compare`` folder; its plots are copied in. Returns ``{"page", "title",
-    "label"}`` for the index to link."""
+    "label"}`` for the index to link. ``verdict``: the box that opens the page
+    (:func:`~featviz.report.results.verdict`)."""
     results_dir = Path(results_dir)
     results = read_compare(results_dir)
     ctx = page_context(results)
@@ -69,7 +71,7 @@ def write_compare_page(site, results_dir: str | Path, page: str = PAGE) -> dict[
         name = results.get("files", {}).get(key)
         if name and (results_dir / name).is_file():
             plots.append(dict(site.image(results_dir / name, "compare"), caption=caption))
-    site.render(page, "compare_modes.html", plots=plots, **ctx)
+    site.render(page, "compare_modes.html", plots=plots, verdict=verdict, **ctx)
     return {"page": page, "title": "Training modes over seeds", "label": ctx["label"]}
 
 

@@ -68,10 +68,12 @@ def layer_summary(vis: Visuals, layer: str) -> list[dict[str, Any]]:
         if images:
             rows.append({"reg": reg, "units": len(images),
                          **{k: median(getattr(im, k) for im in images)
-                            for k in ("activation", "relative_activation", "hf_ratio", "tv", "shift_stability")}})
+                            for k in ("activation", "relative_activation", "hf_ratio", "noise_index", "tv",
+                                      "shift_stability")}})
     if rows and vis.baseline:  # what real images score, beside the renders
         rows.append({"reg": "data (real images)", "units": vis.baseline.get("n"), "activation": None,
                      "relative_activation": None, "hf_ratio": vis.baseline.get("hf_ratio"),
+                     "noise_index": 0.0 if (vis.baseline.get("white_noise") or {}).get("hf_ratio") else None,
                      "tv": vis.baseline.get("tv"), "shift_stability": None})
     return rows
 
@@ -91,6 +93,9 @@ def _reference_eps(models: list[GalleryModel], attacks: dict[str, Any] | None, g
             return eps[len(eps) // 2]
     return None
 
+
+# A study run with fewer seeds than this is labelled demo-sized wherever its numbers are shown.
+DEMO_SEEDS = 3
 
 # The hierarchy figures in reading order: the training story first, then the sweeps.
 FIGURE_ORDER = ("training_error", "error_curves", "feature_r2", "error_vs_n", "error_vs_width")
@@ -183,9 +188,15 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Any],
     site = Site(site_dir, title=title)
     bar = tqdm(total=4 + sum(len(m.layers) for m in models), desc="gallery", unit="page", leave=False,
                disable=not progress)
-    attack_ctx = _attack_pages(site, attack_data, Path(attacks), models, ref_eps) if attack_data else None
-    if robust_data:
+    if robust_data:  # first: the attack page says where the overview's figure differs from its curves
         _robust_headline(robust_data, models, ref_eps)
+    attack_ctx = _attack_pages(site, attack_data, Path(attacks), models, ref_eps) if attack_data else None
+    notes = list(notes)
+    for label, data in (("--attacks", attack_data), ("--robust", robust_data)):
+        if data and not any(_owner(entry, models) for entry in data["models"]):
+            names = ", ".join(str(e.get("name") or e.get("checkpoint")) for e in data["models"])
+            notes.append(f"The {label} folder holds results for {names}, none of which is a model of this gallery: "
+                         "its numbers are not shown as any model's robust accuracy.")
     bar.update()
     hier_ctx = _hierarchy_pages(site, hier_data, Path(hierarchy)) if hier_data else None
     bar.update()
@@ -195,7 +206,7 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Any],
     bar.update()
     study_pages = write_study_pages(site, study_data)
     site.render("index.html", "index.html", models=models, attacks=attack_ctx, hierarchy=hier_ctx,
-                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=list(notes), studies=study_pages)
+                reference_eps=ref_eps, compare=compare, hf_plot=hf_plot, notes=notes, studies=study_pages)
     bar.update()
     bar.close()
     site.write_static()
@@ -212,8 +223,9 @@ def write_gallery(site_dir: str | Path, checkpoints: Sequence[str | Path | Any],
 
 def _attack_pages(site: Site, data: dict[str, Any], folder: Path, models: list[GalleryModel],
                   ref_eps: float | None) -> dict[str, Any]:
-    """``attacks.html`` and the robustness plot; sets each model's robust accuracy at ``ref_eps``."""
-    series, rows = [], []
+    """``attacks.html`` and the robustness plot; sets each model's robust accuracy at ``ref_eps``
+    (unless a ``--robust`` evaluation set it: then the page says where the two differ)."""
+    series, rows, differ = [], [], []
     for entry in data["models"]:
         owner = _owner(entry, models)
         label = owner.label if owner else Path(str(entry.get("checkpoint", "?"))).name
@@ -224,19 +236,28 @@ def _attack_pages(site: Site, data: dict[str, Any], folder: Path, models: list[G
             min_eps = attack.get("min_eps") if isinstance(attack.get("min_eps"), dict) else {}
             rows.append({"model": label, "slug": owner.slug if owner else None, "attack": name,
                          "norm": attack.get("norm"), "steps": attack.get("steps"), "restarts": attack.get("restarts"),
-                         "clean": entry["clean_accuracy"], "curve": curve, "min_eps_median": min_eps.get("median")})
+                         "clean": entry["clean_accuracy"], "curve": curve, "min_eps_median": min_eps.get("median"),
+                         "min_eps_measured": min_eps.get("measured", True) is not False})
         chosen = _pick_attack(entry["attacks"])
         if owner and chosen and ref_eps is not None:
             at = robust_accuracy_at(chosen["curve"], ref_eps)
-            if at:
+            if at and owner.robust is None:  # a separate strong evaluation (--robust) takes precedence
                 owner.robust = {"eps": at[0], "robust_accuracy": at[1], "attack": chosen.get("attack")}
+            elif at and owner.robust is not None and abs(at[1] - owner.robust["robust_accuracy"]) > 1e-9:
+                differ.append(f"{owner.label}: the overview quotes {100 * owner.robust['robust_accuracy']:.1f}% "
+                              f"({owner.robust['attack']}, ε={owner.robust['eps']:g}), a separate evaluation; "
+                              f"this page's {chosen.get('attack')} curve gives {100 * at[1]:.1f}% at ε={at[0]:g}"
+                              + (" — an upper bound: weaker attacks find fewer adversarial examples"
+                                 if _strength(chosen.get("attack")) > _strength(str(owner.robust["attack"]).split(",")[0])
+                                 else ""))
     plot = site.plot("img/robustness.png", lambda p: plots.robustness_plot(series, p, ref_eps))
     # the attack's own curve plot is replaced by ours (all models, marked reference ε)
     images = site.copy_images(sorted(folder.rglob("*.png")), "img/attacks", limit=MAX_ATTACK_IMAGES,
                               within=folder, exclude=("robust",))
     attribution = [im for im in images if "attr" in im["caption"].lower() or "saliency" in im["caption"].lower()]
     ctx = {"plot": plot, "rows": rows, "examples": [im for im in images if im not in attribution],
-           "attributions": attribution, "eps": sorted({p["eps"] for r in rows for p in r["curve"]})}
+           "attributions": attribution, "eps": sorted({p["eps"] for r in rows for p in r["curve"]}),
+           "differ": differ}
     site.render("attacks.html", "attacks.html", attacks=ctx, reference_eps=ref_eps)
     return ctx
 
@@ -244,7 +265,14 @@ def _attack_pages(site: Site, data: dict[str, Any], folder: Path, models: list[G
 def _hierarchy_pages(site: Site, data: dict[str, Any], folder: Path) -> dict[str, Any]:
     """``hierarchy.html``: the study's table, findings and figures."""
     findings = data.get("findings")
-    ctx = {"rows": hierarchy_rows(data), "config": data.get("config") or {},
+    config = data.get("config") or {}
+    seeds = config.get("seeds") if isinstance(config.get("seeds"), list) else []
+    demo = len(seeds) < DEMO_SEEDS
+    provenance = (f"Numbers from the results folder {folder.name}: {len(seeds)} seed{'s' if len(seeds) != 1 else ''}, "
+                  f"{config.get('n_train', '?')} training samples"
+                  + (f" — demo-sized (fewer than {DEMO_SEEDS} seeds): a first look, not a measurement; the studies "
+                     "list the shipped numbers." if demo else "."))
+    ctx = {"rows": hierarchy_rows(data), "config": config, "provenance": provenance, "demo": demo,
            "findings": [str(f) for f in findings] if isinstance(findings, list) else [],
            "seconds": data.get("seconds"), "warnings": [str(w) for w in data.get("lr_edge_warnings") or []],
            "images": site.copy_images(sorted(folder.glob("*.png"), key=_figure_order), "img/hierarchy",
@@ -271,7 +299,8 @@ def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str,
                                    for f, a in units[unit].examples[:MAX_EXAMPLES]]}
                      for unit in sorted(units)[:MAX_UNITS]]
             site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
-                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF)
+                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF,
+                        bands=m.visuals.noise_bands, white=(m.visuals.baseline or {}).get("white_noise"))
             bar.update()
     return hf_rows
 

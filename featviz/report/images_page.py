@@ -36,7 +36,8 @@ def read_image_study(folder: Path) -> dict[str, Any]:
     return data
 
 
-def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAGE_STUDY_PAGE) -> dict[str, Any]:
+def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAGE_STUDY_PAGE,
+                           verdict: dict[str, str] | None = None) -> dict[str, Any]:
     """Render ``page`` (``image-study.html``) into ``site`` from the study folder ``results_dir``.
 
     Returns ``{"page", "title", "headline"}`` for the index (headline: the layerwise/joint
@@ -74,7 +75,7 @@ def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAG
         "frozen_vs_unfrozen": {task: _pm(entry.get("difference")) for task, entry in control.items()},
     }
     title = "Backward feature correction on images"
-    site.render(page, "image_study.html", study={
+    site.render(page, "image_study.html", verdict=verdict, study={
         "title": title, "headline": headline, "rows": rows, "units": units, "learners": learners,
         "figures": figures, "control": control, "freeze": (data.get("config") or {}).get("freeze") or ["block1"],
         "teacher": teacher, "config": data.get("config") or {},

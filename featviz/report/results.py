@@ -78,6 +78,7 @@ class UnitImage:
     tv: float | None = None
     shift_stability: float | None = None
     steps: int | None = None
+    noise_index: float | None = None  # 0 = like the data, 1 = like white noise (metrics.json, when written)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Visuals:
     layers: dict[str, dict[int, UnitVisuals]] = field(default_factory=dict)
     regs: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # the data's median hf_ratio and TV, when metrics.json has them
+    noise_bands: dict[str, float] | None = None  # metrics.json's noise_index_bands, when written
 
     def unit(self, layer: str, unit: int) -> UnitVisuals:
         units = self.layers.setdefault(layer, {})
@@ -128,6 +130,9 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
         base = metrics.get("baseline")
         if isinstance(base, dict) and _number(base.get("hf_ratio")) is not None:
             vis.baseline = base
+        bands = metrics.get("noise_index_bands")
+        if isinstance(bands, dict) and all(_number(bands.get(k)) is not None for k in ("like_data", "noisy")):
+            vis.noise_bands = {"like_data": float(bands["like_data"]), "noisy": float(bands["noisy"])}
         for entry in images:
             if not isinstance(entry, dict):
                 raise FeatvizError(f"{source}: 'images' must hold objects")
@@ -139,7 +144,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
                 activation=_number(entry.get("activation")),
                 relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
-                steps=None if steps is None else int(steps))
+                steps=None if steps is None else int(steps), noise_index=_number(entry.get("noise_index")))
             if reg not in vis.regs:
                 vis.regs.append(reg)
         for entry in metrics.get("dataset_examples") or []:
@@ -284,6 +289,36 @@ def primary_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"primary: {p['name']}", interval_text(p) + ci)]
 
 
+def verdict(data: dict[str, Any], label: str = "", folder: str | Path | None = None) -> dict[str, str] | None:
+    """The verdict box of a study page: its primary endpoint in plain words with its CI, and
+    where the numbers come from (``label``, e.g. "shipped study ..." or "demo-sized, 1 seed";
+    else the results folder). None when the study declares no primary endpoint."""
+    p = data.get("primary")
+    if not isinstance(p, dict) or not p.get("name") or not isinstance(p.get("value"), (int, float)):
+        return None
+    name, value, low, high = str(p["name"]), float(p["value"]), p.get("low"), p.get("high")
+    level = p.get("level") if isinstance(p.get("level"), (int, float)) else None
+    ratio = "ratio" in name or ("/" in name and "−" not in name and "minus" not in name)
+    null = 1.0 if ratio else 0.0
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        ci = f"{100 * level:.0f} % CI" if level else "interval"
+        span = f"{value:.3g} ({ci} {low:.3g} to {high:.3g})"
+        if low > null or high < null:
+            side = "above" if low > null else "below"
+            plain = f"the whole interval lies {side} {null:g}: a clear effect at this size."
+        else:
+            plain = f"the interval includes {null:g}: no clear difference at this size."
+    else:
+        span, plain = f"{value:.3g}", "no interval was computed: read it as one estimate."
+    where = label or (f"results folder {Path(folder).name}" if folder else "this run")
+    demo = "demo" in where.lower() or "quick" in where.lower()
+    return {"statement": f"{name[:1].upper()}{name[1:]}: {span}; {plain}",
+            "detail": "The study's primary endpoint, declared before it ran; every other number on this page is "
+                      "secondary.",
+            "provenance": f"Numbers from: {where}" + (" — demo-sized, for a first look, not a measurement."
+                                                     if demo else ".")}
+
+
 def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     """Headline rows of a ``purification`` section: the adversarial / clean ratio of median
     hf_ratio per block (ratio of means with its CI), the median hf_ratio of unregularized
@@ -293,9 +328,12 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
     hf = section.get("hf_ratio") or {}
     rows = [(f"adversarial / clean median hf_ratio, {block}", interval_text(entry))
             for block, entry in sorted((section.get("adv_over_clean") or {}).items())]
-    for model in ("clean", "adversarial", "clean_scratch"):
+    for model in ("clean", "adversarial", "clean_scratch", "noise", "weight_decay"):
         for block, entry in sorted((hf.get(model) or {}).items()):
             rows.append((f"median hf_ratio, {model}, {block}", pm_text(entry)))
+    for block, claim in sorted((section.get("claims") or {}).items()):
+        rows.append((f"purification claimed, {block} (adversarial below the noise and weight-decay controls, "
+                     "paired CIs excluding 0)", "yes" if claim.get("purification") else "no"))
     if isinstance(hf.get("data"), (int, float)):
         rows.append(("median hf_ratio of the data's own images", f"{hf['data']:.3g}"))
     residual = section.get("residual_ratio")

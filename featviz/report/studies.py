@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from ..errors import FeatvizError
 from ..fileio import read_json
 from ..text import slug
-from .results import interval_text, pm_text, primary_rows, purification_rows
+from .results import interval_text, pm_text, primary_rows, purification_rows, verdict
 from .site import Site
 
 TITLES = {
@@ -26,6 +26,7 @@ TITLES = {
     "hierarchy": "Hierarchy study (synthetic teacher)",
     "alpha-sweep": "Information gap: the α sweep",
     "scaling": "Sample complexity: scaling with n and d",
+    "prior-renders": "Pictures of quadratic units: data priors and a noise index",
 }
 MAX_FIGURES = 12
 # format tags whose kind is not the tag's own name (the part between "featviz-" and "/<version>")
@@ -55,8 +56,28 @@ def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
     return kind, data
 
 
+def prior_render_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Headline rows of a prior-renders study: per block and setting the median relative
+    activation and noise index (with the bands the colours use), the judge's verdicts."""
+    bands = data.get("noise_index_bands") or {}
+    rows = [("noise index bands (0 = data, 1 = white noise)",
+             f"≤ {bands.get('like_data', '–')} like the data (green), ≥ {bands.get('noisy', '–')} noise-like (red)")]
+    for block, regs in (data.get("units") or {}).items():
+        for reg, s in (regs or {}).items():
+            rows.append((f"{block}, {reg}: activation ÷ best image · noise index · converged",
+                         f"{interval_text(s.get('relative_activation'))} · {interval_text(s.get('noise_index'))} · "
+                         f"{s.get('converged', 0):.0%}"))
+    judge = data.get("judge") or {}
+    for reg, s in (data.get("classes") or {}).items():
+        rows.append((f"class renders recognized by the judge ({judge.get('name', 'judge')}), {reg}",
+                     f"{s.get('recognized')}/{s.get('n')}"))
+    return rows
+
+
 def _rows(kind: str, data: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline numbers of the generic page."""
+    if kind == "prior-renders":
+        return primary_rows(data) + prior_render_rows(data)
     if kind == "purification":
         return primary_rows(data) + purification_rows(data)
     if kind == "alpha-sweep":
@@ -94,7 +115,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
     title = TITLES.get(kind, kind.replace("-", " ").capitalize()) + (f" ({label})" if label else "")
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
-    site.render(page, "study.html", study={
+    site.render(page, "study.html", verdict=verdict(data, label, folder), study={
         "title": title, "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
         "rows": rows, "figures": _figures(site, folder, data),
         "warnings": [str(w) for w in data.get("lr_edge_warnings", [])]})
@@ -105,7 +126,7 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
 def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
     from .compare_pages import write_compare_page
 
-    entry = write_compare_page(site, folder, page=page)
+    entry = write_compare_page(site, folder, page=page, verdict=verdict(data, label, folder))
     tests = [t for t in data.get("tests", []) if isinstance(t, dict) and t.get("statement")]
     # the headline: the primary endpoint, then joint vs layerwise robustness at the radii the study
     # quotes (every tested ε is on the page), else the first comparison
@@ -119,7 +140,7 @@ def _compare_page(site: Site, folder: Path, page: str, data: dict[str, Any], lab
 def _image_page(site: Site, folder: Path, page: str, data: dict[str, Any], label: str) -> dict[str, Any]:
     from .images_page import write_image_study_page
 
-    entry = write_image_study_page(site, folder, page=page)
+    entry = write_image_study_page(site, folder, page=page, verdict=verdict(data, label, folder))
     head = entry["headline"]
     text = (f"layerwise / joint relative test MSE {interval_text(head['ratio'])}; block-1 R² gain of the joint "
             f"stage {pm_text(head['block1_r2_gain'])}")

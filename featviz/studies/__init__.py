@@ -7,6 +7,7 @@
 - :mod:`featviz.studies.images`: the image study on a conv teacher (``featviz hierarchy images``)
 - :mod:`featviz.studies.compare`: training modes over seeds (``featviz compare``)
 - :mod:`featviz.studies.purification`: feature purification (``featviz purify``)
+- :mod:`featviz.studies.prior_renders`: pictures of quadratic units under data priors (``featviz prior-renders``)
 
 What they share (the job loop, the budget rule, spread, ratios, the primary endpoint,
 writing) is in :mod:`featviz.studies.common`. The libraries they use (nets, training,

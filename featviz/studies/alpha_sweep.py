@@ -107,7 +107,7 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
         # per_seed[moment][seed][α index][layer]
         per_seed = {moment: np.array([[_errors(best[(a, s)].stage_alignment[stage], direction) for a in alphas]
                                       for s in seeds])
-                    for moment, stage in (("stage1", "layer1"), ("joint", "joint"))}
+                    for moment, stage in (("stage1", "block1"), ("joint", "joint"))}
         errors[direction] = {moment: {f"e{l + 1}": [mean_std(list(v[:, i, l])) for i in range(len(alphas))]
                                       for l in range(depth)} | {
                                           f"e{l + 1}_seeds": v[:, :, l].tolist() for l in range(depth)}

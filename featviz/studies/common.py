@@ -95,16 +95,18 @@ def primary_endpoint(name: str, estimate: Mapping[str, Any]) -> dict[str, Any]:
 
 def train_stages(model: nn.Module, data: Dataset, mode: str, epochs: int | Sequence[int], *, seed: int,
                  device: torch.device | str = "cpu", lr: float | None = None, batch_size: int | None = None,
-                 freeze: Sequence[str] = (), adversary: Adversary | None = None) -> TrainResult:
+                 freeze: Sequence[str] = (), adversary: Adversary | None = None,
+                 weight_decay: float = 0.0) -> TrainResult:
     """The studies' matched training: ``model`` trained in ``mode`` (``joint``, ``layerwise``,
     ``layerwise+joint``) by featviz's one training loop for ``epochs`` per stage (one number
     for every stage, or one per stage, e.g. from :func:`split_budget`), quietly. ``lr`` and
     ``batch_size`` default to :class:`featviz.train.TrainConfig`'s; ``freeze`` names blocks
-    that learn in no stage; ``adversary`` makes it adversarial training."""
+    that learn in no stage; ``adversary`` makes it adversarial training; ``weight_decay`` is the
+    optimizer's L2 coefficient (0 by default)."""
     per_stage = (epochs,) * stage_count(mode, model.depth) if isinstance(epochs, int) else tuple(epochs)
     options = {k: v for k, v in (("lr", lr), ("batch_size", batch_size)) if v is not None}
     config = TrainConfig(mode=mode, epochs=per_stage[0], stage_epochs=per_stage, seed=seed, freeze=tuple(freeze),
-                         **options)
+                         weight_decay=weight_decay, **options)
     return train_model(model, data, config, device=device, adversary=adversary, progress=False)
 
 

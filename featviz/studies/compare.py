@@ -89,7 +89,7 @@ class CompareSpec:
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise SpecError(f"--seeds must be >= 1, got {self.seeds}")
         if not isinstance(self.epochs_total, int) or self.epochs_total < 1:
-            raise SpecError(f"--epochs-total must be >= 1, got {self.epochs_total}")
+            raise SpecError(f"--epochs must be >= 1, got {self.epochs_total}")
         if not self.eps:
             raise SpecError("no ε given", "e.g. --eps 0,0.05,0.1")
         for e in self.eps:
@@ -103,6 +103,15 @@ class CompareSpec:
             raise SpecError("--render-units must be >= 0 and --render-steps >= 1")
         if self.n_examples is not None and self.n_examples < 1:
             raise SpecError(f"--n-examples must be >= 1, got {self.n_examples}")
+        # the mode with the most stages sets the smallest budget: one message for all modes, so
+        # following its hint never meets another mode's refusal
+        from ..train import stage_count
+
+        most = max(self.modes, key=lambda m: stage_count(_train_mode(m), self.depth))
+        need = stage_count(_train_mode(most), self.depth)
+        if self.epochs_total < need:
+            raise SpecError(f"--epochs {self.epochs_total} is too small for --modes {','.join(self.modes)}: {most} "
+                            f"has {need} stages and each needs an epoch", f"use at least {need}")
         for m in self.modes:  # an unsplittable budget is refused before anything runs
             stage_epochs(m, self.depth, self.epochs_total)
 
@@ -349,7 +358,8 @@ def run_compare(spec: CompareSpec, *, out_models: str | Path | None = None, reus
             "render_setup": {"units_per_block": spec.render_units, "units": f"0..{spec.render_units - 1} of every block",
                              "steps": spec.render_steps, "regs": list(spec.regs),
                              "statistic": "median over the rendered units, then mean ± std (n-1) over seeds"},
-            "baseline": data_baseline(data.x_test), "modes": modes, "tests": run_tests(modes),
+            "baseline": data_baseline(data.x_test), "modes": modes,
+            "tests": run_tests(modes, primary_eps=(headline_eps(eps) or [None])[0]),
             "reused": [f"{m}-seed{s}" for (m, s), r in done.items() if r["reused"]],
             "workers": workers, "seconds": round(time.perf_counter() - start, 2)}
 
@@ -408,10 +418,15 @@ def _summarize(models: list[dict[str, Any]], budget: dict[str, Any]) -> dict[str
             "train_seconds": [m["train_seconds"] for m in models]}
 
 
-def run_tests(modes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def run_tests(modes: dict[str, dict[str, Any]], primary_eps: float | None = None) -> list[dict[str, Any]]:
     """A test per pair of modes (in the order given) and per quantity: clean accuracy,
     robust accuracy at each ε > 0, median minimal ε, and the median hf_ratio of
-    unregularized renders per block."""
+    unregularized renders per block.
+
+    ``primary_eps``: the ε of the declared primary endpoint (:func:`primary`); the test of
+    the first two modes' robust accuracy there is marked ``role`` "primary" and left out of
+    the multiple-comparison family (its p-value stands alone, ``p_holm`` null). Every other
+    test is "secondary", with ``p_holm`` Holm-adjusted across all the secondary tests."""
     tests = []
     names = list(modes)
     for a, b in itertools.combinations(names, 2):
@@ -428,10 +443,17 @@ def run_tests(modes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             vb = B["render"].get(block, {}).get("none", {}).get("hf_ratio")
             if va and vb:
                 tests.append(compare_groups(f"{block} hf_ratio (none)", a, va["values"], b, vb["values"]))
-    # every comparison is secondary: Holm across them, on the exact paired permutation p
-    adjusted = holm([(t.get("paired") or {}).get("p_permutation") for t in tests])
-    for t, p in zip(tests, adjusted):
+    first = tuple(names[:2])
+    for t in tests:
+        t["role"] = ("primary" if primary_eps is not None and (t["a"], t["b"]) == first
+                     and t.get("eps") == primary_eps else "secondary")
+    # Holm across every secondary comparison, on the exact paired permutation p
+    secondary = [t for t in tests if t["role"] == "secondary"]
+    adjusted = holm([(t.get("paired") or {}).get("p_permutation") for t in secondary])
+    for t, p in zip(secondary, adjusted):
         t["p_holm"] = p
+    for t in tests:
+        t.setdefault("p_holm", None)
         t["statement"] = statement(t)
     return tests
 
@@ -466,7 +488,8 @@ def statement(t: dict[str, Any]) -> str:
     return (f"{t['what']}: {t['a']} {t['mean_a']:.4g} {rel} {t['b']} {t['mean_b']:.4g} "
             f"(in {seeds}/{t['n']} seeds; Welch p={p}, exact permutation p={t['permutation_p_value']:.3g}"
             + (f"; paired permutation p={t['paired']['p_permutation']:.3g}, Holm {t['p_holm']:.3g}"
-               if t.get("p_holm") is not None else "") + ")")
+               if t.get("p_holm") is not None else "")
+            + ("; primary endpoint, outside the Holm family" if t.get("role") == "primary" else "") + ")")
 
 
 # ---------------------------------------------------------------------- output
@@ -587,7 +610,9 @@ def format_table(results: dict[str, Any]) -> str:
             for reg, cell in regs.items():
                 lines.append(f"| {m} | {block} | {reg} | {_pm(cell.get('hf_ratio'))} | "
                              f"{_pm(cell.get('shift_stability'))} | {_pm(cell.get('relative_activation'))} |")
-    lines += ["", "## Tests (Welch t and exact permutation over seeds, two-sided)", ""]
+    lines += ["", "## Tests (two-sided: Welch t and exact permutation as if unpaired; paired over seeds: exact "
+              "sign-flip permutation, Holm-adjusted across every secondary test; the primary endpoint's test stands "
+              "alone)", ""]
     lines += [f"- {t['statement']}" for t in results["tests"]]
     return "\n".join(lines) + "\n"
 

@@ -265,7 +265,7 @@ def correction(config: StudyConfig, fits: list[Fit]) -> dict[str, Any]:
     """Backward feature correction of each seed of ``layerwise+joint``: every alignment
     measure of every layer at the end of the layerwise stages and after the joint stage,
     the gain per seed, and the test error before and after."""
-    last = f"layer{config.depth}"
+    last = f"block{config.depth}"
     before = {k: [f.stage_alignment[last][k] for f in fits] for k in MEASURES}
     after = {k: [f.stage_alignment["joint"][k] for f in fits] for k in MEASURES}
     gains = {k: [a[0] - b[0] for a, b in zip(after[k], before[k])] for k in MEASURES}

@@ -17,11 +17,32 @@ number of parameter updates; adversarial epochs cost more compute, not more upda
 - ``parent``: clean, ``E/2`` epochs from the seed's random initialization;
 - ``clean``: the parent plus ``E/2`` clean epochs (the matched control);
 - ``adversarial``: the parent plus ``E/2`` PGD epochs (``featviz train --init-from``);
-- ``clean_scratch``: clean, ``E`` epochs in one run from the same initialization.
+- ``clean_scratch``: clean, ``E`` epochs in one run from the same initialization;
+- ``noise`` (control): the parent plus ``E/2`` epochs on Gaussian-noise-augmented inputs
+  of matched size: σ = ε per pixel, so the noise has the L2 norm (ε√D) of a PGD
+  perturbation at the corners of its L∞ ball (clamped to [0, 1] like it);
+- ``weight_decay`` (control): the parent plus ``E/2`` clean epochs with weight decay
+  ``weight_decay`` (Adam's L2 term);
+- ``clean_b`` (baseline): the parent plus ``E/2`` clean epochs with another minibatch
+  order (seed + :data:`CLEAN_B_SEED_OFFSET`): the clean-vs-clean weight residual is what
+  the clean-vs-adversarial one must exceed to mean anything.
+
 
 ``clean`` and ``adversarial`` share the parent, the minibatch order and the schedule;
 the only difference is the adversarial examples. Everything is repeated over seeds and
 reported as mean ± std of the per-seed medians.
+
+Controls. "Adversarial training purifies features" must beat "any input-noise training
+(or any shrinkage) removes leftover random-initialization components the data never
+exercises". So beside the renders the study measures, per block and model, the share
+of each filter's energy in the input-patch directions the data does not use (the
+smallest-variance principal directions of the block's input patches that together hold
+:data:`UNUSED_SHARE` of the patch variance; :func:`unused_energy`), against a fresh
+initialization; robust accuracy is measured with ``autoattack-fast`` (full preset).
+Beside the primary endpoint (adversarial / clean), the paired differences of median render
+hf_ratio against each control carry bootstrap CIs; purification is claimed for a block
+only where the adversarial arm is below both the noise and the weight-decay control with
+both paired CIs excluding 0, over at least :data:`MIN_SEEDS_FOR_CLAIM` seeds (``claims``).
 
     from featviz.studies import purification
     results = purification.run(purification.PRESETS["full"], seeds=3, out="out/")
@@ -46,8 +67,16 @@ from ..errors import FeatvizError
 from ..stats import median
 from .common import primary_endpoint, ratio, spread, train_stages
 
-MODELS = ("clean", "adversarial", "clean_scratch")
-FORMAT = "featviz-purification/1"
+MODELS = ("clean", "adversarial", "clean_scratch", "noise", "weight_decay")
+CONTROLS = ("noise", "weight_decay")
+CLEAN_B_SEED_OFFSET = 1000
+# A bootstrap interval over fewer seeds than this is no evidence: no claim is made below it.
+MIN_SEEDS_FOR_CLAIM = 3
+# Training images the unused input directions are estimated from.
+UNUSED_IMAGES = 512
+# The unused input directions: the lowest-variance patch directions holding this share of the variance.
+UNUSED_SHARE = 0.02
+FORMAT = "featviz-purification/2"
 # The adversarial model's median hf_ratio should be at most this fraction of the clean one's.
 TARGET_RATIO = 0.7
 
@@ -64,12 +93,16 @@ class PurificationConfig:
     render_lr: float = 0.05
     blocks: tuple[int, ...] = (2, 3)  # blocks whose units are rendered
     robust_eval_steps: int = 20  # PGD steps of the robust-accuracy check (0: skip)
+    robust_attack: str = "pgd"  # the robust-accuracy attack: "pgd" (robust_eval_steps steps) or a registered name
+    noise_sigma: float | None = None  # the noise control's σ per pixel (None: eps, matched to the PGD ball)
+    weight_decay: float = 5e-4  # the weight-decay control's Adam L2 coefficient
+    level: float = 0.95  # the CIs' level
     dataset: str = "digits"
     image_size: int | None = None  # None: the dataset's default (digits: 16)
 
 
 PRESETS = {
-    "full": PurificationConfig(),
+    "full": PurificationConfig(robust_attack="autoattack-fast"),
     # about 30 s on 2 CPU cores: a demo, not a measurement
     "quick": PurificationConfig(epochs=4, width=8, adv_steps=2, render_steps=64, robust_eval_steps=5),
 }
@@ -111,8 +144,10 @@ def block_weights(model: nn.Module, block: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------ one seed
 
-def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None) -> dict[str, Any]:
-    result = train_stages(model, data, "joint", epochs, seed=seed, device=device, adversary=adversary)
+def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=None,
+           weight_decay: float = 0.0) -> dict[str, Any]:
+    result = train_stages(model, data, "joint", epochs, seed=seed, device=device, adversary=adversary,
+                          weight_decay=weight_decay)
     return {"epochs": epochs, "test_accuracy": result.metrics.get("test_accuracy"),
             "seconds": round(result.seconds, 2)}
 
@@ -120,17 +155,41 @@ def _train(model: nn.Module, data, epochs: int, seed: int, device, adversary=Non
 def _robust_accuracy(model: nn.Module, data, cfg: PurificationConfig, seed: int, device) -> float | None:
     if cfg.robust_eval_steps <= 0:
         return None
-    from ..attacks.core import pgd
+    from ..attacks.factory import make_attack
     from ..devices import generator
 
     x, y = data.x_test.to(device), data.y_test.to(device)
-    result = pgd(steps=cfg.robust_eval_steps)(model, x, y, cfg.eps, gen=generator(seed))
+    attack = make_attack("pgd", steps=cfg.robust_eval_steps) if cfg.robust_attack == "pgd" else \
+        make_attack(cfg.robust_attack)
+    result = attack(model, x, y, cfg.eps, gen=generator(seed))
     return float((~result.success).float().mean())
 
 
+class GaussianNoise:
+    """The noise control's "adversary": ``x + σ·N(0, 1)`` clamped to [0, 1], drawn from a
+    seeded CPU generator (``model`` and ``y`` are ignored)."""
+
+    def __init__(self, sigma: float, seed: int):
+        from ..devices import generator
+
+        self.sigma = float(sigma)
+        self.gen = generator(seed)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=self.gen).to(x)
+        return (x + self.sigma * noise).clamp(0.0, 1.0)
+
+    def get_state(self) -> torch.Tensor:
+        return self.gen.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.gen.set_state(state)
+
+
 def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tuple[dict[str, nn.Module], dict]:
-    """The seed's ``init``, ``parent``, ``clean``, ``adversarial`` and ``clean_scratch``
-    models (all on the CPU, eval mode) and their training records."""
+    """The seed's ``init``, ``parent``, ``clean``, ``adversarial``, ``clean_scratch``,
+    ``noise``, ``weight_decay`` and ``clean_b`` models (all on the CPU, eval mode) and
+    their training records."""
     from ..attacks.training import training_adversary
     from ..recipes import TrainSpec, build_for
 
@@ -150,18 +209,70 @@ def train_models(cfg: PurificationConfig, seed: int, data, device="cpu") -> tupl
     records["adversarial"] = _train(adversarial, data, rest, seed, device, adversary)
     scratch = copy.deepcopy(init)
     records["clean_scratch"] = _train(scratch, data, cfg.epochs, seed, device)
-    models.update(clean=clean, adversarial=adversarial, clean_scratch=scratch)
+    noisy = copy.deepcopy(parent)
+    sigma = cfg.eps if cfg.noise_sigma is None else cfg.noise_sigma
+    records["noise"] = _train(noisy, data, rest, seed, device, GaussianNoise(sigma, seed)) | {"sigma": sigma}
+    decayed = copy.deepcopy(parent)
+    records["weight_decay"] = _train(decayed, data, rest, seed, device, weight_decay=cfg.weight_decay) | {
+        "weight_decay": cfg.weight_decay}
+    clean_b = copy.deepcopy(parent)
+    records["clean_b"] = _train(clean_b, data, rest, seed + CLEAN_B_SEED_OFFSET, device)
+    models.update(clean=clean, adversarial=adversarial, clean_scratch=scratch, noise=noisy, weight_decay=decayed,
+                  clean_b=clean_b)
     for name, model in models.items():
         model.cpu().eval()
         if name in MODELS:
             records[name]["robust_accuracy"] = _robust_accuracy(model, data, cfg, seed, "cpu")
+            records[name]["robust_attack"] = cfg.robust_attack
             records[name]["total_epochs"] = cfg.epochs
     return models, records
 
 
-def measure_weights(models: dict[str, nn.Module], depth: int) -> dict[str, Any]:
-    """Per block: the decomposition of ``clean`` (and ``clean_scratch``) against
-    ``adversarial`` and the cosines of every model's units to the initialization."""
+def block_inputs(model: nn.Module, block: int, x: torch.Tensor) -> torch.Tensor:
+    """What ``block``'s convolution sees on images ``x``: (N, C, H, W)."""
+    block_weights(model, block)  # refuses a block without a convolution
+    seen: list[torch.Tensor] = []
+    module = model.block(block).conv
+    handle = module.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            model.eval()
+            model(x)
+    finally:
+        handle.remove()
+    if not seen:
+        raise FeatvizError(f"block{block}'s convolution did not run")
+    return seen[0]
+
+
+def unused_directions(inputs: torch.Tensor, kernel: tuple[int, int], share: float = UNUSED_SHARE,
+                      padding: int | tuple[int, int] = 0, stride: int | tuple[int, int] = 1) -> torch.Tensor:
+    """Orthonormal rows (r, C·k·k) spanning the input-patch directions the data does not
+    use: the lowest-variance principal directions of the (uncentred) patches of ``inputs``
+    (N, C, H, W) that together hold at most ``share`` of the patches' second moment."""
+    patches = torch.nn.functional.unfold(inputs.double(), kernel, padding=padding, stride=stride)
+    patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    second = patches.T @ patches / len(patches)
+    evals, evecs = torch.linalg.eigh(second)  # ascending
+    cum = torch.cumsum(evals.clamp_min(0), 0) / evals.clamp_min(0).sum().clamp_min(1e-300)
+    r = int((cum <= share).sum())
+    return evecs[:, :r].T
+
+
+def unused_energy(weights: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+    """Per filter of (units, C, k, k) ``weights``: the share of its squared norm in the
+    span of ``directions`` (r, C·k·k): (units,), 0 when ``r`` is 0."""
+    w = weights.detach().double().flatten(1)
+    if len(directions) == 0:
+        return torch.zeros(len(w), dtype=torch.float64)
+    return (w @ directions.T).pow(2).sum(1) / w.pow(2).sum(1).clamp_min(1e-300)
+
+
+def measure_weights(models: dict[str, nn.Module], depth: int, x: torch.Tensor | None = None) -> dict[str, Any]:
+    """Per block: the decomposition of ``clean`` (and ``clean_scratch``, and the second
+    clean run ``clean_b``) against ``adversarial`` (``clean``), the cosines of every
+    model's units to the initialization, and (with data ``x``) each model's filter energy
+    in the input directions its data does not use."""
     out = {}
     for b in range(1, depth + 1):
         w = {name: block_weights(m, b) for name, m in models.items()}
@@ -171,10 +282,20 @@ def measure_weights(models: dict[str, nn.Module], depth: int) -> dict[str, Any]:
             "residual_ratio": dec["residual_ratio"].tolist(),
             "beta": dec["beta"].tolist(),
             "residual_ratio_scratch": dec_scratch["residual_ratio"].tolist(),
+            "residual_ratio_clean_clean": decompose(w["clean"], w["clean_b"])["residual_ratio"].tolist()
+            if "clean_b" in w else None,
             "cos_clean_adversarial": cosines(w["clean"], w["adversarial"]).tolist(),
             "cos_to_init": {name: cosines(w[name], w["init"]).tolist() for name in ("parent",) + MODELS},
             "norm": {name: w[name].detach().double().flatten(1).norm(dim=1).tolist() for name in ("init",) + MODELS},
         }
+        if x is not None:
+            energy = {}
+            for name in ("init",) + MODELS:
+                conv = models[name].block(b).conv
+                directions = unused_directions(block_inputs(models[name], b, x), conv.kernel_size,
+                                               padding=conv.padding, stride=conv.stride)
+                energy[name] = unused_energy(w[name], directions).tolist()
+            out[f"block{b}"]["unused_energy"] = energy
     return out
 
 
@@ -211,6 +332,28 @@ def measure_images(models: dict[str, nn.Module], data, cfg: PurificationConfig, 
 
 # ------------------------------------------------------------------ the study
 
+def _controls(cfg: PurificationConfig, seeds_out: list[dict], blocks: list[str]) -> dict[str, Any]:
+    """Paired (over seeds) differences of median render hf_ratio, adversarial − each of
+    clean and the controls, per block, with bootstrap CIs; the claim per block (adversarial
+    below both controls, both CIs below 0)."""
+    from ..stats import paired_difference
+
+    comparisons: dict[str, dict[str, Any]] = {}
+    claims: dict[str, Any] = {}
+    for b in blocks:
+        adv = [s["images"]["adversarial"][b]["median_hf_ratio"] for s in seeds_out]
+        comparisons[b] = {}
+        for other in ("clean",) + CONTROLS:
+            ref = [s["images"][other][b]["median_hf_ratio"] for s in seeds_out]
+            comparisons[b][f"adversarial_minus_{other}"] = paired_difference(adv, ref, cfg.level, seed=0)
+        below = [comparisons[b][f"adversarial_minus_{c}"] for c in CONTROLS]
+        enough = len(seeds_out) >= MIN_SEEDS_FOR_CLAIM
+        claims[b] = {"purification": enough and all(d["high"] is not None and d["high"] < 0 for d in below),
+                     "rule": "adversarial median hf_ratio below the noise and the weight-decay controls, both paired "
+                             f"{cfg.level:.0%} CIs excluding 0, over at least {MIN_SEEDS_FOR_CLAIM} seeds"}
+    return {"comparisons": comparisons, "claims": claims}
+
+
 def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -> dict[str, Any]:
     blocks = [f"block{b}" for b in cfg.blocks]
     weight_blocks = list(seeds_out[0]["weights"])
@@ -228,6 +371,7 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
                        for b in weight_blocks} for name in ("parent",) + MODELS}
     accuracy = {name: {k: spread([s["training"][name][k] for s in seeds_out])
                        for k in ("test_accuracy", "robust_accuracy")} for name in MODELS}
+    controls = _controls(cfg, seeds_out, blocks)
     return {
         "hf_ratio": {**hf, "data": baseline.get("hf_ratio")},
         "hf_ratio_converged_only": hf_conv,
@@ -235,6 +379,14 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
         "residual_ratio": residual,
         "residual_ratio_scratch": {b: spread([median(s["weights"][b]["residual_ratio_scratch"])
                                               for s in seeds_out]) for b in weight_blocks},
+        "residual_ratio_clean_clean": {b: spread([median(s["weights"][b].get("residual_ratio_clean_clean") or [])
+                                                  for s in seeds_out]) for b in weight_blocks},
+        "unused_energy": {name: {b: spread([median((s["weights"][b].get("unused_energy") or {}).get(name) or [])
+                                            for s in seeds_out]) for b in weight_blocks}
+                          for name in ("init",) + MODELS},
+        "controls": controls["comparisons"],
+        "claims": controls["claims"],
+
         "cos_to_init": cos_init,
         "converged_fraction": converged,
         "accuracy": accuracy,
@@ -243,7 +395,12 @@ def _summarize(cfg: PurificationConfig, seeds_out: list[dict], baseline: dict) -
                            for b in blocks}},
         "budget": (f"every model {cfg.epochs} epochs: parent {cfg.epochs // 2} clean; clean = parent + "
                    f"{cfg.epochs - cfg.epochs // 2} clean; adversarial = parent + {cfg.epochs - cfg.epochs // 2} "
-                   f"PGD-{cfg.adv_steps} (eps {cfg.eps}); clean_scratch = {cfg.epochs} clean from the same init"),
+                   f"PGD-{cfg.adv_steps} (eps {cfg.eps}); clean_scratch = {cfg.epochs} clean from the same init; "
+                   f"noise = parent + {cfg.epochs - cfg.epochs // 2} on Gaussian noise "
+                   f"(sigma {cfg.eps if cfg.noise_sigma is None else cfg.noise_sigma}); weight_decay = parent + "
+                   f"{cfg.epochs - cfg.epochs // 2} clean with weight decay {cfg.weight_decay}; clean_b = parent + "
+                   f"{cfg.epochs - cfg.epochs // 2} clean, another minibatch order"),
+
         "seeds": len(seeds_out),
     }
 
@@ -269,7 +426,7 @@ def run(config: PurificationConfig | None = None, *, seeds: int = 3, first_seed:
     for seed in bar:
         models, training = train_models(cfg, seed, data, device)
         depth = models["clean"].depth
-        weights = measure_weights(models, depth)
+        weights = measure_weights(models, depth, data.x_train[:UNUSED_IMAGES])
         images = measure_images(models, data, cfg, seed, device)
         if renders is None:
             renders = images.pop("renders")
@@ -353,7 +510,8 @@ def hf_plot(results: dict[str, Any]) -> bytes:
     for k, name in enumerate(MODELS):
         means = [p["hf_ratio"][name][b]["mean"] or 0.0 for b in blocks]
         stds = [p["hf_ratio"][name][b]["std"] or 0.0 for b in blocks]
-        ax.bar([i + (k - 1) * width for i in range(len(blocks))], means, width, yerr=stds, capsize=3, label=name)
+        ax.bar([i + (k - (len(MODELS) - 1) / 2) * width for i in range(len(blocks))], means, width, yerr=stds,
+               capsize=3, label=name)
     if p["hf_ratio"]["data"] is not None:
         ax.axhline(p["hf_ratio"]["data"], color="k", ls="--", lw=1, label="data")
     ax.set_xticks(range(len(blocks)))
@@ -405,5 +563,6 @@ def renders_png(renders: dict, units: int = 8) -> bytes:
 
 Config = PurificationConfig
 
-__all__ = ["FORMAT", "MODELS", "PRESETS", "Config", "PurificationConfig", "TARGET_RATIO", "block_weights", "cosines",
-           "decompose", "combine", "measure_images", "measure_weights", "run", "train_models", "write"]
+__all__ = ["CONTROLS", "FORMAT", "GaussianNoise", "MODELS", "PRESETS", "Config", "PurificationConfig", "TARGET_RATIO",
+           "block_inputs", "block_weights", "combine", "cosines", "decompose", "measure_images", "measure_weights",
+           "run", "train_models", "unused_directions", "unused_energy", "write"]

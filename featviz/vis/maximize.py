@@ -9,13 +9,16 @@ regularization settings, measure every image, rank dataset examples, save it all
 
     {"images": [{"neuron", "reg", "file", "activation", "relative_activation",
                  "hf_ratio", "tv", "shift_stability", "steps", "param", "objective",
-                 "flat", "converged", "activation_doubled"}],
+                 "flat", "converged", "activation_doubled", "noise_index", "noise_band",
+                 "judge"}],
      "dataset_examples": [{"neuron", "activations", "files", "indices"}],
      "summary": {REG: {"n", "median_activation", "median_relative_activation",
                        "median_hf_ratio", "median_tv", "median_shift_stability",
                        "above_best_example", "activation_vs_none", "none_hf_over_this",
-                       "hf_over_data", "tv_over_data", "n_flat", "n_not_converged"}},
-     "baseline": {"hf_ratio", "tv", "n"} (or nulls and a "reason"),
+                       "hf_over_data", "tv_over_data", "n_flat", "n_not_converged",
+                       "median_noise_index", "n_like_data", "recognized", "n_judged"}},
+     "baseline": {"hf_ratio", "tv", "n", "white_noise", "native"} (or nulls and a "reason"),
+     "noise_index_bands", "priors": {REG: fitted prior}, "judge": judge info or null,
      "flat_tv_threshold", "convergence": {"checked", "tolerance", "extra_steps"},
      "settings": [recipe dicts], "grid": "grid.png", "steps", "lr", "seed", "input_shape", "seconds"}
 
@@ -25,7 +28,9 @@ regularization settings, measure every image, rank dataset examples, save it all
 ``none``; ``none_hf_over_this`` is median hf_ratio under ``none`` / under this setting.
 
 Honesty guards (see :mod:`featviz.vis.metrics`): ``baseline`` holds the median
-hf_ratio and TV of the dataset's own images at the model's input size, and
+hf_ratio and TV of the dataset's own images at the model's input size (and of white
+noise at that size, and of the data at its native size); ``noise_index`` places each
+render between the two references (0 = data, 1 = white noise); and
 ``hf_over_data`` / ``tv_over_data`` compare a setting's medians with it. An image
 whose TV is below ``flat_tv_threshold`` is ``flat``: its ``hf_ratio`` is null and
 it is left out of the hf medians. ``converged`` is false when running the same
@@ -41,7 +46,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -53,12 +58,17 @@ from ..modes import frozen_eval
 from ..stats import median
 from ..text import slug
 from .examples import TopExamples, top_examples
-from .hooks import Preprocess
-from .metrics import (CONVERGENCE_TOLERANCE, data_baseline, flat_threshold, hf_ratio, is_converged, shift_stability,
-                      total_variation)
+from .hooks import LOGITS, Preprocess
+from .metrics import (CONVERGENCE_TOLERANCE, NOISE_INDEX_LIKE_DATA, NOISE_INDEX_NOISY, data_baseline, flat_threshold,
+                      hf_ratio, is_converged, noise_band, noise_index, shift_stability, total_variation,
+                      white_noise_baseline)
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
+from .priors import fit_prior, prior_summary
 from .regularizers import Recipe, parse_regs
 from .render import data_decorrelation, input_shape_of, model_device, render
+
+if TYPE_CHECKING:
+    from .judge import Judge
 
 # What --compare-regs renders when no --reg is given: from nothing to the full recipe.
 COMPARE_SETTINGS = ("none", "l2", "tv", "blur", "jitter", "fft", "standard")
@@ -83,13 +93,16 @@ class RenderedNeuron:
     flat: bool = False
     converged: bool | None = None  # None: not checked
     activation_doubled: float | None = None
+    noise_index: float | None = None  # 0 = like the data, 1 = like white noise; None: flat or no baseline
+    judge: dict | None = None  # class renders: {"model", "predicted", "target"}
 
     def to_dict(self) -> dict[str, Any]:
         return {"neuron": self.neuron.label, "reg": self.reg, "file": self.file, "activation": self.activation,
                 "relative_activation": self.relative_activation, "hf_ratio": self.hf_ratio, "tv": self.tv,
                 "shift_stability": self.shift_stability, "steps": self.steps, "param": self.param,
                 "objective": self.objective, "flat": self.flat, "converged": self.converged,
-                "activation_doubled": self.activation_doubled}
+                "activation_doubled": self.activation_doubled, "noise_index": self.noise_index,
+                "noise_band": noise_band(self.noise_index), "judge": self.judge}
 
 
 @dataclass
@@ -116,6 +129,7 @@ class Maximization:
         out = {}
         for reg, imgs in by_reg.items():
             rel = [i.relative_activation for i in imgs if i.relative_activation is not None]
+            judged = [i.judge for i in imgs if i.judge is not None]
             hf = median([i.hf_ratio for i in imgs])
             vs_none = [i.activation / none[i.neuron].activation for i in imgs
                        if i.neuron in none and none[i.neuron].activation > 0]
@@ -131,6 +145,10 @@ class Maximization:
                 "tv_over_data": _ratio(median([i.tv for i in imgs]), base.get("tv")),
                 "n_flat": sum(i.flat for i in imgs),
                 "n_not_converged": sum(i.converged is False for i in imgs),
+                "median_noise_index": median([i.noise_index for i in imgs]),
+                "n_like_data": sum(i.noise_index is not None and i.noise_index <= NOISE_INDEX_LIKE_DATA for i in imgs),
+                "recognized": (sum(j["predicted"] == j["target"] for j in judged) / len(judged)) if judged else None,
+                "n_judged": len(judged),
             }
         return out
 
@@ -159,7 +177,8 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
              dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
              decorrelation: torch.Tensor | None = None, max_batch: int = 256,
              progress: bool = False, dist: DistContext | None = None, check_convergence: bool = True,
-             baseline: dict | None = None) -> Maximization:
+             baseline: dict | None = None, native: torch.Tensor | None = None, judge: "Judge | None" = None,
+             cache_dir: str | Path | None = None) -> Maximization:
     """Render every unit of every spec in ``neurons`` under every setting in ``regs``.
 
     Args:
@@ -182,7 +201,13 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
         check_convergence: run every render ``steps`` more and flag units whose
             activation moved by more than 1 % as not converged (doubles the time).
         baseline: the data's ``{"hf_ratio", "tv"}`` medians; default computed from
-            ``dataset`` when it is a tensor (see :func:`~featviz.vis.metrics.data_baseline`).
+            ``dataset`` when it is a tensor (see :func:`~featviz.vis.metrics.data_baseline`);
+            white noise at the input size is added when missing.
+        native: the dataset at its native resolution, reported beside the baseline.
+        judge: a :class:`~featviz.vis.judge.Judge`; every ``logits:CLASS`` render then
+            carries its verdict (``judge``) and the summary the ``recognized`` fraction.
+        cache_dir: where the ``generator`` prior is cached (data priors are fitted
+            once per setting from ``dataset``, which they need).
 
     Returns a :class:`Maximization`; images come in order setting, spec, unit.
     """
@@ -199,7 +224,9 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
     if len(set(labels)) != len(labels):
         raise SpecError(f"a regularization setting is listed twice ({', '.join(labels)})")
     if baseline is None:
-        baseline = data_baseline(dataset if isinstance(dataset, torch.Tensor) else None)
+        baseline = data_baseline(dataset if isinstance(dataset, torch.Tensor) else None, shape=shape, native=native)
+    if baseline.get("white_noise") is None:
+        baseline = baseline | {"white_noise": white_noise_baseline(shape)}
     flat_tv = flat_threshold(baseline)
     if decorrelation is None and isinstance(dataset, torch.Tensor):
         decorrelation = data_decorrelation(dataset, shape[0])
@@ -209,6 +236,8 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
         examples = [ex for per_set in top_examples(model, sets, dataset, top_k, preprocess=preprocess,
                                                    device=device, progress=progress) for ex in per_set]
     best = {ex.neuron: ex.best for ex in examples}
+    priors = {r.label: fit_prior(r.prior, r.prior_amount, dataset, seed=seed, cache_dir=cache_dir, progress=progress)
+              for r in recipes if r.prior is not None}
 
     images: list[RenderedNeuron] = []
     jobs = [(recipe, replace(ns, units=ns.units[lo:lo + max_batch]))
@@ -217,7 +246,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
         objective = part.objective()
         result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
                         lr=lr, seed=seed, device=device, preprocess=preprocess,
-                        decorrelation=decorrelation, progress=progress,
+                        decorrelation=decorrelation, progress=progress, prior=priors.get(recipe.label),
                         continue_steps=steps if check_convergence else 0)
         hf = hf_ratio(result.images)
         tv = total_variation(result.images)
@@ -230,12 +259,15 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
             rel = act / ref if ref is not None and ref > 0 else None
             flat = float(tv[i]) < flat_tv
             doubled = float(result.continued_scores[i]) if result.continued_scores is not None else None
+            verdict = judge.verdict(result.images[i], neuron.unit) if judge is not None and neuron.layer == LOGITS \
+                else None
             images.append(RenderedNeuron(neuron, recipe.label, recipe.param, str(objective),
                                          result.images[i], act, None if flat else float(hf[i]), float(tv[i]),
                                          float(stable[i]), steps, rel, flat=flat,
                                          converged=None if doubled is None else is_converged(act, doubled),
                                          activation_doubled=doubled if doubled is None or math.isfinite(doubled)
-                                         else None))
+                                         else None, noise_index=noise_index(None if flat else float(hf[i]), baseline),
+                                         judge=verdict))
     if dist.enabled:
         gathered = gather_to_main(images, dist)
         if not dist.is_main:
@@ -243,6 +275,9 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
         images = [img for part_images in gathered for img in part_images]
     config = {"steps": steps, "lr": lr, "seed": seed, "input_shape": list(shape), "neurons": specs,
               "baseline": baseline, "flat_tv_threshold": flat_tv,
+              "noise_index_bands": {"like_data": NOISE_INDEX_LIKE_DATA, "noisy": NOISE_INDEX_NOISY},
+              "priors": {label: prior_summary(p) for label, p in priors.items()},
+              "judge": None if judge is None else judge.info,
               "convergence": {"checked": check_convergence, "tolerance": CONVERGENCE_TOLERANCE,
                               "extra_steps": steps if check_convergence else 0},
               "seconds": round(time.perf_counter() - start, 3)}

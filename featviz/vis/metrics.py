@@ -10,6 +10,12 @@ Numbers alone overclaim, so three guards go with them:
 - :func:`data_baseline`: the median hf_ratio and TV of the dataset's own images at
   the model's input size (a render is compared with what real inputs look like:
   8×8 digits upsampled to 16×16 score hf_ratio ≈ 0.03, white noise ≈ 0.8);
+- :func:`white_noise_baseline` and :func:`noise_index`: the same medians for uniform
+  white noise at the model's input size, and where a render lies between the two:
+  ``(hf − hf_data) / (hf_white − hf_data)``, 0 = like the data, 1 = like white noise
+  (the hf_ratio of the data alone mostly measures its resizing: 8×8 digits at their
+  native size score ≈ 0.35, upsampled to 16×16 ≈ 0.02; so the index is measured
+  where the model looks, between two references that went through the same size);
 - :func:`is_flat`: an image whose TV is below :data:`FLAT_FRACTION` of the data's
   median TV (or below :data:`FLAT_TV_ABSOLUTE` without data) is nearly uniform; its
   spectrum is the spectrum of tiny ripples, so its hf_ratio is not scored;
@@ -70,17 +76,73 @@ CONVERGENCE_TOLERANCE = 0.01
 BASELINE_MAX_IMAGES = 4096
 
 
-def data_baseline(images: torch.Tensor | None, reason: str | None = None) -> dict:
-    """``{"hf_ratio", "tv", "n"}``: medians of :func:`hf_ratio` and :func:`total_variation`
-    over the first :data:`BASELINE_MAX_IMAGES` of ``images`` (N, C, H, W) in [0, 1], which
-    must already be at the model's input size. Without images: both ``None`` and
-    ``reason`` says why."""
-    if images is None or not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) == 0:
-        return {"hf_ratio": None, "tv": None, "n": 0, "reason": reason or "no dataset images to compare with"}
+def data_baseline(images: torch.Tensor | None, reason: str | None = None, *, shape=None,
+                  native: torch.Tensor | None = None) -> dict:
+    """``{"hf_ratio", "tv", "n", "white_noise", "native"}``: medians of :func:`hf_ratio` and
+    :func:`total_variation` over the first :data:`BASELINE_MAX_IMAGES` of ``images``
+    (N, C, H, W) in [0, 1], which must already be at the model's input size (resized as
+    the model's data is); ``white_noise`` the same for white noise at that size
+    (:func:`white_noise_baseline`; needs ``images`` or ``shape``); ``native`` the same for
+    the data at its native resolution when given (``{"hf_ratio", "tv", "n", "size"}``).
+    Without images: the data's medians are ``None`` and ``reason`` says why."""
+    ok = isinstance(images, torch.Tensor) and images.dim() == 4 and len(images) > 0
+    shape = tuple(images.shape[1:]) if ok else shape
+    white = white_noise_baseline(shape) if shape is not None else None
+    if not ok:
+        return {"hf_ratio": None, "tv": None, "n": 0, "reason": reason or "no dataset images to compare with",
+                "white_noise": white, "native": None}
+    out = _medians(images) | {"white_noise": white, "native": None}
+    if isinstance(native, torch.Tensor) and native.dim() == 4 and len(native):
+        out["native"] = _medians(native) | {"size": list(native.shape[-2:])}
+    return out
+
+
+def _medians(images: torch.Tensor) -> dict:
     x = images[:BASELINE_MAX_IMAGES].detach().float().cpu()
     # quantile(0.5) averages the two middle values of an even count (torch.median takes the lower one)
     return {"hf_ratio": float(hf_ratio(x).double().quantile(0.5)),
             "tv": float(total_variation(x).double().quantile(0.5)), "n": len(x)}
+
+
+# White noise: the median over this many uniform-noise images, drawn from this seed.
+WHITE_NOISE_IMAGES = 1024
+WHITE_NOISE_SEED = 0
+# Noise-index bands the gallery colours by: at most LIKE_DATA is "like the data",
+# at least NOISY is "noise-like", between is "in between".
+NOISE_INDEX_LIKE_DATA = 0.1
+NOISE_INDEX_NOISY = 0.5
+
+
+def white_noise_baseline(shape, n: int = WHITE_NOISE_IMAGES, seed: int = WHITE_NOISE_SEED) -> dict:
+    """``{"hf_ratio", "tv", "n"}``: medians over ``n`` images of independent uniform [0, 1]
+    pixels of ``shape`` (C, H, W), the model's input size (16×16: hf_ratio ≈ 0.81)."""
+    from ..devices import generator
+
+    gen, hf, tv = generator(seed), [], []
+    for start in range(0, n, 32):  # in chunks: 1,024 images of a large input would not fit at once
+        x = torch.rand((min(32, n - start), *[int(s) for s in shape]), generator=gen)
+        hf.append(hf_ratio(x))
+        tv.append(total_variation(x))
+    return {"hf_ratio": float(torch.cat(hf).double().quantile(0.5)),
+            "tv": float(torch.cat(tv).double().quantile(0.5)), "n": n}
+
+
+def noise_index(hf: float | None, baseline: dict | None) -> float | None:
+    """``(hf − data) / (white − data)`` with the data's and white noise's median hf_ratio
+    from ``baseline`` (``hf_ratio`` and ``white_noise.hf_ratio``); None when either is
+    missing or ``hf`` is None (a flat image)."""
+    base = baseline or {}
+    data, white = base.get("hf_ratio"), (base.get("white_noise") or {}).get("hf_ratio")
+    if hf is None or data is None or white is None or white <= data:
+        return None
+    return (hf - data) / (white - data)
+
+
+def noise_band(index: float | None) -> str:
+    """``like-data`` / ``between`` / ``noisy`` / ``unknown`` by the thresholds above."""
+    if index is None:
+        return "unknown"
+    return "like-data" if index <= NOISE_INDEX_LIKE_DATA else "noisy" if index >= NOISE_INDEX_NOISY else "between"
 
 
 def flat_threshold(baseline: dict | None) -> float:
@@ -129,6 +191,7 @@ def shift_stability(model: torch.nn.Module, objective: Objective, images: torch.
     return torch.where(own > 0, shifted / own.clamp_min(1e-30), torch.full_like(own, float("nan")))
 
 
-__all__ = ["BASELINE_MAX_IMAGES", "CONVERGENCE_TOLERANCE", "FLAT_FRACTION", "FLAT_TV_ABSOLUTE", "ONE_PIXEL_SHIFTS",
-           "data_baseline", "flat_threshold", "hf_ratio", "is_converged", "is_flat", "objective_scores",
-           "shift_stability", "total_variation"]
+__all__ = ["BASELINE_MAX_IMAGES", "CONVERGENCE_TOLERANCE", "FLAT_FRACTION", "FLAT_TV_ABSOLUTE", "NOISE_INDEX_LIKE_DATA",
+           "NOISE_INDEX_NOISY", "ONE_PIXEL_SHIFTS", "WHITE_NOISE_IMAGES", "data_baseline", "flat_threshold", "hf_ratio",
+           "is_converged", "is_flat", "noise_band", "noise_index", "objective_scores", "shift_stability",
+           "total_variation", "white_noise_baseline"]

@@ -10,6 +10,7 @@ examples (examples) and writing files (maximize) are separate steps.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from .hooks import ActivationCapture, Preprocess
 from .neurons import NeuronSet, resolve_neurons
 from .objectives import Objective
 from .param import ImageParam, color_decorrelation, image_param
+from .priors import PRIOR_RESTARTS, DataPrior, fit_prior
 from .regularizers import Recipe, Regularizer, TransformLike, build_recipe
 from .transforms import fit
 
@@ -87,7 +89,9 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
            steps: int = 256, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
            preprocess: Preprocess | None = None, decorrelation: torch.Tensor | None = None,
            init_std: float = 0.01, progress: bool = False, transforms: Sequence[TransformLike] = (),
-           regularizers: Sequence[Regularizer] = (), continue_steps: int = 0) -> RenderResult:
+           regularizers: Sequence[Regularizer] = (), continue_steps: int = 0, data: torch.Tensor | None = None,
+           prior: "DataPrior | None" = None, restarts: int | None = None,
+           cache_dir: str | None = None) -> RenderResult:
     """Maximize ``objective`` by gradient ascent on a batch of images.
 
     Args:
@@ -115,6 +119,21 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         continue_steps: after ``steps``, keep optimizing (same optimizer state, same
             random stream) this many steps more and report only the objective reached,
             as ``continued_scores``: the convergence check. Costs that many steps.
+            Under a data prior the learning rate decays along a cosine over ``steps``
+            and the continuation runs a second cosine cycle peaking at
+            :data:`CONTINUE_LR_FRACTION` × ``lr`` (at the full rate it would leave the
+            maximum for another one: a restart, not a convergence test); its
+            ``continued_scores`` is the highest objective the continuation reached, so
+            "not converged" there means "more steps found a higher activation".
+        data: dataset images (N, C, H, W) in [0, 1] at the model's input size, for the
+            data priors (``regs="sphere"``, ``"pca"``, ``"generator"``); or pass
+            ``prior``, a :class:`~featviz.vis.priors.DataPrior` fitted once by
+            :func:`~featviz.vis.priors.fit_prior`.
+        restarts: renders from different starts, the best kept per image (default 1;
+            :data:`~featviz.vis.priors.PRIOR_RESTARTS` under a data prior, which
+            starts each from real images).
+        cache_dir: where the ``generator`` prior's trained VAE is cached (default
+            :func:`~featviz.vis.generator.cache_root`).
 
     Returns a :class:`RenderResult`. Raises :class:`DivergenceError` if the objective
     or the image becomes NaN/Inf (never returns a NaN image).
@@ -134,64 +153,125 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
             raise SpecError(f"{neurons.spec} has {len(neurons.units)} units but batch={batch}")
     batch = batch or 1
     recipe = build_recipe(regs, max(shape[1:]), param, transforms=transforms, regularizers=regularizers)
+    if recipe.prior is not None and prior is None:
+        prior = fit_prior(recipe.prior, recipe.prior_amount, data, seed=seed, cache_dir=cache_dir)
+    if recipe.prior is not None and prior.kind != recipe.prior:
+        raise SpecError(f"prior {prior.kind!r} given for --reg {recipe.label}")
+    restarts = restarts or (PRIOR_RESTARTS if recipe.prior else 1)
     gen = generator(seed)
     decor = None
     if recipe.decorrelate and shape[0] > 1:
         decor = decorrelation if decorrelation is not None else torch.eye(shape[0])
-    image: ImageParam = image_param(recipe.param, shape, batch, generator=gen, init_std=init_std,
-                                    decay=recipe.decay, decorrelation=decor).to(device)
-    params = list(image.parameters())
-    optimizer = torch.optim.Adam(params, lr=lr)
     transform = recipe.transform()
     history: list[float] = []
     start = time.perf_counter()
+    best = None
     with frozen_eval(model), ActivationCapture(model, objective.modules, preprocess) as cap:
-        def snapshot(at: int) -> tuple[torch.Tensor, torch.Tensor]:
-            with torch.no_grad():
-                now = image().detach()
-                if not torch.isfinite(now).all():
-                    raise _diverged(at, lr, "image")
-                return now, objective(cap.run(now)).detach().float()
+        for restart in range(restarts):
+            def start_image(g: torch.Generator) -> ImageParam:
+                if recipe.prior is not None:
+                    return prior.image_param(batch, g, restart).to(device)
+                return image_param(recipe.param, shape, batch, generator=g, init_std=init_std,
+                                   decay=recipe.decay, decorrelation=decor).to(device)
 
-        final = final_scores = continued = None
-        bar = tqdm(range(steps + continue_steps), desc=f"render {objective}"[:60], file=sys.stderr,
-                   disable=not progress, leave=False)
-        for step in bar:
-            if step == steps:
-                final, final_scores = snapshot(step)
-            images = image()
-            seen = fit(transform(images, gen), shape[1:]) if transform is not None else images
-            scores = objective(cap.run(seen))
-            if scores.shape != (batch,):
-                raise SpecError(f"objective {objective} gave shape {tuple(scores.shape)}, expected ({batch},)",
-                                "an objective returns one score per image")
-            # Penalties are charged in units of each image's own activation: a unit's
-            # scale is arbitrary (z² compounds over layers), so an absolute weight would
-            # be negligible for one unit and overwhelming for the next.
-            loss = (scores.detach().abs() * recipe.penalty(images) - scores).sum()
-            if not torch.isfinite(loss):
-                if step >= steps:  # the continuation diverged: the render did not converge
-                    continued = torch.full((batch,), float("nan"))
-                    break
-                raise _diverged(step, lr, "objective")
-            grads = torch.autograd.grad(loss, params)
-            for p, g in zip(params, grads):
-                p.grad = g
-            optimizer.step()
-            if recipe.blur and (step + 1) % recipe.blur_every == 0:
-                image.blur_(recipe.blur)
-            history.append(float(scores.detach().mean()))
-        if final is None:
-            final, final_scores = snapshot(steps)
-        elif continued is None:
-            with torch.no_grad():
-                continued = objective(cap.run(image().detach())).detach().float()
+            got = _ascend(start_image(gen), objective=objective, cap=cap, recipe=recipe, transform=transform,
+                          shape=shape, batch=batch, steps=steps, continue_steps=continue_steps, lr=lr, gen=gen,
+                          progress=progress and restart == 0, schedule=recipe.prior is not None)
+            history = history or got[3]
+            best = got if best is None else _keep_better(got, best)
+    final, final_scores, continued, _ = best
     if not torch.isfinite(final_scores).all():
         raise _diverged(steps, lr, "objective")
     return RenderResult(images=final.float().cpu(), scores=final_scores.cpu(), objective=str(objective),
                         recipe=recipe, steps=steps, lr=lr, seed=seed, history=history, neurons=neurons,
                         seconds=time.perf_counter() - start,
                         continued_scores=None if continued is None else continued.cpu())
+
+
+# Peak learning rate of a scheduled render's continuation, as a fraction of ``lr``.
+CONTINUE_LR_FRACTION = 0.1
+
+
+def _keep_better(new: tuple, old: tuple) -> tuple:
+    """Per image, the restart (images, scores, continued scores, history) with the higher score."""
+    better = new[1] > old[1]
+
+    def pick(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+        return None if a is None or b is None else torch.where(better.view(-1, *([1] * (a.dim() - 1))), a, b)
+
+    return pick(new[0], old[0]), pick(new[1], old[1]), pick(new[2], old[2]), old[3]
+
+
+def _ascend(image: ImageParam, *, objective: Objective, cap: ActivationCapture, recipe: Recipe, transform, shape,
+            batch: int, steps: int, continue_steps: int, lr: float, gen: torch.Generator, progress: bool,
+            schedule: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[float]]:
+    """One optimization of ``image``: (images at ``steps``, their scores, the scores after
+    ``continue_steps`` more or None, the per-step mean objective)."""
+    params = [p for p in image.parameters() if p.requires_grad]
+    # a parameterization may bring its own optimizer (the sphere's tangent steps); Adam otherwise
+    optimizer = image.optimizer(lr) if hasattr(image, "optimizer") else torch.optim.Adam(params, lr=lr)
+    project = getattr(image, "project_", None)
+    history: list[float] = []
+
+    def snapshot(at: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            now = image().detach()
+            if not torch.isfinite(now).all():
+                raise _diverged(at, lr, "image")
+            return now, objective(cap.run(now)).detach().float()
+
+    def rate(step: int) -> float:
+        if not schedule:
+            return lr
+        # cosine decay over the render; the continuation (the convergence check) runs a
+        # second, smaller cycle: a local test of "still climbing", not a new restart
+        peak, t, span = (lr, step, steps) if step < steps else (lr * CONTINUE_LR_FRACTION, step - steps,
+                                                                 continue_steps)
+        return peak * 0.5 * (1 + math.cos(math.pi * t / max(1, span)))
+
+    final = final_scores = continued = None
+    climbed = None  # scheduled renders: the highest objective the continuation reached
+    bar = tqdm(range(steps + continue_steps), desc=f"render {objective}"[:60], file=sys.stderr,
+               disable=not progress, leave=False)
+    for step in bar:
+        if step == steps:
+            final, final_scores = snapshot(step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate(step)
+        images = image()
+        seen = fit(transform(images, gen), shape[1:]) if transform is not None else images
+        scores = objective(cap.run(seen))
+        if scores.shape != (batch,):
+            raise SpecError(f"objective {objective} gave shape {tuple(scores.shape)}, expected ({batch},)",
+                            "an objective returns one score per image")
+        # Penalties are charged in units of each image's own activation: a unit's
+        # scale is arbitrary (z² compounds over layers), so an absolute weight would
+        # be negligible for one unit and overwhelming for the next.
+        loss = (scores.detach().abs() * recipe.penalty(images) - scores).sum()
+        if not torch.isfinite(loss):
+            if step >= steps:  # the continuation diverged: the render did not converge
+                continued = torch.full((batch,), float("nan"))
+                break
+            raise _diverged(step, lr, "objective")
+        if schedule and step >= steps and transform is None:
+            climbed = scores.detach().float() if climbed is None else torch.fmax(climbed, scores.detach().float())
+        grads = torch.autograd.grad(loss, params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        optimizer.step()
+        if project is not None:
+            project()
+        if recipe.blur and (step + 1) % recipe.blur_every == 0:
+            image.blur_(recipe.blur)
+        history.append(float(scores.detach().mean()))
+    if final is None:
+        final, final_scores = snapshot(steps)
+    elif continued is None:
+        with torch.no_grad():
+            continued = objective(cap.run(image().detach())).detach().float()
+        if climbed is not None:
+            continued = torch.fmax(continued, climbed)
+    return final, final_scores, continued, history
 
 
 def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tensor | None:
