@@ -28,13 +28,24 @@ from torch import nn
 
 from . import __version__
 from .errors import CheckpointError, FeatvizError
-from .fileio import atomic_directory, to_json
+from .fileio import ANY, NUM, STR, Opt, atomic_directory, check_values, parse_json, to_json, validate
 from .nets import HierarchicalNet, build_model, layer_table
 
 FORMAT = "featviz-checkpoint/1"
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
 REQUIRED_KEYS = ("format", "arch", "dataset", "training", "metrics", "layers", "versions")
+MAX_CARD_BYTES = 16 * 2**20
+# The shape of the card's sections (docs/formats.md); ``arch`` is checked against the weights.
+CARD_SCHEMA = {
+    "arch": {"*": ANY}, "dataset": {"name": Opt(STR)},
+    "training": {"mode": Opt(STR), "adv": Opt({"*": ANY}), "epochs": Opt(ANY), "seed": Opt(ANY)},
+    "metrics": {"stages": Opt([{"name": Opt(STR), "epochs": Opt(ANY)}]), "test_accuracy": Opt(NUM),
+                "train_accuracy": Opt(NUM), "rel_test_mse": Opt(NUM)},
+    "layers": [{"name": STR, "units": NUM, "kind": Opt(STR)}],
+    "versions": {"*": ANY},
+    "name": Opt(STR),
+}
 # Sane limits checked before any tensor is allocated. The largest model `featviz train` builds
 # (conv, --width 4096, 3 blocks) has 1.2·10⁹ values; 2·10⁹ (8 GB of float32) admits it. The header
 # check comes first, so a card that disagrees with its weights never gets near this limit.
@@ -117,9 +128,13 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
     if not card_path.is_file():
         raise CheckpointError(f"{path} has no {CARD}", "is this a folder made by `featviz train`?")
     try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if card_path.stat().st_size > MAX_CARD_BYTES:
+            raise CheckpointError(f"{card_path} is larger than {MAX_CARD_BYTES // 2**20} MiB; not a featviz card")
+        card = parse_json(card_path.read_text(encoding="utf-8"), card_path, "model card")
+    except UnicodeDecodeError as exc:
         raise CheckpointError(f"{card_path} is not valid JSON ({exc.__class__.__name__})") from None
+    except FeatvizError as exc:
+        raise CheckpointError(exc.message, exc.hint) from None
     if not isinstance(card, dict):
         raise CheckpointError(f"{card_path} must hold a JSON object")
     if card.get("format") != FORMAT:
@@ -130,6 +145,11 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{card_path} lacks {', '.join(missing)}")
     if not isinstance(card["arch"], dict):
         raise CheckpointError(f"{card_path}: 'arch' must be an object of constructor arguments")
+    try:
+        validate(card, CARD_SCHEMA, card_path)
+        check_values(card, card_path)
+    except FeatvizError as exc:
+        raise CheckpointError(exc.message, exc.hint) from None
     return card
 
 
@@ -193,8 +213,11 @@ def _meta_model(card: dict[str, Any], where: Path) -> HierarchicalNet:
             return build_model(card["arch"])
     except FeatvizError as exc:
         raise CheckpointError(f"{where}: {exc.one_line()}") from None
-    except (RuntimeError, OverflowError, MemoryError) as exc:
-        raise CheckpointError(f"{where}: cannot build the card's arch ({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, OverflowError, MemoryError, TypeError, ValueError, KeyError, IndexError, AttributeError,
+            ZeroDivisionError) as exc:  # the arch's values are the card's, edited or damaged
+        first = (str(exc).splitlines() or [exc.__class__.__name__])[0]
+        raise CheckpointError(f"{where}: cannot build the card's arch ({exc.__class__.__name__}: {first})",
+                              "the card was edited or damaged; restore it") from None
 
 
 def check_weights_match_card(card: dict[str, Any], weights: Path, where: Path) -> int:

@@ -16,7 +16,7 @@ import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import DataError
-from .fileio import atomic_directory, atomic_write_json
+from .fileio import atomic_directory, atomic_write_json, check_contained
 from .report import read_attacks, read_hierarchy, read_studies, write_gallery
 from .text import slug
 from .vis.matching import MATCHES_FORMAT, match_units, unit_activations
@@ -191,14 +191,20 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
     ``index`` (path of index.html), ``pages``, ``bytes``, ``models``...
     """
     out = Path(out)
+    # the result folders are read and checked before any model runs or any page is written
+    for key in ("attacks", "robust"):
+        if options.get(key):
+            check_contained(options[key], f"--{key}")
+            read_attacks(Path(options[key]))
+    if options.get("hierarchy"):
+        check_contained(options["hierarchy"], "--hierarchy")
+        read_hierarchy(Path(options["hierarchy"]))
+    for folder, _ in options.get("studies", ()):
+        check_contained(folder, "--study")
+    for folder in (f for group in (visuals or []) for f in group):
+        check_contained(folder, "--vis")
+    read_studies(options.get("studies", ()))
     with atomic_directory(out) as tmp:
-        # the result folders are read before any model runs: a broken one fails fast
-        for key in ("attacks", "robust"):
-            if options.get(key):
-                read_attacks(Path(options[key]))
-        if options.get("hierarchy"):
-            read_hierarchy(Path(options["hierarchy"]))
-        read_studies(options.get("studies", ()))
         loaded, folders, matches = prepare_gallery(tmp, checkpoints, visuals=visuals, render_steps=render_steps,
                                                    data_root=data_root, seed=seed, device=device, progress=progress)
         summary = write_gallery(tmp, loaded, visuals=folders, matches=matches, progress=progress, **options)

@@ -252,17 +252,19 @@ def test_force_replaces_a_folder_featviz_made_and_names_the_command(world, run_c
     assert run_cli(*args).code == 2  # not empty, no --force
     assert run_cli(*args, "--force").code == 0  # featviz's own folder: replaced
     assert not (out / "stale.png").exists() and (out / "metrics.json").is_file()
-    # folders from before the marker: a checkpoint and a gallery are still featviz's
+    # a checkpoint from before the marker (a real card and real weights, nothing else) is featviz's
     legacy = tmp_path / "legacy"
     shutil.copytree(world / "good", legacy)
     (legacy / ".featviz-output").unlink(missing_ok=True)
     res = run_cli("train", *SYN, "--out", legacy, "--force")
     assert res.code == 0, res.err
+    # a page that merely says "Made by featviz" is not: --force needs the marker
     gal = tmp_path / "oldgallery"
     gal.mkdir()
     (gal / "index.html").write_text("<footer>Made by featviz: a static page</footer>")
     res = run_cli("gallery", world / "good", "--render-steps", "0", "--out", gal, "--force")
-    assert res.code == 0, res.err
+    assert res.code == 2 and "did not write" in res.err, res.err
+    assert [p.name for p in gal.iterdir()] == ["index.html"]
 
 
 @pytest.mark.parametrize("command", [

@@ -10,6 +10,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from ..errors import DivergenceError
 from ..modes import frozen_eval
 from ..normalize import Normalized
 
@@ -36,11 +37,27 @@ def attack_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Predicted labels (N,) of ``x`` (N, ...), in eval mode; the model's modes are restored."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 512, what: str = "clean inputs") -> torch.Tensor:
+    """Predicted labels (N,) of ``x`` (N, ...), in eval mode; the model's modes are restored.
+
+    Logits that are NaN or Inf raise :class:`~featviz.errors.DivergenceError` (exit 2) naming
+    ``what`` the inputs were: an accuracy computed from them would be a number about nothing."""
+    preds = []
     with attack_mode(model):
         with torch.no_grad():
-            return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+            for i in range(0, len(x), batch_size):
+                logits = model(x[i:i + batch_size])
+                if not torch.is_tensor(logits) or logits.ndim != 2:
+                    raise DivergenceError(f"the model returns {type(logits).__name__}"
+                                          f"{tuple(logits.shape) if torch.is_tensor(logits) else ''} on {what}, "
+                                          "not logits of shape (N, classes)", "check --model and --input-shape")
+                bad = ~torch.isfinite(logits).all(dim=1)
+                if bad.any():
+                    raise DivergenceError(f"the model outputs NaN/Inf logits on {int(bad.sum())} of "
+                                          f"{len(logits)} {what} (batch from example {i})",
+                                          "its weights or normalization are broken; no accuracy can be reported")
+                preds.append(logits.argmax(1))
+    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)
 
 
 __all__ = ["AtDepth", "Normalized", "attack_mode", "predict"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -89,9 +90,12 @@ def model_options(instead: str) -> Callable[[Callable], Callable]:
                     mean=None, std=None, user_data=None, **kwargs):
             from ..sources import ModelSpec, parse_model_args
 
+            stds = parse_numbers(std, "--std")
+            if stds is not None and not all(v > 0 for v in stds):
+                raise FeatvizError(f"--std {std!r}: every std must be > 0", "e.g. --std 0.5,0.5,0.5")
             spec = ModelSpec(ref=model_ref, args=parse_model_args(model_args), weights=weights,
                              random_init=random_init, input_shape=input_shape,
-                             mean=parse_numbers(mean, "--mean"), std=parse_numbers(std, "--std"), data=user_data)
+                             mean=parse_numbers(mean, "--mean"), std=stds, data=user_data)
             if model_ref is None and [g for g in spec.given if g != "--input-shape"]:
                 from ..errors import SpecError
 
@@ -106,17 +110,19 @@ def model_options(instead: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
-    """Check ``--out`` before any data or model is loaded; every writing command calls this first.
+def check_out(path: Path, force: bool, marker: str | None = None, inputs: tuple | list = ()) -> Path:
+    """Check and claim ``--out`` before any data or model is loaded; every writing command calls this first.
 
     Refuses (exit 2, one line, nothing touched): a path that is a file or lies under a file;
     a path inside a system folder (/proc, /sys, /dev); a place where no folder can be created;
-    a non-empty folder without ``--force``; and, even with ``--force``, a non-empty folder that
-    featviz did not make (no output marker, see :func:`featviz.fileio.is_featviz_output`).
-    Write the output with :func:`featviz.fileio.atomic_directory`, which marks the folder.
-    ``marker`` is accepted for compatibility and ignored.
+    a path that is one of the command's ``inputs`` or a folder above one; a folder another
+    featviz run is writing; a non-empty folder without ``--force``; and, even with ``--force``,
+    a non-empty folder that featviz did not make (see :func:`featviz.fileio.is_featviz_output`).
+    Then claims it (:func:`featviz.fileio.claim_output`: lock file, start snapshot); write the
+    output with :func:`featviz.fileio.atomic_directory`. ``marker`` is accepted for
+    compatibility and ignored.
     """
-    from ..fileio import OUTPUT_MARKER, is_featviz_output
+    from ..fileio import claim_output
 
     path = Path(path).expanduser()
     resolved = path.resolve()
@@ -127,21 +133,16 @@ def check_out(path: Path, force: bool, marker: str | None = None) -> Path:
         raise FeatvizError(f"--out {path} is a file", "choose a folder path")
     if path.is_dir():
         try:
-            entries = list(path.iterdir())
+            next(iter(path.iterdir()), None)
         except OSError as exc:
             raise FeatvizError(f"--out {path} cannot be read ({exc.strerror or exc})", "choose another folder") from None
-        if entries and not force:
-            raise FeatvizError(f"--out {path} is not empty", "choose another folder or pass --force to replace it")
-        if entries and not is_featviz_output(path):
-            raise FeatvizError(f"--out {path} holds files featviz did not write (no {OUTPUT_MARKER}); "
-                               "--force replaces only featviz output folders",
-                               "choose another folder, or empty it yourself")
     ancestor = resolved.parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise FeatvizError(f"--out {path}: {ancestor} is a file, not a folder", "choose a folder path")
     _probe_writable(path, ancestor)
+    claim_output(path, force, inputs)
     return path
 
 

@@ -42,12 +42,11 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, tota
     layerwise and layerwise+joint learners at equal total steps are aligned to it block by
     block; then the frozen-lower-layer control on classification and on the teacher task.
     Writes OUT/results.json, figures and unit pictures."""
-    from ..errors import FeatvizError
-    from ..studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
     from ..fileio import read_json
+    from ..studies.images import attach_purification, image_study_preset, run_image_study, write_image_study
+    from ..limits import MAX_SEEDS, bounded
 
-    if seeds is not None and seeds < 1:
-        raise FeatvizError(f"--seeds must be >= 1, got {seeds}")
+    bounded(seeds, "--seeds", MAX_SEEDS)
     if total_epochs is not None:
         if total_epochs < 1:
             raise FeatvizError(f"--epochs must be >= 1, got {total_epochs}")
@@ -66,7 +65,7 @@ def images(quick, preset_name, dataset, data_root, max_train, seeds, alpha, tota
                                 freeze=tuple(freeze) or None, render_steps=render_steps)
     if seeds is None and seed:
         config.seeds = tuple(s + seed for s in config.seeds)
-    check_out(out, force)
+    check_out(out, force, inputs=(data_root, purify_dir))
     if purify_dir is not None:  # read before the work: a wrong folder fails fast
         read_json(Path(purify_dir) / "results.json", "results.json of featviz purify")
     if threads:

@@ -64,13 +64,20 @@ def command(checkpoints, attacks, eps, eps_sweep, steps, restarts, step_size, lo
     from ..fileio import atomic_directory
     from ..sources import checkpoint_targets, factory_target
 
+    from .. import limits as L
+
+    for value, what, high, low in ((steps, "--steps", L.MAX_STEPS, 1), (restarts, "--restarts", 1000, 1),
+                                   (n_examples, "--n-examples", L.MAX_EXAMPLES, 1),
+                                   (batch_size, "--batch-size", 1_000_000, 1), (bisect_steps, "--bisect-steps", 64, 0)):
+        L.bounded(value, what, high, low)
+    L.distinct(attacks, "--attack")
     if bool(checkpoints) == bool(model.ref):
         raise SpecError("give CHECKPOINT folders or --model MODULE:FACTORY (one of the two)")
     if not model.ref and (model.input_shape or dataset):
         raise SpecError("--input-shape/--dataset go with --model; a checkpoint carries its own (--data replaces its "
                         "test images)")
     eps_values = parse_numbers(eps, "--eps", unique=True)
-    check_out(out, force)
+    check_out(out, force, inputs=(*checkpoints, model.weights, model.data, data_root))
     writer = open_writer(tensorboard)  # fails fast when the tensorboard extra is missing
     dist = init_distributed(device)  # under torchrun: each rank attacks a shard, rank 0 writes
     try:

@@ -19,7 +19,8 @@ def _modes(text: str) -> tuple[str, ...]:
             raise click.BadParameter(f"unknown mode {m!r}; use some of {', '.join(COMPARE_MODES)}",
                                      param_hint="--modes")
     if not modes or len(set(modes)) != len(modes):
-        raise click.BadParameter(f"{text!r}: give each mode once, e.g. joint,layerwise", param_hint="--modes")
+        raise click.BadParameter(f"{text!r}: give each mode once (a mode is listed twice or none is given), "
+                                 "e.g. joint,layerwise", param_hint="--modes")
     return modes
 
 
@@ -30,6 +31,8 @@ def _eps(text: str) -> tuple[float, ...]:
     bad = [v for v in values if not 0 <= v <= 1]
     if bad:
         raise click.BadParameter(f"every ε must lie in [0, 1] (images in [0, 1]), got {text!r}", param_hint="--eps")
+    if len(set(values)) != len(values):
+        raise click.BadParameter(f"{text!r} lists an ε twice; give each value once", param_hint="--eps")
     return values
 
 
@@ -79,8 +82,15 @@ def command(quick, dataset, modes, seeds, epochs_total, old_epochs_total, eps, a
     from ..errors import SpecError
     from ..fileio import atomic_directory
 
+    from .. import limits as L
+
     if old_epochs_total is not None:  # the old spelling, still accepted
         epochs_total = old_epochs_total
+    for value, what, high in ((seeds, "--seeds", L.MAX_SEEDS), (epochs_total, "--epochs-total", L.MAX_EPOCHS),
+                              (width, "--width", L.MAX_WIDTH), (image_size, "--image-size", 1024),
+                              (n_examples, "--n-examples", L.MAX_EXAMPLES), (render_units, "--render-units", L.MAX_WIDTH),
+                              (render_steps, "--render-steps", L.MAX_STEPS), (workers, "--workers", L.MAX_WORKERS)):
+        L.bounded(value, what, high, low=0 if what == "--render-units" else 1)
     spec = CompareSpec(dataset=dataset, modes=_modes(modes), seeds=seeds, seed=seed, epochs_total=epochs_total,
                        eps=_eps(eps), attack=attack, adv_eps=adv_eps, width=width, image_size=image_size,
                        n_examples=n_examples,
@@ -104,7 +114,7 @@ def command(quick, dataset, modes, seeds, epochs_total, old_epochs_total, eps, a
         reuse = reuse / "models"
     if workers < 1:
         raise SpecError(f"--workers must be >= 1, got {workers}")
-    check_out(out, force)
+    check_out(out, force, inputs=(reuse, data_root))
     with atomic_directory(out) as tmp:
         results = run_compare(spec, out_models=tmp / "models" if save_models else None, reuse=reuse, device=device,
                               workers=workers, progress=True)

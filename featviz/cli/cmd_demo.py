@@ -60,7 +60,7 @@ def command(out, force, quick, models_dir, save_models, retrain, studies_dir, mo
     if studies_dir is not None and not studies_dir.is_dir():
         raise FeatvizError(f"--studies {studies_dir}: no such folder", "pass the folder of shipped study results")
     if out is not None:
-        check_out(out, force)
+        check_out(out, force, inputs=(models_dir, studies_dir))
     summary = run_demo(out, quick=quick, seed=seed, device=device, models_dir=models_dir, save_models=save_models,
                        retrain=retrain, models_only=models_only, studies=studies_dir)
     if as_json:

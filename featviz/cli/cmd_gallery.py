@@ -71,7 +71,8 @@ def command(checkpoints, vis_specs, attacks, robust, hierarchy, studies, data_ro
                            "e.g. featviz gallery models/digits-joint --out gallery")
     if model.data is not None and not model.ref:
         raise FeatvizError("--data goes with --model in the gallery; a checkpoint is shown with its own dataset")
-    check_out(out, force)
+    check_out(out, force, inputs=(*checkpoints, model.weights, model.data, attacks, robust, hierarchy, *studies,
+                                  data_root, *(spec.rpartition("=")[2] for spec in vis_specs)))
     models = list(checkpoints)
     if model.ref:
         models.insert(0, user_checkpoint(model, device))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from ._common import check_out, command_line, common_options, emit_json, parse_floats, with_device
@@ -78,13 +80,17 @@ def run(preset_name, quick_flag, d, k, depth, alpha, width, connect, teacher_con
     """Run the study; writes OUT/results.json and figures (PNG + SVG) and prints a summary."""
     from ..studies.hierarchy import preset, run_study, write_study
 
-    check_out(out, force)
-    _set_threads(threads)
+    from ..limits import check_study_sizes, distinct
+
     sweeps = {"n_sweep": (), "width_sweep": ()} if no_sweeps else {}
+    lrs = parse_floats(lr_grid, "--lr-grid")
     config = preset("quick" if quick_flag else preset_name, d=d, k=k, depth=depth, alpha=alpha, width=width,
                     connect=connect, teacher_connect=teacher_connect, n_train=n_train, seeds=seeds, budget=budget,
-                    epochs=epochs, lr_grid=parse_floats(lr_grid, "--lr-grid"), sweep_seeds=sweep_seeds, seed=seed,
-                    **sweeps)
+                    epochs=epochs, lr_grid=lrs and tuple(distinct(lrs, "--lr-grid")), sweep_seeds=sweep_seeds,
+                    seed=seed, **sweeps)
+    check_study_sizes(config)
+    check_out(out, force)
+    _set_threads(threads)
     results = run_study(config, device=device, progress=True, workers=workers,
                         log=lambda line: click.echo(line, err=True))
     results["command"] = command_line()
@@ -120,12 +126,16 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, quick, threads, w
     fitted log-log slopes; writes OUT/results.json and figures."""
     from ..studies import alpha_sweep
 
-    check_out(out, force)
-    _set_threads(threads)
+    from ..limits import check_study_sizes, distinct
+
     if quick:
         alphas, seeds, epochs, n_train = "0.05,0.2", 2, 6, 1000
     config = alpha_sweep.sweep_config(target, seeds=seeds, width=width, epochs=epochs, n_train=n_train, seed=seed)
-    results = alpha_sweep.run(config, parse_floats(alphas, "--alphas"), workers=workers, device=device,
+    check_study_sizes(config)
+    alphas = tuple(distinct(parse_floats(alphas, "--alphas"), "--alphas"))
+    check_out(out, force)
+    _set_threads(threads)
+    results = alpha_sweep.run(config, alphas, workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
     _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 
@@ -148,14 +158,24 @@ def scaling(dims, sizes, seeds, steps, target_error, quick, threads, workers, se
     from ..errors import SpecError
     from ..studies import scaling as study
 
-    check_out(out, force)
-    _set_threads(threads)
-    if not target_error > 0:
-        raise SpecError(f"--target-error must be > 0, got {target_error}")
+    from dataclasses import replace
+
+    from ..limits import MAX_INPUT_DIM, MAX_SAMPLES, bounded, check_study_sizes, distinct
+
+    if not (target_error > 0 and math.isfinite(target_error)):
+        raise SpecError(f"--target-error must be a finite number > 0, got {target_error}")
     if quick:
         dims, sizes, seeds, steps = "4,5", "100,200", 2, 20
+    dims, sizes = distinct(_ints(dims, "--d"), "--d"), distinct(_ints(sizes, "--n"), "--n")
+    for d in dims:
+        bounded(d, "--d", MAX_INPUT_DIM)
+    for n in sizes:
+        bounded(n, "--n", MAX_SAMPLES)
     config = study.scaling_config(seeds=seeds, epochs=steps, seed=seed, extra={"target_error": target_error})
-    results = study.run(config, _ints(dims, "--d"), _ints(sizes, "--n"), workers=workers, device=device,
+    check_study_sizes(replace(config, d=max(dims), n_train=max(sizes)))
+    check_out(out, force)
+    _set_threads(threads)
+    results = study.run(config, dims, sizes, workers=workers, device=device,
                         log=lambda line: click.echo(line, err=True))
     _write(results, out, study.write, as_json, ("exponents", "kernel_floor", "primary"))
 

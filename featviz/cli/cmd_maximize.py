@@ -64,7 +64,7 @@ def command(checkpoint, neurons, regs, param, steps, lr, compare_regs, top_k, da
 
     from ..tensorboard import log_maximize, open_writer
 
-    check_out(out, force)
+    check_out(out, force, inputs=(checkpoint, model.weights, model.data, data_root))
     writer = open_writer(tensorboard)
     dist = init_distributed(device)  # under torchrun: ranks render chunks of --max-batch units, rank 0 writes
     try:

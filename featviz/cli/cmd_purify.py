@@ -37,7 +37,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
     from ..report.results import interval_text
     from ..studies import purification as P
 
-    check_out(out, force)
+    check_out(out, force, inputs=parts)
     if parts:
         results = _combine(P, parts, out)
     else:
@@ -74,8 +74,14 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
 def _combine(P, parts, out: Path) -> dict:
     from ..fileio import atomic_directory, atomic_write_bytes, atomic_write_json, read_json
 
-    results = P.combine([read_json(Path(p) / "results.json", "results.json written by `featviz purify`")
-                         for p in parts])
+    from ..errors import FeatvizError
+
+    loaded = [read_json(Path(p) / "results.json", "results.json written by `featviz purify`") for p in parts]
+    try:
+        results = P.combine(loaded)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # a part is not what purify writes
+        raise FeatvizError(f"--combine {' '.join(map(str, parts))}: a results.json is not one `featviz purify` wrote "
+                           f"({exc.__class__.__name__}: {exc})", "combine the --out folders of purify runs") from None
     with atomic_directory(out) as tmp:
         atomic_write_json(tmp / "results.json", results)
         atomic_write_bytes(tmp / "hf_ratio.png", P.hf_plot(results))

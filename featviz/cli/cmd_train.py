@@ -29,17 +29,17 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--epochs-per-stage", type=click.IntRange(1, 100000),
               help="Epochs of every stage instead (what --epochs meant in featviz 0.1).")
 @click.option("--lr", type=float, help="Learning rate (images 3e-3, synthetic 1e-2).")
-@click.option("--batch-size", type=click.IntRange(1), help="Minibatch size (images 64, synthetic 1024).")
+@click.option("--batch-size", type=click.IntRange(1, 1_000_000), help="Minibatch size (images 64, synthetic 1024).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--image-size", type=click.IntRange(4, 512), help="Resize images to this side (digits: 16).")
-@click.option("--d", "--input-dim", "syn_d", type=click.IntRange(1), default=20, show_default=True,
+@click.option("--d", "--input-dim", "syn_d", type=click.IntRange(1, 4096), default=20, show_default=True,
               help="Synthetic: input dim (spell it --input-dim under torchrun, whose parser claims --d).")
-@click.option("--k", "syn_k", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--k", "syn_k", type=click.IntRange(1, 4096), default=4, show_default=True,
               help="Synthetic: teacher units per layer.")
 @click.option("--teacher-depth", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Synthetic: teacher layers.")
 @click.option("--alpha", type=float, default=0.3, show_default=True, help="Synthetic: information gap.")
-@click.option("--n-train", type=click.IntRange(1), default=20000, show_default=True,
+@click.option("--n-train", type=click.IntRange(1, 100_000_000), default=20000, show_default=True,
               help="Synthetic: training samples.")
 @click.option("--adv", type=click.Choice(TRAINING_ATTACKS), help="Adversarial training: train on FGSM or PGD "
               "(L∞, random start) examples of radius --eps.")
@@ -82,11 +82,15 @@ def command(dataset, data_root, download, mode, act, depth, width, epochs, epoch
         spec = spec_from_card(read_card(resume))
         out = out or resume
         if out != resume:
-            check_out(out, force)
+            check_out(out, force, inputs=(resume, data_root))
     else:
         if out is None:
             raise click.UsageError("Missing option '--out'.")
-        check_out(out, force)
+        if dataset == "synthetic":
+            from ..limits import fits_in_memory
+
+            fits_in_memory(16.0 * n_train * (syn_d + (width or 48)), f"--n-train {n_train:,} at --d {syn_d}")
+        check_out(out, force, inputs=(init_from, data_root))
         synthetic = {"d": syn_d, "k": syn_k, "depth": teacher_depth, "alpha": alpha, "n_train": n_train}
         adv_spec = _adv_spec(adv, adv_eps, adv_steps)
         blocks = depth or (teacher_depth if dataset == "synthetic" else None)

@@ -123,6 +123,9 @@ def read_idx(path: Path) -> torch.Tensor:
             count = int(np.prod(dims))
             if min(dims) < 0 or count > _IDX_MAX_BYTES:
                 raise DataError(f"{path}: IDX dimensions {dims} are not plausible")
+            if opener is open and count > path.stat().st_size - 4 - 4 * head[3]:  # judged before reading the body
+                raise DataError(f"{path} is truncated: its header claims {count} bytes, the file holds "
+                                f"{path.stat().st_size - 4 - 4 * head[3]}", "download the file again")
             data = fh.read(count)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path} cannot be read ({exc})", "download the file again") from None
@@ -139,7 +142,10 @@ def _read_mnist(name: str, root: Path) -> tuple[torch.Tensor, ...]:
         if x.dim() != 3 or y.dim() != 1 or len(x) != len(y):
             raise DataError(f"{name}: the {what} images {tuple(x.shape)} and labels {tuple(y.shape)} under "
                             f"{root / sub} do not pair up", "use the MNIST/Fashion-MNIST files as published")
-        if len(y) and int(y.max()) > 9:
+        if not len(y):
+            raise DataError(f"{name}: the {what} files under {root / sub} hold no examples",
+                            "use the MNIST/Fashion-MNIST files as published")
+        if int(y.max()) > 9:
             raise DataError(f"{name}: {what} labels under {root / sub} lie outside 0..9")
     return x_tr.unsqueeze(1), y_tr.long(), x_te.unsqueeze(1), y_te.long()
 

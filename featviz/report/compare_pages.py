@@ -7,11 +7,12 @@ study draws its figures (:mod:`featviz.studies.compare`), the page copies them.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
+from ..fileio import inside, read_json
+from .schema import COMPARE, validate
 
 PAGE = "modes.html"
 
@@ -19,12 +20,10 @@ PAGE = "modes.html"
 def read_compare(results_dir: str | Path) -> dict[str, Any]:
     """The ``results.json`` of a ``featviz compare`` folder, checked for the fields the page reads."""
     path = Path(results_dir) / "results.json"
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FeatvizError(f"cannot read {path} ({exc.__class__.__name__})", "point at a `featviz compare --out` folder")
+    results = read_json(path, "results.json of `featviz compare` (point at a `featviz compare --out` folder)")
     if not isinstance(results, dict) or not isinstance(results.get("modes"), dict) or "tests" not in results:
         raise FeatvizError(f"{path} is not a featviz compare result", "point at a `featviz compare --out` folder")
+    validate(results, COMPARE, path)
     return results
 
 
@@ -68,9 +67,10 @@ def write_compare_page(site, results_dir: str | Path, page: str = PAGE,
     plots = []
     for key, caption in (("robustness", "robust accuracy vs ε: mean, ± std band, each seed thin"),
                          ("render_metrics", "render metrics per block, mean ± std over seeds; dashed: data")):
-        name = results.get("files", {}).get(key)
-        if name and (results_dir / name).is_file():
-            plots.append(dict(site.image(results_dir / name, "compare"), caption=caption))
+        name = (results.get("files") or {}).get(key)
+        if name is not None:
+            path = inside(results_dir, name, results_dir / "results.json", f"files.{key}")
+            plots.append(dict(site.image(path, "compare"), caption=caption))
     site.render(page, "compare_modes.html", plots=plots, verdict=verdict, **ctx)
     return {"page": page, "title": "Training modes over seeds", "label": ctx["label"]}
 

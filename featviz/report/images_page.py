@@ -3,12 +3,14 @@ then the frozen-lower-layer control. Reads a ``featviz hierarchy images`` folder
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
-from ..fileio import read_json
-from .results import _inside, purification_rows
+from ..fileio import inside, read_json
+from .results import purification_rows
+from .schema import IMAGE_STUDY, validate
 from .site import Site
 
 IMAGE_STUDY_PAGE = "image-study.html"
@@ -33,6 +35,7 @@ def read_image_study(folder: Path) -> dict[str, Any]:
             raise FeatvizError(f"{folder / 'results.json'} has no {key!r} section", "regenerate the image study")
     if not isinstance(data["teacher"].get("alignment"), dict) or not data["teacher"]["alignment"]:
         raise FeatvizError(f"{folder / 'results.json'} has no teacher.alignment", "regenerate the image study")
+    validate(data, IMAGE_STUDY, folder / "results.json")
     return data
 
 
@@ -58,15 +61,16 @@ def write_image_study_page(site: Site, results_dir: str | Path, page: str = IMAG
     units = []
     for unit in data.get("units", []):
         files = unit.get("files") or {}
-        cells = {name: dict(site.image(_inside(folder, rel, source), "img/image-study"),
+        cells = {name: dict(site.image(inside(folder, rel, source, f"units[].files.{name}"), "img/image-study"),
                             unit=(unit.get("matches", {}).get(name) or {}).get("unit"),
                             corr=(unit.get("matches", {}).get(name) or {}).get("corr"))
                  for name, rel in files.items()}
         if "teacher" in cells:
             units.append({"layer": unit.get("layer"), "unit": unit.get("unit"), "cells": cells})
     learners = sorted({name for u in units for name in u["cells"] if name != "teacher"}, reverse=True)
-    figures = [dict(site.image(folder / f"{stem}.png", "img/image-study"), caption=stem.replace("_", " "))
-               for stem in _FIGURES if (folder / f"{stem}.png").is_file()]
+    figures = [dict(site.image(inside(folder, f"{stem}.png", source, f"figure {stem}.png"), "img/image-study"),
+                    caption=stem.replace("_", " "))
+               for stem in _FIGURES if os.path.lexists(folder / f"{stem}.png")]
     correction = teacher.get("correction", {})
     headline = {
         "ratio": _estimate(teacher.get("ratio", {}).get("layerwise/joint")),

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
-from ..fileio import read_json
+from ..fileio import inside, read_json
+from .schema import HIERARCHY, validate
 
 NEURON = re.compile(r"^(?P<layer>[A-Za-z_][\w.]*):(?P<unit>\d+)(?:@\d+,\d+)?$")
 
@@ -27,18 +28,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _inside(folder: Path, name: Any, source: Path) -> Path:
-    """``folder / name`` if it names an existing file inside ``folder``, else an error."""
-    if not isinstance(name, str) or not name:
-        raise FeatvizError(f"{source}: an image entry has no file name", "regenerate the results")
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise FeatvizError(f"{source}: file {name!r} points outside {folder}", "refusing to read it")
-    if not path.is_file():
-        raise FeatvizError(f"{source}: listed file {name!r} is missing", "regenerate the results")
-    return path
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -140,7 +129,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
             reg = str(entry.get("reg") or "none")
             steps = _number(entry.get("steps"))
             vis.unit(layer, unit).images[reg] = UnitImage(
-                reg=reg, file=_inside(folder, entry.get("file"), source),
+                reg=reg, file=inside(folder, entry.get("file"), source, "images[].file"),
                 activation=_number(entry.get("activation")),
                 relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
@@ -155,7 +144,7 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
             acts = entry.get("activations") or [None] * len(files)
             if not isinstance(files, list) or not isinstance(acts, list):
                 raise FeatvizError(f"{source}: dataset example files/activations must be lists")
-            vis.unit(layer, unit).examples = [(_inside(folder, f, source), _number(a))
+            vis.unit(layer, unit).examples = [(inside(folder, f, source, "dataset_examples[].files"), _number(a))
                                               for f, a in zip(files, acts + [None] * len(files))]
     return vis
 
@@ -212,6 +201,7 @@ def read_hierarchy(folder: Path) -> dict[str, Any]:
     data = read_json(source, "results.json written by `featviz hierarchy run`")
     if not isinstance(data.get("summary"), dict):
         raise FeatvizError(f"{source} has no 'summary' object", "is this a `featviz hierarchy run` output folder?")
+    validate(data, HIERARCHY, source)
     return data
 
 

@@ -113,13 +113,16 @@ class Site:
                     exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """Bring up to ``limit`` images in, each with a caption made from its file name.
 
-        Files that resolve outside ``within`` (a symbolic link planted in a result
-        folder) are left out: the gallery publishes only what the folder holds.
+        A file that resolves outside ``within`` (a symbolic link planted in a result folder)
+        is refused with an error naming it: the gallery publishes only what the folder holds.
         """
         out = []
         for f in files:
-            if any(word in f.name.lower() for word in exclude) or not f.resolve().is_relative_to(within.resolve()):
+            if any(word in f.name.lower() for word in exclude):
                 continue
+            if not f.resolve().is_relative_to(within.resolve()):
+                raise FeatvizError(f"{f} resolves outside {within} (a symbolic link)",
+                                   "the gallery publishes only what a result folder holds; remove the link")
             if len(out) >= limit:
                 break
             out.append(dict(self.image(f, folder), caption=f.stem.replace("_", " ").replace("-", " ")))

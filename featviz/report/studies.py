@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import FeatvizError
-from ..fileio import read_json
+from ..fileio import inside, read_json
+from .schema import GENERIC, validate
+from .schema import STUDIES as SCHEMAS
 from ..text import slug
 from .results import interval_text, pm_text, primary_rows, purification_rows, verdict
 from .site import Site
@@ -53,7 +55,37 @@ def read_study(folder: str | Path) -> tuple[str, dict[str, Any]]:
         raise FeatvizError(f"{folder / 'results.json'} is not the result of a study command (format "
                            f"{data.get('format')!r})", "pass folders written by featviz compare, purify or hierarchy "
                            "run|images|alpha-sweep|scaling (folders from before the format tag: run the study again)")
+    validate(data, SCHEMAS.get(kind, GENERIC), folder / "results.json")
+    validate(data, GENERIC, folder / "results.json")
+    check_named_files(folder, data, kind)
     return kind, data
+
+
+def check_named_files(folder: Path, data: dict[str, Any], kind: str | None = None) -> None:
+    """Every file a study's ``results.json`` names (``files``, and the image study's
+    ``units[].files``) resolves to a file inside ``folder``: checked before any page is written."""
+    source = folder / "results.json"
+    files = data.get("files")
+    if isinstance(files, dict):
+        for key, name in files.items():
+            if name is not None:
+                inside(folder, name, source, f"files.{key}")
+    elif isinstance(files, list):
+        for name in files:
+            inside(folder, name, source, "files[]")
+    elif files is not None:
+        raise FeatvizError(f"{source}: 'files' must be an object or a list of file names", "regenerate the results")
+    if kind != "image-study":
+        return
+    units = data.get("units")
+    if units is not None and not isinstance(units, list):
+        raise FeatvizError(f"{source}: 'units' must be a list", "regenerate the results")
+    for unit in units or []:
+        unit_files = unit.get("files") if isinstance(unit, dict) else None
+        if not isinstance(unit_files, dict):
+            raise FeatvizError(f"{source}: every entry of 'units' needs a 'files' object", "regenerate the results")
+        for key, name in unit_files.items():
+            inside(folder, name, source, f"units[].files.{key}")
 
 
 def prior_render_rows(data: dict[str, Any]) -> list[tuple[str, str]]:

@@ -11,8 +11,12 @@ configurations), ``run(config, ...) -> Result`` (the ``results.json`` dict) and
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import signal
+import threading
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -28,6 +32,57 @@ Result = dict[str, Any]  # what run() returns and write() writes: the results.js
 
 def _one_thread() -> None:
     torch.set_num_threads(1)  # a worker process of a study: its thread count is ours to set
+
+
+class _QuietPool(concurrent.futures.ProcessPoolExecutor):
+    """A process pool whose workers ignore Ctrl-C: the parent alone handles it and stops them.
+
+    Workers are started (fork + exec) inside ``submit``; SIGINT is ignored around it, so each
+    worker starts with SIGINT ignored (an ignored signal stays ignored across exec, and Python
+    keeps it so) and prints no traceback of its own when the terminal's Ctrl-C reaches it."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return super().submit(fn, *args, **kwargs)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _start_worker(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int, initializer: Callable[..., None] | None = None,
+                 initargs: tuple = ()) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """``workers`` spawned processes (spawn, not fork: forking a process whose OpenMP threads
+    already ran can deadlock) that run a study's jobs.
+
+    Ctrl-C or SIGTERM in the parent cancels what has not started and terminates the workers
+    quietly (no worker tracebacks); the exception then goes on, so the output folder's
+    temporary area is removed as on any other failure."""
+    import multiprocessing
+
+    pool = _QuietPool(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                      initargs=(initializer, initargs))
+    try:
+        yield pool
+    except BaseException:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.terminate()
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(timeout=10)
+        raise
+    pool.shutdown(wait=True)
 
 
 def map_jobs(fn: Callable[..., T], jobs: Sequence[tuple], *, workers: int = 1,
@@ -49,13 +104,8 @@ def map_jobs(fn: Callable[..., T], jobs: Sequence[tuple], *, workers: int = 1,
             if done is not None:
                 done(i, out[-1])
         return out
-    import concurrent.futures
-    import multiprocessing
-
     results: list[Any] = [None] * len(jobs)
-    # spawn, not fork: forking a process whose OpenMP threads already ran can deadlock.
-    with concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), initializer=_one_thread,
-                                                mp_context=multiprocessing.get_context("spawn")) as pool:
+    with process_pool(min(workers, len(jobs)), initializer=_one_thread) as pool:
         futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
         for future in concurrent.futures.as_completed(futures):
             i = futures[future]
