@@ -14,9 +14,10 @@ the joint stage. Whatever comes out is reported.
 The headline ``slopes`` use the exact, invariant layer-1 errors of
 :mod:`featviz.hierarchy.alignment` where they apply (a dense quadratic learner; the step-2 and
 synthetic teachers): after stage 1 the read-out error, after the joint stage the span error.
-The √(1 − R²) errors stay beside them (``slopes_r2``, ``slopes_from_teacher``); per-unit R² is not
-invariant to rotations of the learner's units, so a learner equal to the teacher up to such a
-rotation scores below 1 on it. For the step-2 target done exactly (population gradients, stages
+The √(1 − R²) errors stay beside them (``slopes_r2``, ``slopes_from_teacher``); R² learner -> teacher
+is the sampled counterpart of the span error (both ask whether the teacher's units lie in the span of
+the learner's), so neither is invariant to rotations of the learner's pre-activations; the read-out
+error is. For the step-2 target done exactly (population gradients, stages
 to a plateau, frozen controls) see :mod:`featviz.studies.correction`.
 """
 
@@ -159,7 +160,7 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
     results["findings"] = [
         f"{config.target}: layer-1 error vs α, log-log slope after layerwise stage 1 {_fmt(sl['stage1'])}, "
         f"after the joint stage {_fmt(sl['joint'])} ({results['slopes_measure']}; the claim predicts about 1 and 2)",
-        f"{config.target}: with √(1 − R²) (not invariant to rotations of the learner's units): R² learner -> "
+        f"{config.target}: with √(1 − R²) on samples (R² learner -> teacher is the sampled counterpart of the span error): R² learner -> "
         f"teacher stage 1 {_fmt(sr['stage1'])}, joint {_fmt(sr['joint'])}; teacher -> learner stage 1 "
         f"{_fmt(sf['stage1'])}, joint {_fmt(sf['joint'])}",
     ]
