@@ -11,7 +11,9 @@ A *stage* says which blocks learn and how deep the forward pass goes:
 
 ``freeze`` names blocks that learn in no stage (parameters and BatchNorm statistics stay
 bit-identical; their readouts still learn): with a layerwise-trained model as the start,
-``mode="joint", freeze=("block1",)`` is the frozen-lower-layer control of a joint stage.
+``mode="joint", freeze=("block1",)`` is the frozen-lower-layer control of a joint stage;
+``mode="layerwise+joint", joint_freeze=("block1",)`` is the same control within one run (block 1
+learns in its layerwise stage and stays frozen in the joint stage).
 
 Each stage starts a fresh optimizer and learning-rate schedule. ``stage_epochs`` gives every
 stage its own length (e.g. to split one total budget over the stages), and the joint stage
@@ -78,6 +80,7 @@ class TrainConfig:
     channels_last: bool = False  # NHWC memory layout for conv nets (faster convolutions on GPUs)
     compile: bool = False  # torch.compile the model, falling back to eager if it cannot
     freeze: tuple[str, ...] = ()  # blocks that never learn (block1, ...); their readouts still do
+    joint_freeze: tuple[str, ...] = ()  # blocks frozen only in the joint stage after layerwise stages
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -302,7 +305,7 @@ def train_model(
     them, and the result matches one process up to float summation order.
     """
     config.validate()
-    check_freeze(model, tuple(config.freeze))
+    check_freeze(model, tuple(config.freeze) + tuple(config.joint_freeze))
     dist = dist or SINGLE
     device = torch.device(device)
     model.to(device)
@@ -332,8 +335,9 @@ def train_model(
         if resume is not None and stage_index < resume.stage_index:
             continue
         stage_start = time.perf_counter()
-        params = _set_stage(model, stage, tuple(config.freeze))
         continues = stage.name == "joint" and stage_index > 0  # the joint stage after layerwise stages
+        frozen = tuple(config.freeze) + (tuple(config.joint_freeze) if continues else ())
+        params = _set_stage(model, stage, frozen)
         opt, sched = _make_optimizer(params, config, stage.epochs * steps_per_epoch,
                                      config.lr * (config.joint_lr_scale if continues else 1.0),
                                      config.joint_warmup if continues else 0.0)
@@ -356,7 +360,7 @@ def train_model(
                     xb = xb.contiguous(memory_format=torch.channels_last)
                 if adversary is not None:
                     xb = adversary(model, xb, yb)
-                    _set_stage(model, stage, tuple(config.freeze))  # the adversary may have switched modes
+                    _set_stage(model, stage, frozen)  # the adversary may have switched modes
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16"):
                     out = net(xb, depth=stage.depth)
                     loss = _loss(data.task, out.float(), yb)
@@ -397,7 +401,7 @@ def train_model(
                     list(result.history), list(result.stages), time.perf_counter() - start,
                     adversary.get_state() if hasattr(adversary, "get_state") else None))
         summary = {"name": stage.name, "depth": stage.depth,
-                   "trainable": [f"block{l}" for l in stage.trainable if f"block{l}" not in config.freeze],
+                   "trainable": [f"block{l}" for l in stage.trainable if f"block{l}" not in frozen],
                    "epochs": stage.epochs, "seconds": round(time.perf_counter() - stage_start, 3)}
         summary.update({k: v for k, v in result.history[-1].items() if k not in ("stage", "epoch")})
         result.stages.append(summary)

@@ -77,6 +77,8 @@ def outputs(tmp_path_factory):
           "--threads", "1", "--out", root / "alpha")
     _main("hierarchy", "scaling", "--d", "4,5", "--n", "100,200", "--seeds", "2", "--steps", "10",
           "--target-error", "0.5", "--threads", "1", "--out", root / "scaling")
+    _main("hierarchy", "correction", "--quick", "--alphas", "0.1,0.3", "--seeds", "2", "--width", "4,2", "--d", "5",
+          "--threads", "1", "--out", root / "correction")
     # the demo's quick budgets (featviz.demo.QUICK)
     run_purification(PurificationConfig(epochs=2, width=4, adv_steps=1, render_steps=4, robust_eval_steps=1), seeds=1,
                      out=root / "purify", progress=False)
@@ -101,6 +103,7 @@ def outputs(tmp_path_factory):
         "hierarchy": read("hier", "results.json"),
         "alpha-sweep": read("alpha", "results.json"),
         "scaling": read("scaling", "results.json"),
+        "correction": read("correction", "results.json"),
         "purify": read("purify", "results.json"),
         "compare": read("compare", "results.json"),
         "image-study": read("images", "results.json"),

@@ -267,8 +267,17 @@ def test_cli_writes_the_contract_fields(quick_run):
         assert row["total_steps"] == (0 if name == "kernel" else steps)  # matched budgets
         layers = {"kernel": 0, "shallow": 1}.get(name, config.depth)
         assert len(row["feature_r2"]) == layers
-        assert set(row["alignment"]) == {"r2_to_teacher", "r2_from_teacher", "cka"}
-        assert all(len(v) == layers for v in row["alignment"].values())
+        exact = set() if name == "kernel" else {"span_error", "subspace_error", "readout_error"}
+        assert set(row["alignment"]) == {"r2_to_teacher", "r2_from_teacher", "cka"} | exact
+        assert all(len(v) == (1 if k in exact else layers) for k, v in row["alignment"].items())
+        assert all(0 <= row["alignment"][k][0] <= 1 for k in exact - {"readout_error"})
+    p = results["primary"]
+    assert p["low"] <= p["value"] <= p["high"] and p["level"] == 0.95
+    assert p["value"] == pytest.approx(results["ratios"]["layerwise/joint"])
+    control = results["frozen_control"]
+    assert len(control["rel_test_mse_frozen_seeds"]) == 1
+    assert control["rel_test_mse_unfrozen"] == pytest.approx(results["summary"]["layerwise+joint"]["rel_test_mse"])
+    assert "p_holm" in results["comparisons"]["layerwise/joint"]
     for name in ("joint", "layerwise", "layerwise+joint", "shallow"):
         (run,) = results["curves"][name]
         assert len(run["test_rel_mse"]) == len(run["feature_r2"]) == len(run["r2_from_teacher"]) == config.epochs

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import FeatvizError
 from ._common import check_out, command_line, common_options, emit_json, with_device
 
 

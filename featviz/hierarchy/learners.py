@@ -109,12 +109,13 @@ class Fit:
 
 def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str, *, epochs: tuple[int, ...],
                  lr: float, batch_size: int, seed: int, tracker: FeatureProbe | None = None,
-                 joint_lr_scale: float = 1.0, joint_warmup: float = 0.0, device: torch.device | str = "cpu",
-                 progress: bool = False) -> Fit:
+                 joint_lr_scale: float = 1.0, joint_warmup: float = 0.0, joint_freeze: tuple[str, ...] = (),
+                 device: torch.device | str = "cpu", progress: bool = False) -> Fit:
     """Train ``model`` in place with ``mode`` (joint | layerwise | layerwise+joint),
     ``epochs[i]`` epochs in stage i, Adam at ``lr`` with a cosine schedule per stage (the
     joint stage after layerwise stages at ``lr * joint_lr_scale``, warmed up over
-    ``joint_warmup`` of its steps). Records the curve (alignment per epoch on ``tracker``
+    ``joint_warmup`` of its steps; ``joint_freeze`` names blocks frozen in that joint stage: the
+    frozen-lower-layer control). Records the curve (alignment per epoch on ``tracker``
     when given) and the full alignment on ``probe`` at the end of every stage."""
     curve, snapshots = Curve(), StageMap()  # the old stage names (layer1, ...) still read
 
@@ -131,7 +132,7 @@ def train_neural(model: nn.Module, data: Dataset, probe: FeatureProbe, mode: str
 
     config = TrainConfig(mode=mode, epochs=epochs[0], stage_epochs=tuple(epochs), lr=lr, optimizer="adam",
                          schedule="cosine", batch_size=batch_size, seed=seed, joint_lr_scale=joint_lr_scale,
-                         joint_warmup=joint_warmup)
+                         joint_warmup=joint_warmup, joint_freeze=tuple(joint_freeze))
     # train_model moves the dataset it gets to the device: give it a shallow copy so the
     # caller's tensors stay where they are (the kernel and the probes read them on the CPU).
     train_model(model, replace(data), config, device=device, on_epoch=on_epoch, progress=progress)

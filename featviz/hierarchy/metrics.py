@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..modes import frozen_eval
+from .alignment import layer1_alignment, supports_exact
 
 
 def _centered(a: torch.Tensor, mean: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,10 +95,11 @@ class FeatureProbe:
 
     x: torch.Tensor
     teacher_features: list[torch.Tensor]
+    target: nn.Module | None = None
 
     @classmethod
     def from_target(cls, target: nn.Module, x: torch.Tensor) -> "FeatureProbe":
-        return cls(x, [f.detach() for f in target.features(x)])
+        return cls(x, [f.detach() for f in target.features(x)], target)
 
     @torch.no_grad()
     def learner_features(self, model: nn.Module) -> list[torch.Tensor]:
@@ -114,15 +116,21 @@ class FeatureProbe:
 
     def alignment(self, model: nn.Module, cka: bool = True) -> dict[str, list[float]]:
         """``{r2_to_teacher, r2_from_teacher, cka}``: one value per layer (see the module
-        docstring); ``cka=False`` leaves CKA out (cheaper, for per-epoch tracking)."""
+        docstring); ``cka=False`` leaves CKA out (cheaper, for per-epoch tracking). With CKA,
+        and where they apply (a dense quadratic learner and a teacher of known layer-1 forms),
+        the exact invariant layer-1 errors of :func:`featviz.hierarchy.alignment.layer1_alignment`
+        too (``span_error``, ``subspace_error``, ``readout_error``: one value, layer 1)."""
         half = len(self.x) // 2
         feats = [f.cpu() for f in self.learner_features(model)]
         pairs = list(zip(feats, self.teacher_features))
-        return {
+        out = {
             "r2_to_teacher": [feature_r2(f[:half], t[:half], f[half:], t[half:]) for f, t in pairs],
             "r2_from_teacher": [feature_r2(t[:half], f[:half], t[half:], f[half:]) for f, t in pairs],
             **({"cka": [linear_cka(f, t) for f, t in pairs]} if cka else {}),
         }
+        if cka and self.target is not None and supports_exact(model, self.target):
+            out.update({k: [v] for k, v in layer1_alignment(model, self.target).items()})
+        return out
 
     def from_teacher_matrix(self, model: nn.Module) -> list[list[float]]:
         """R²[ℓ][j] of the best linear map teacher layer j+1 -> learner layer ℓ+1 (held out):

@@ -145,9 +145,12 @@ def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     directions, seed mean ± std, log-log, fitted slopes in the legend)."""
     plt = _pyplot()
     alphas = np.array(results["alphas"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
-    for ax, (direction, slopes) in zip(axes[0], (("r2_to_teacher", results["slopes"]),
-                                                 ("r2_from_teacher", results["slopes_from_teacher"]))):
+    panels = [("r2_to_teacher", results.get("slopes_r2", results["slopes"])),
+              ("r2_from_teacher", results["slopes_from_teacher"])]
+    exact = results.get("slopes_exact", {})
+    panels = [(key, exact[key]) for key in ("readout_error", "span_error") if key in exact] + panels
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (direction, slopes) in zip(axes[0], panels):
         for moment, color in (("stage1", COLORS["layerwise"]), ("joint", COLORS["layerwise+joint"])):
             stats = np.array(results["errors"][direction][moment]["e1"])
             ax.errorbar(alphas, stats[:, 0], yerr=stats[:, 1], color=color, marker="o", ms=4, capsize=3,
@@ -157,7 +160,8 @@ def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
         top = np.array(results["errors"][direction]["stage1"]["e1"])[-1, 0]
         ax.plot(alphas, top * ref, color="0.6", ls=":", lw=1, label="slope 1")
         ax.plot(alphas, top * ref ** 2, color="0.6", ls="--", lw=1, label="slope 2")
-        ax.set(xscale="log", yscale="log", xlabel="information gap α", ylabel="layer-1 error √(1 − R²)",
+        ax.set(xscale="log", yscale="log", xlabel="information gap α",
+               ylabel="layer-1 error " + ("(exact, invariant)" if direction in exact else "√(1 − R²)"),
                title=direction.replace("_", " "))
         ax.set_xticks(alphas, [f"{v:g}" for v in alphas])
         ax.xaxis.set_minor_locator(plt.NullLocator())
@@ -206,5 +210,51 @@ def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.legend(fontsize=8)
     files += _save(fig, out, "scaling_nstar")
+    plt.close(fig)
+    return files
+
+
+def write_correction_plots(results: dict[str, Any], out: str | Path) -> list[str]:
+    """``correction``: layer-1 error vs α (log-log), per seed and seed mean: the read-out error after
+    layerwise stage 1 beside its analytic prediction (= α), and the span error after stage 1, after
+    the correction, with layer 1 frozen and for joint training from scratch; right: final relative
+    test MSE of every arm."""
+    plt = _pyplot()
+    alphas = np.array(results["alphas"])
+    keys = [f"{a:g}" for a in alphas]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+    def draw(ax, table: dict, color: str, label: str, marker: str = "o", ls: str = "-") -> None:
+        runs = np.array([table[k] for k in keys], dtype=float)  # (A, S)
+        for col in runs.T:
+            ax.plot(alphas, col, color=color, marker=marker, ms=2.5, lw=0, alpha=0.35)
+        ax.plot(alphas, runs.mean(1), color=color, marker=marker, ms=5, ls=ls, lw=1.5, label=label)
+
+    pred = np.array([results["prediction"]["layer1_error"][k] for k in keys])
+    left.plot(alphas, pred, color="0.3", lw=2.5, alpha=0.5, label="analytic prediction (= α)")
+    slopes = results["slopes"]
+    draw(left, results["stage1"]["layer1_error"], COLORS["layerwise"],
+         f"stage 1, read-out error (slope {slopes['stage1']['value']:.2f} "
+         f"[{slopes['stage1']['low']:.2f}, {slopes['stage1']['high']:.2f}])")
+    draw(left, results["stage1"]["layer1_span_error"], COLORS["layerwise"], "stage 1, span error", "s", "--")
+    arms = results["arms"]
+    draw(left, arms["layerwise+joint"]["layer1_span_error"], COLORS["layerwise+joint"],
+         f"after correction, span error (slope {slopes['corrected']['value']:.2f} "
+         f"[{slopes['corrected']['low']:.2f}, {slopes['corrected']['high']:.2f}])", "s")
+    draw(left, arms["joint"]["layer1_span_error"], COLORS["joint"], "joint from scratch, span error", "^", ":")
+    left.set(xscale="log", yscale="log", xlabel="information gap α", ylabel="layer-1 error",
+             title="layer 1 vs the teacher's (x_i²), exact from the weights")
+    right_colors = {"layerwise": COLORS["layerwise"], "layerwise+joint": COLORS["layerwise+joint"],
+                    "layerwise+joint-frozen": "#8c564b", "joint": COLORS["joint"]}
+    for arm, color in right_colors.items():
+        draw(right, arms[arm]["final_rel_mse"], color, arm)
+    right.set(xscale="log", yscale="log", xlabel="information gap α", ylabel="final relative test MSE",
+              title=f"final error (width {results['config']['main_width']})")
+    for ax in (left, right):
+        ax.set_xticks(alphas, keys)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files = _save(fig, Path(out), "correction")
     plt.close(fig)
     return files

@@ -39,10 +39,11 @@ from ..data import Dataset
 from ..errors import DivergenceError
 from ..hierarchy.learners import (LEARNERS, NEURAL, Fit, deep_learner, fit_exact_kernel, fit_kernel, parameter_count,
                                   shallow_learner, shallow_width, stage_epochs, train_neural)
+from ..hierarchy.alignment import EXACT
 from ..hierarchy.metrics import FeatureProbe
 from ..hierarchy.plots import write_plots
 from ..hierarchy.targets import PRESETS, StudyConfig, alignment_probe, make_dataset, preset
-from ..stats import mean_std, ratio_of_means
+from ..stats import holm, mean_std, paired_test, ratio_of_means
 from ..train import stage_count
 from .common import map_jobs, primary_endpoint, write_results
 
@@ -71,6 +72,11 @@ class Task:
         return " ".join(parts + ([f"n {self.n}"] if self.n else []) + ([f"m {self.width}"] if self.width else []))
 
 
+# The frozen-lower-layer control: layerwise+joint with block 1 frozen in the joint stage, at the
+# learning rate chosen for layerwise+joint (same seed, so the layerwise stages are the same run's).
+FROZEN = "layerwise+joint-frozen"
+
+
 def fit_learner(config: StudyConfig, task: Task, data: Dataset, probe: FeatureProbe,
                 tracker: FeatureProbe | None, device: torch.device | str = "cpu") -> Fit:
     """Fit one learner of the study on ``data`` (may raise :class:`DivergenceError`)."""
@@ -85,12 +91,12 @@ def fit_learner(config: StudyConfig, task: Task, data: Dataset, probe: FeaturePr
         mode = "joint"
     else:
         model = deep_learner(config.d, width, config.depth, task.seed, config.connect)
-        mode = task.kind
+        mode = "layerwise+joint" if task.kind == FROZEN else task.kind
     epochs = stage_epochs(mode, model.depth, config.epochs, config.budget)
     return train_neural(model, data, probe, mode, epochs=epochs, lr=task.lr, batch_size=config.batch_size,
                         seed=task.seed, tracker=tracker if task.track else None,
                         joint_lr_scale=config.correction_lr_scale, joint_warmup=config.correction_warmup,
-                        device=device)
+                        joint_freeze=("block1",) if task.kind == FROZEN else (), device=device)
 
 
 def run_task(config: StudyConfig, task: Task, device: torch.device | str = "cpu") -> Fit | None:
@@ -184,7 +190,7 @@ def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progre
                   for name in NEURAL}
         say("learning rates chosen on validation: " + "; ".join(
             f"{name} " + ",".join(f"{chosen[name][s]:g}" for s in seeds) for name in NEURAL))
-        sweeps = _sweep_tasks(config, chosen)
+        sweeps = _sweep_tasks(config, chosen) + [Task(FROZEN, s, chosen["layerwise+joint"][s]) for s in seeds]
         done.update(execute([t for t in sweeps if t not in done]))
     finally:
         bar.close()
@@ -197,6 +203,9 @@ def run_study(config: StudyConfig, *, device: torch.device | str = "cpu", progre
         return fit
 
     fits = {name: [main_fit(name, seed) for seed in seeds] for name in LEARNERS}
+    fits[FROZEN] = [done[Task(FROZEN, s, chosen["layerwise+joint"][s])] for s in seeds]
+    if any(f is None for f in fits[FROZEN]):
+        raise DivergenceError("the frozen-layer-1 control diverged", "use a smaller learning-rate grid")
     n_sweep = {name: {n: [main_fit(name, s, n=None if n == config.n_train else n, track=n == config.n_train)
                           for s in sweep_seeds(config)] for n in _sweep_sizes(config)}
                for name in config.sweep_learners} if _sweep_sizes(config) else {}
@@ -239,8 +248,9 @@ def _learner_summary(fits: list[Fit], extra: dict[str, Any]) -> dict[str, Any]:
     mse = [f.rel_test_mse for f in fits]
     mean, std = mean_std(mse)
     r2, r2_std, r2_seeds = _per_layer([f.feature_r2 for f in fits])
-    alignment = {k: _per_layer([f.alignment.get(k, []) for f in fits])[0] for k in MEASURES}
-    alignment_seeds = {k: _per_layer([f.alignment.get(k, []) for f in fits])[2] for k in MEASURES}
+    measures = MEASURES + tuple(k for k in EXACT if any(k in f.alignment for f in fits))
+    alignment = {k: _per_layer([f.alignment.get(k, []) for f in fits])[0] for k in measures}
+    alignment_seeds = {k: _per_layer([f.alignment.get(k, []) for f in fits])[2] for k in measures}
     return {
         "rel_test_mse": mean, "rel_test_mse_std": std, "rel_test_mse_seeds": mse,
         "rel_val_mse": mean_std([f.rel_val_mse for f in fits])[0],
@@ -270,6 +280,11 @@ def correction(config: StudyConfig, fits: list[Fit]) -> dict[str, Any]:
         "rel_test_mse_after_joint": mean_std([f.rel_test_mse for f in fits])[0],
         "joint_lr_scale": config.correction_lr_scale, "joint_warmup": config.correction_warmup,
     }
+    exact = [k for k in EXACT if k in fits[0].stage_alignment[last]]
+    if exact:  # exact, invariant layer-1 errors (lower is better) at the end of the layerwise stages and after
+        out["layer1_exact_before_joint"] = {k: [f.stage_alignment[last][k][0] for f in fits] for k in exact}
+        out["layer1_exact_after_joint"] = {k: [f.stage_alignment["joint"][k][0] for f in fits] for k in exact}
+        out["layer1_exact_stage1"] = {k: [f.stage_alignment["layer1"][k][0] for f in fits] for k in exact}
     # the largest of the three measures' gains, per seed (the acceptance reads "any direction or CKA")
     out["layer1_best_gain_seeds"] = [max(g) for g in zip(*gains.values())]
     # the names of earlier results, kept for readers of the first format
@@ -340,6 +355,8 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
                                     ratios_ci["layerwise/joint"]),
         "summary": summary, "ratios": ratios, "ratios_ci": ratios_ci, "ratios_seeds": ratios_seeds,
         "correction": correction(config, fits["layerwise+joint"]),
+        "frozen_control": frozen_control(config, fits),
+        "comparisons": comparisons(config, fits),
         "lr_search": {name: {str(s): {f"{lr:g}": (f.rel_val_mse if f else None) for lr, f in by_lr.items()}
                              for s, by_lr in per_seed.items()} for name, per_seed in lr_search.items()},
         "lr_edge_warnings": lr_edge_warnings(config.lr_grid, chosen),
@@ -350,6 +367,46 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
     results["findings"] = findings(results)
     results["seconds"] = round(seconds, 2)
     return results
+
+
+def _mse(fits: list[Fit]) -> list[float]:
+    return [f.rel_test_mse for f in fits]
+
+
+def comparisons(config: StudyConfig, fits: dict[str, list[Fit]]) -> dict[str, dict[str, Any]]:
+    """Paired comparisons of relative test MSE over seeds (same seeds = same teacher and data):
+    ``a/b`` -> the ratio of means with a paired 95 % bootstrap interval, the paired tests, and
+    ``p_holm``, the sign-flip permutation p Holm-corrected over all comparisons listed here.
+    The first, layerwise / joint, is the study's primary endpoint; the rest are secondary."""
+    pairs = [("layerwise", "joint"), ("layerwise+joint", "joint"), ("layerwise", "layerwise+joint"),
+             (FROZEN, "layerwise+joint"), ("shallow", "joint"), ("kernel", "joint")]
+    out = {}
+    for a, b in pairs:
+        if a in fits and b in fits:
+            out[f"{a}/{b}"] = {**ratio_of_means(_mse(fits[a]), _mse(fits[b]), seed=config.seed),
+                               "tests": paired_test(_mse(fits[a]), _mse(fits[b]), seed=config.seed)}
+    adjusted = holm({k: v["tests"]["p_permutation"] for k, v in out.items()})
+    for key, p in adjusted.items():
+        out[key]["p_holm"] = p
+    return out
+
+
+def frozen_control(config: StudyConfig, fits: dict[str, list[Fit]]) -> dict[str, Any]:
+    """The joint stage of layerwise+joint repeated with block 1 frozen (same seeds, learning rate
+    and steps), paired with the unfrozen run: if correcting layer 1 is what the joint stage
+    gains, the frozen run's error stays near the layerwise one."""
+    unfrozen, frozen = _mse(fits["layerwise+joint"]), _mse(fits[FROZEN])
+    out: dict[str, Any] = {
+        "rel_test_mse_unfrozen": mean_std(unfrozen)[0], "rel_test_mse_unfrozen_seeds": unfrozen,
+        "rel_test_mse_frozen": mean_std(frozen)[0], "rel_test_mse_frozen_seeds": frozen,
+        "frozen_over_unfrozen": ratio_of_means(frozen, unfrozen, seed=config.seed),
+        "tests": paired_test(frozen, unfrozen, seed=config.seed),
+    }
+    exact = [k for k in EXACT if k in fits[FROZEN][0].alignment]
+    if exact:
+        out["layer1_after_joint"] = {arm: {k: [f.alignment[k][0] for f in fits[name]] for k in exact}
+                                     for arm, name in (("unfrozen", "layerwise+joint"), ("frozen", FROZEN))}
+    return out
 
 
 def _n_summary(config: StudyConfig, n_sweep: dict[str, dict[int, list[Fit]]]) -> dict[str, Any]:
@@ -408,6 +465,11 @@ def findings(results: dict[str, Any]) -> list[str]:
         f"{r['kernel/joint']:.1f}x (this kernel is capped below the target's degree: see `hierarchy scaling` "
         "for one that can express it)",
     ]
+    fc = results["frozen_control"]
+    fr, tests = fc["frozen_over_unfrozen"], fc["tests"]
+    lines.append(f"frozen-layer-1 control of the joint stage: relative test MSE {fc['rel_test_mse_frozen']:.4g} frozen "
+                 f"vs {fc['rel_test_mse_unfrozen']:.4g} unfrozen (frozen / unfrozen {fr['value']:.2f}x, paired 95 % CI "
+                 f"[{fr['low']:.2f}, {fr['high']:.2f}]; unfrozen lower in {tests['positive']} of {tests['n']} seeds)")
     if results.get("lr_edge_warnings"):
         count = len(results["lr_edge_warnings"])
         lines.append(f"learning rate on a grid edge in {count} case(s): see lr_edge_warnings")

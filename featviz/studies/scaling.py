@@ -140,6 +140,7 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "learners": per_learner, "deep_lr": chosen,
         "exponents": exponents, "n_exponents": n_exponents,
         "primary": _primary(exponent_gap(dims, per_seed["kernel"], per_seed["deep"])),
+        "kernel_features": kernel_features(dims, sizes, 2 ** config.depth),
         "kernel_floor": {"d": dims[0], "n": floor_n, "rel_test_mse": floor_err,
                          "at_largest_n": kernel_last, "ratio": ratio, "reached": reached,
                          "rule": f"error at the largest n <= 1.5 x the floor, or < {NUMERICAL_ZERO:g} (exact fit)",
@@ -151,12 +152,31 @@ def summarize_scaling(config: StudyConfig, dims: tuple[int, ...], sizes: tuple[i
         "n* per d: " + "; ".join(f"{name} " + ", ".join(_n_text(d, v)
                                                      for d, v in zip(dims, per_learner[name]["n_star_interval"]))
                                  for name in LEARNERS),
+        "exact-kernel regime: " + results["kernel_features"]["note"],
         f"kernel sanity at d={kf['d']}: error {kf['at_largest_n']:.3g} at n={sizes[-1]} vs floor "
         f"{kf['rel_test_mse']:.3g} at n={floor_n} (ratio {kf['ratio']:.2f}; floor "
         f"{'reached' if kf['reached'] else 'NOT reached'})",
     ]
     results["seconds"] = round(seconds, 2)
     return results
+
+
+def kernel_features(dims: tuple[int, ...], sizes: tuple[int, ...], degree: int = 4) -> dict[str, Any]:
+    """How far the exact kernel's regime reaches: its C(d + p, p) monomial features per d, and the
+    smallest d whose feature count passes the largest n (below it the exact kernel is
+    over-determined at the largest n), with what its Gram matrix would cost there."""
+    counts = {f"{d}": math.comb(d + degree, degree) for d in dims}
+    d_past = next(d for d in range(1, 10_000) if math.comb(d + degree, degree) > max(sizes))
+    features = math.comb(d_past + degree, degree)
+    covered = max(counts.values()) > max(sizes)
+    return {"degree": degree, "features": counts, "largest_n": max(sizes), "covered": covered,
+            "d_past_largest_n": d_past, "features_there": features,
+            "gram_gib_there": round(features ** 2 * 8 / 2 ** 30, 2),
+            "note": "the largest d passes the largest n" if covered else
+                    (f"the measured d reach C(d+{degree},{degree}) = {max(counts.values())} monomials, below the "
+                     f"largest n = {max(sizes)}; passing it needs d = {d_past} ({features} features: a "
+                     f"{features ** 2 * 8 / 2 ** 30:.1f} GiB float64 Gram matrix and a ~{features ** 3 / 3:.1e}-flop "
+                     "solve per ridge and seed)")}
 
 
 def _primary(gap: dict[str, Any]) -> dict[str, Any]:
