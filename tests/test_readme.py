@@ -56,7 +56,14 @@ def test_every_study_paragraph_links_to_a_shipped_results_file():
 # For each results file a README paragraph links to: the JSON path of every decimal number in that
 # paragraph, in the order they appear. A number added to the README without its path here fails.
 SOURCES = {
-    "studies/hierarchy-default/results.json": ["primary.value", "primary.low", "primary.high"],
+    "studies/hierarchy-correction/results.json": ["slopes.stage1.value", "slopes.stage1.low", "slopes.stage1.high",
+                                                  "primary.value", "primary.low", "primary.high",
+                                                  "slopes.corrected.value", "slopes.corrected.low",
+                                                  "slopes.corrected.high"],
+    "studies/hierarchy-default/results.json": ["primary.value", "primary.low", "primary.high", "ratios.shallow/joint",
+                                               "ratios.kernel/joint", "frozen_control.frozen_over_unfrozen.value",
+                                               "frozen_control.frozen_over_unfrozen.low",
+                                               "frozen_control.frozen_over_unfrozen.high"],
     "studies/hierarchy-scaling/results.json": ["exponents.kernel.value", "exponents.deep.value", "primary.value",
                                                "primary.low", "primary.high"],
     "studies/image-study/results.json": ["primary.value", "primary.low", "primary.high"],
