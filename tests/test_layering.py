@@ -41,22 +41,31 @@ def module_name(path: Path, root: Path = PACKAGE) -> str:
 def imported_modules(path: Path, root: Path = PACKAGE) -> set[str]:
     """Absolute names of every module ``path`` imports (relative imports resolved,
     imports inside functions included)."""
-    name = module_name(path, root)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node, module in import_nodes(path, root):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
+        else:
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)  # `from .. import data`
+    return names
+
+
+def import_nodes(path: Path, root: Path = PACKAGE):
+    """Every import statement of ``path`` (inside functions too) with the absolute module a
+    ``from`` import reads from (relative levels resolved; None for a plain ``import``)."""
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield node, None
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[:len(parts) - node.level + 1])
-                module = f"{base}.{node.module}" if node.module else base
+                yield node, f"{base}.{node.module}" if node.module else base
             else:
-                module = node.module or ""
-            names.add(module)
-            names.update(f"{module}.{alias.name}" for alias in node.names)  # `from .. import data`
-    return names
+                yield node, node.module or ""
 
 
 def _violations(sub: str, forbidden=None, root: Path = PACKAGE) -> list[str]:
@@ -82,18 +91,11 @@ def import_graph(root: Path = PACKAGE) -> dict[str, set[str]]:
 
     graph = {}
     for name, path in paths.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node, module in import_nodes(path, root):
             if isinstance(node, ast.Import):
                 targets.update(resolve(alias.name) for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                if node.level:
-                    parts = package.split(".")
-                    base = ".".join(parts[:len(parts) - node.level + 1])
-                    module = f"{base}.{node.module}" if node.module else base
-                else:
-                    module = node.module or ""
+            else:
                 targets.update(f"{module}.{a.name}" if f"{module}.{a.name}" in paths else resolve(module)
                                for a in node.names)
         graph[name] = {t for t in targets if t and t != name}
