@@ -225,3 +225,11 @@ def test_cli_maximize_with_a_prior_and_a_judge(run_cli, tmp_path, monkeypatch):
     bad = run_cli("maximize", "--model", "tests.attack_models:softmax_digits", "--random-init", "--input-shape",
                   "1,8,8", "--neuron", "logits:0", "--reg", "pca", "--steps", "2", "--out", tmp_path / "bad")
     assert bad.code == 2 and "needs dataset images" in bad.err and "Traceback" not in bad.err
+
+
+def test_prior_renders_names_its_own_options_before_any_work(run_cli, tmp_path):
+    out = tmp_path / "o"
+    for args, fragment in ((["--blocks", "nope"], "--blocks nope"), (["--units", "0-99"], "unit 99 is out of range")):
+        r = run_cli("prior-renders", *args, "--out", out)
+        assert r.code == 2 and fragment in r.err and "--neuron" not in r.err and "Traceback" not in r.err
+        assert not out.exists()

@@ -83,6 +83,20 @@ def best_prior(units: dict[str, dict[str, dict[str, Any]]], priors: list[str], n
     return max(ok, key=lambda p: min(units[b][p]["relative_activation"]["value"] or -np.inf for b in units))
 
 
+
+def check_units(model, config: Config, input_shape, preprocess) -> None:
+    """Every ``--blocks`` layer and the ``--units`` range exist in ``model``; else exit 2 naming
+    the option (not the neuron spec the study builds from them)."""
+    from ..errors import SpecError
+    from ..vis.neurons import layer_shapes, resolve_neurons
+
+    shapes = layer_shapes(model, input_shape, preprocess)
+    for block in config.blocks:
+        try:
+            resolve_neurons(model, f"{block}:{config.units}", input_shape, preprocess, shapes=shapes)
+        except SpecError as error:
+            raise SpecError(f"--blocks {block} --units {config.units}: {str(error).split(': ', 1)[-1]}") from None
+
 def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
         progress: bool = False) -> dict[str, Any]:
     """Render, measure and summarize (see the module docstring); returns the results.json
@@ -103,6 +117,7 @@ def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | 
         from ..errors import DataError
 
         raise DataError(f"{config.checkpoint}: its dataset could not be loaded ({target.note})")
+    check_units(target.model, config, target.input_shape, target.preprocess)  # before the judge is trained
     native = native_images(data)
     judge = load_or_train_judge(data.x_train, data.y_train, data.x_test, data.y_test, cache_dir=cache_dir)
     common = dict(shape=target.input_shape, steps=config.steps, lr=config.lr, seed=config.seed, device=device,
