@@ -29,6 +29,8 @@ def open_writer(folder: str | Path | None):
     tensorboard package or a folder that is a file."""
     if folder is None:
         return None
+    if not str(folder).strip():  # Path("") is the current folder: never write there by accident
+        raise FeatvizError("--tensorboard needs a folder name, got an empty one", "give a folder for the event files")
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise FeatvizError(f"--tensorboard {folder} is a file", "give a folder for the event files")

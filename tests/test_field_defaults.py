@@ -147,3 +147,13 @@ def test_tensorboard_missing_package_is_one_line(run_cli, tiny_ckpt, tmp_path, m
     r = run_cli("attack", tiny_ckpt, "--eps", "0.1", "--tensorboard", tmp_path / "tb", "--out", tmp_path / "o")
     assert r.code == 2 and "featviz[tensorboard]" in r.err, r.err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", ["attack", "maximize"])
+def test_tensorboard_with_an_empty_folder_name_writes_nothing_into_the_current_folder(run_cli, tiny_ckpt, tmp_path,
+                                                                                        monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    extra = ["--neuron", "block1:0"] if command == "maximize" else ["--eps", "0.1"]
+    r = run_cli(command, tiny_ckpt, *extra, "--tensorboard", "", "--out", tmp_path / "o")
+    assert r.code == 2 and "--tensorboard needs a folder name" in r.err, r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -120,7 +120,9 @@ def _check_clean(world: Path, before: dict, out: str | None, fresh: bool, code: 
 
 
 def _run(run_cli, argv: list[str], what: str) -> tuple[int, str]:
+    cwd = sorted(os.listdir())  # relative or empty paths must not land in the current folder either
     res = run_cli(*argv)
+    assert sorted(os.listdir()) == cwd, f"featviz {argv} wrote into the current folder"
     INVOCATIONS[what] += 1
     EXITS[res.code] += 1
     assert res.code in (0, 2), f"featviz {argv} -> exit {res.code}: {res.err[-600:]}"

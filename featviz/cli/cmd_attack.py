@@ -39,7 +39,7 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
               help="Examples drawn per model and attack.")
 @click.option("--check", is_flag=True, help="Also run the sanity checks of Carlini et al. and print pass/fail (with "
               "pgd/fgsm: also compare with APGD and flag PGD more than 2 points weaker).")
-@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--tensorboard", type=click.Path(path_type=str), metavar="DIR",
               help="Also write the robust-accuracy curves as TensorBoard events into DIR (pip install "
                    "featviz[tensorboard]).")
 @click.option("--data-root", type=click.Path(path_type=Path), help="Folder with mnist/fashion-mnist/cifar10 files.")

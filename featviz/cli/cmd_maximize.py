@@ -44,7 +44,7 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
                    "labelled training images once, then cached).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the generator prior and the judge are "
               "cached (default $FEATVIZ_CACHE, else ~/.cache/featviz).")
-@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--tensorboard", type=click.Path(path_type=str), metavar="DIR",
               help="Also write the renders and their metrics as TensorBoard events into DIR "
                    "(pip install featviz[tensorboard]).")
 @common_options()

@@ -58,7 +58,7 @@ from ._common import check_out, command_line, common_options, emit_json, stop_on
 @click.option("--init-from", type=click.Path(path_type=Path), help="Start from this checkpoint's weights "
               "(same architecture) instead of a random initialization, e.g. adversarial fine-tuning of a clean "
               "model; the card records the parent.")
-@click.option("--tensorboard", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--tensorboard", type=click.Path(path_type=str), metavar="DIR",
               help="Also write losses and accuracies per epoch and per stage as TensorBoard events into DIR "
                    "(pip install featviz[tensorboard]).")
 @common_options(out_required=False)
