@@ -166,7 +166,47 @@ def world(tmp_path_factory):
     header = json.dumps({"lin.weight": {"dtype": "F32", "shape": [100, 64], "data_offsets": [0, 25600]},
                          "lin.bias": {"dtype": "F32", "shape": [10], "data_offsets": [25600, 25640]}}).encode()
     (root / "wrongshape.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 25640)
+    _own_inputs(root)
     return root
+
+
+def _npy_claim(descr: str, shape: tuple) -> bytes:
+    """A .npy header claiming ``shape`` of ``descr``, followed by a few bytes only."""
+    text = repr({"descr": descr, "fortran_order": False, "shape": shape})
+    text += " " * (64 - (len(text) + 11) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode() + b"\0" * 64
+
+
+def _own_inputs(root: Path) -> None:
+    """A model file (path/file.py:FACTORY form), its weights, and --data files good and hostile."""
+    import zipfile
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    (root / "own_net.py").write_text(
+        "import sys\nfrom torch import nn\n"
+        "def tiny(width=4):\n    return nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.Linear(width, 10))\n"
+        "def boom():\n    raise RuntimeError('boom')\n"
+        "def leave():\n    sys.exit(3)\n"
+        "def notmodel():\n    return 42\n")
+    torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 5), nn.Linear(5, 10)).state_dict(), root / "other.pt")
+    (root / "garbage.pt").write_bytes(b"PK\x03\x04 not a zip at all")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 1, 8, 8), dtype=np.uint8)
+    np.savez(root / "nan.npz", x=np.full((4, 1, 8, 8), np.nan, np.float32), y=np.zeros(4, np.int64))
+    np.savez(root / "labels-big.npz", x=x, y=np.arange(8) + 20)
+    np.savez(root / "labels-float.npz", x=x, y=np.zeros(8, np.float32))
+    np.savez(root / "x-range.npz", x=x.astype(np.float32), y=np.zeros(8, np.int64))
+    np.savez(root / "x-2d.npz", x=np.zeros((8, 64), np.float32), y=np.zeros(8, np.int64))
+    np.savez(root / "x-complex.npz", x=x.astype(np.complex64), y=np.zeros(8, np.int64))
+    np.savez(root / "no-x.npz", images=x, y=np.zeros(8, np.int64))
+    np.savez(root / "y-length.npz", x=x, y=np.zeros(5, np.int64))
+    (root / "notzip.npz").write_text("no zip here")
+    for name, shape in (("huge", (10**6, 1, 1000, 1000)), ("wrap", (2**32, 2**32, 1, 1))):
+        with zipfile.ZipFile(root / f"{name}.npz", "w") as archive:
+            archive.writestr("x.npy", _npy_claim("|u1", shape))
 
 
 M = ["--model", "hostile_models:nan", "--input-shape", "1,8,8", "--dataset", "digits"]
@@ -311,14 +351,80 @@ CASES = [
     ("dup-scaling-d", ["hierarchy", "scaling", "--d", "4,6,4", "--out", T + "/o"], "once"),
     ("dup-scaling-n", ["hierarchy", "scaling", "--n", "100,100", "--out", T + "/o"], "once"),
     ("dup-lr-grid", ["hierarchy", "run", "--preset", "quick", "--lr-grid", "0.1,0.1", "--out", T + "/o"], "once"),
+    # --- hierarchy correction and prior-renders
+    ("dup-correction-alphas", ["hierarchy", "correction", "--quick", "--alphas", "0.1,0.1", "--out", T + "/o"], "once"),
+    ("dup-correction-width", ["hierarchy", "correction", "--quick", "--width", "16,16", "--out", T + "/o"], "once"),
+    ("size-correction-width", ["hierarchy", "correction", "--quick", "--width", str(10**7), "--out", T + "/o"],
+     "--width"),
+    ("size-correction-memory", ["hierarchy", "correction", "--width", "60000", "--seeds", "1000", "--out", T + "/o"],
+     "GiB"),
+    ("nan-correction-alphas", ["hierarchy", "correction", "--quick", "--alphas", "0.1,nan", "--out", T + "/o"],
+     "--alphas"),
+    ("size-correction-threads", ["hierarchy", "correction", "--quick", "--threads", "0", "--out", T + "/o"],
+     "--threads"),
+    ("prior-units-empty", ["prior-renders", "--checkpoint", T + "/ck", "--quick", "--units", "9-1", "--out", T + "/o"],
+     "9-1"),
+    ("prior-steps-zero", ["prior-renders", "--checkpoint", T + "/ck", "--quick", "--steps", "0", "--out", T + "/o"],
+     "--steps"),
+    ("prior-not-checkpoint", ["prior-renders", "--checkpoint", T + "/mine", "--quick", "--out", T + "/o"], "card.json"),
+    # --- the data priors of maximize
+    ("reg-generator-weight", ["maximize", T + "/ck", "--neuron", "block1:0", "--reg", "generator:abc", "--out",
+                              T + "/o"], "generator:abc"),
+    ("reg-sphere-nan", ["maximize", T + "/ck", "--neuron", "block1:0", "--reg", "sphere:nan", "--out", T + "/o"],
+     "finite"),
+    ("reg-pca-negative", ["maximize", T + "/ck", "--neuron", "block1:0", "--reg", "pca:-1", "--out", T + "/o"], "pca"),
+    # --- own models (path/file.py:FACTORY), their weights, own data
+    ("own-factory-raises", ["attack", "--model", T + "/own_net.py:boom", "--input-shape", "1,8,8", "--dataset",
+                            "digits", "--eps", "0.1", "--out", T + "/o"], "boom"),
+    ("own-factory-exits", ["maximize", "--model", T + "/own_net.py:leave", "--input-shape", "1,8,8", "--neuron",
+                           "logits:0", "--out", T + "/o"], "sys.exit"),
+    ("own-factory-not-module", ["gallery", "--model", T + "/own_net.py:notmodel", "--input-shape", "1,8,8",
+                                "--render-steps", "0", "--out", T + "/o"], "nn.Module"),
+    ("own-model-arg-form", ["attack", "--model", T + "/own_net.py:tiny", "--model-arg", "noequals", "--input-shape",
+                            "1,8,8", "--dataset", "digits", "--out", T + "/o"], "KEY=VALUE"),
+    ("own-model-arg-type", ["attack", "--model", T + "/own_net.py:tiny", "--model-arg", "width=abc",
+                            "--input-shape", "1,8,8", "--dataset", "digits", "--out", T + "/o"], "width"),
+    ("own-weights-garbage", ["attack", "--model", T + "/own_net.py:tiny", "--weights", T + "/garbage.pt",
+                             "--input-shape", "1,8,8", "--dataset", "digits", "--out", T + "/o"], "garbage.pt"),
+    ("own-weights-mismatch", ["maximize", "--model", T + "/own_net.py:tiny", "--weights", T + "/other.pt",
+                              "--input-shape", "1,8,8", "--neuron", "logits:0", "--out", T + "/o"], "other.pt"),
+    ("own-weights-and-random", ["attack", "--model", T + "/own_net.py:tiny", "--weights", T + "/other.pt",
+                                "--random-init", "--input-shape", "1,8,8", "--dataset", "digits", "--out", T + "/o"],
+     "--random-init"),
+    ("own-tensorboard-file", ["maximize", "--model", T + "/own_net.py:tiny", "--input-shape", "1,8,8", "--neuron",
+                              "logits:0", "--steps", "1", "--tensorboard", T + "/secret.png", "--out", T + "/o"],
+     "--tensorboard"),
+    ("npz-nan", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/nan.npz", "--out", T + "/o"], "NaN"),
+    ("npz-labels-out-of-range", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/labels-big.npz",
+                                 "--out", T + "/o"], "classes"),
+    ("npz-labels-float", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/labels-float.npz",
+                          "--out", T + "/o"], "y has dtype"),
+    ("npz-x-out-of-range", ["maximize", "--model", T + "/own_net.py:tiny", "--data", T + "/x-range.npz", "--neuron",
+                            "logits:0", "--out", T + "/o"], "[0, 1]"),
+    ("npz-x-2d", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/x-2d.npz", "--out", T + "/o"],
+     "shape"),
+    ("npz-x-complex", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/x-complex.npz", "--out",
+                       T + "/o"], "dtype"),
+    ("npz-no-x", ["gallery", "--model", T + "/own_net.py:tiny", "--data", T + "/no-x.npz", "--render-steps", "0",
+                  "--out", T + "/o"], "no array named x"),
+    ("npz-y-length", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/y-length.npz", "--out", T + "/o"],
+     "y has shape"),
+    ("npz-not-zip", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/notzip.npz", "--out", T + "/o"],
+     "not a readable"),
+    ("npz-huge-claim", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/huge.npz", "--out", T + "/o"],
+     "values, more than"),
+    ("npz-wrapping-claim", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/wrap.npz", "--out", T + "/o"],
+     "values, more than"),
+    ("npz-shape-vs-input", ["attack", "--model", T + "/own_net.py:tiny", "--data", T + "/x-range.npz",
+                            "--input-shape", "3,8,8", "--out", T + "/o"], "input"),
 ]
 
 
 def test_catalogue_is_large_enough():
-    assert len(CASES) >= 60
+    assert len(CASES) >= 100
     assert len({c[0] for c in CASES}) == len(CASES)
     classes = {c[0].split("-")[0] for c in CASES}
-    assert classes >= {"wp", "force", "leak", "schema", "size", "nan", "nograd", "dup"}
+    assert classes >= {"wp", "force", "leak", "schema", "size", "nan", "nograd", "dup", "prior", "reg", "own", "npz"}
 
 
 @pytest.mark.parametrize("name,argv,needle", CASES, ids=[c[0] for c in CASES])

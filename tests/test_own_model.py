@@ -1,6 +1,6 @@
 """Your model, your data: --model (module or file), --model-arg, --weights (.safetensors/.pt),
 --random-init, --data (.npz or image folder), and the acceptance test that follows
-docs/own-model.md verbatim."""
+the README (and docs/own-model.md) verbatim."""
 
 from __future__ import annotations
 
@@ -307,15 +307,22 @@ def test_data_with_a_featviz_checkpoint(run_cli, tmp_path):
 # ------------------------------------------------------------------ the snippet, verbatim
 
 
-def _blocks(language: str) -> list[str]:
-    text = (ROOT / "docs" / "own-model.md").read_text()
+def _blocks(language: str, source: str = "README.md") -> list[str]:
+    """The ``language`` code blocks of the "Use it on your model" section of ``source``."""
+    text = (ROOT / source).read_text()
     section = text.split("## Use it on your model", 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, re.S)
 
 
+def test_the_readme_and_the_guide_give_the_same_snippet():
+    for language in ("python", "sh"):
+        assert _blocks(language, "README.md") == _blocks(language, "docs/own-model.md")
+
+
 def test_the_own_model_snippet_works_verbatim(run_cli, tmp_path, monkeypatch):
-    """docs/own-model.md's "Use it on your model": the model file, the two save lines and the
-    three commands, as written, on a CNN the user trained and saved with torch.save."""
+    """The README's "Use it on your model" (the same as docs/own-model.md's): the model file, the
+    two save lines and the three commands, as written, on a CNN the user trained and saved with
+    torch.save."""
     monkeypatch.chdir(tmp_path)
     model_code, save_code = _blocks("python")
     (tmp_path / "mynet.py").write_text(model_code)

@@ -4,6 +4,7 @@ Fashion-MNIST and CIFAR-10 read from a local folder."""
 from __future__ import annotations
 
 import gzip
+import math
 import os
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def read_idx(path: Path) -> torch.Tensor:
             if len(dims_raw) < 4 * head[3]:
                 raise DataError(f"{path} is truncated inside its IDX header")
             dims = [int(d) for d in np.frombuffer(dims_raw, dtype=">i4")]
-            count = int(np.prod(dims))
+            count = math.prod(dims)  # Python integers: huge dimensions cannot wrap around to a small count
             if min(dims) < 0 or count > _IDX_MAX_BYTES:
                 raise DataError(f"{path}: IDX dimensions {dims} are not plausible")
             if opener is open and count > path.stat().st_size - 4 - 4 * head[3]:  # judged before reading the body

@@ -18,6 +18,7 @@ against :data:`MAX_ELEMENTS` from the file's header, before any array is read.
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -104,8 +105,8 @@ def _read_npz(path: Path, input_shape: Sequence[int] | None) -> tuple[torch.Tens
         raise DataError(f"--data {path}: x has dtype {dtype}", "x must be uint8 (0..255) or float in [0, 1]")
     if len(shape) not in (3, 4) or min(shape, default=0) < 1:
         raise DataError(f"--data {path}: x has shape {shape}", "x must be (N, C, H, W), (N, H, W, C) or (N, H, W)")
-    if int(np.prod(shape)) > MAX_ELEMENTS:
-        raise DataError(f"--data {path}: x holds {int(np.prod(shape)):,} values, more than the {MAX_ELEMENTS:,} "
+    if math.prod(shape) > MAX_ELEMENTS:  # Python integers: a product of huge sizes cannot wrap around
+        raise DataError(f"--data {path}: x holds {math.prod(shape):,} values, more than the {MAX_ELEMENTS:,} "
                         "featviz loads", "evaluate a subset (e.g. the first 10,000 images)")
     if "y" in headers:
         yshape, ydtype = headers["y"]

@@ -58,6 +58,7 @@ from .. import __version__
 from ..devices import generator
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.alignment import QuadraticForms, projection_error, span_error
+from ..limits import MAX_INPUT_DIM, MAX_SEEDS, MAX_WIDTH, bounded, distinct, fits_in_memory
 from ..stats import bootstrap, loglog_slope, ratio_of_means
 from .common import write_results
 
@@ -95,10 +96,19 @@ class Config:
     def validate(self) -> None:
         if self.k < 1 or self.d < 2 * self.k:
             raise SpecError(f"the step-2 target needs d >= 2k, got d={self.d}, k={self.k}")
+        bounded(self.d, "--d", MAX_INPUT_DIM, low=2)
         if len(self.alphas) < 2 or min(self.alphas) <= 0 or max(self.alphas) > 1:
             raise SpecError(f"--alphas needs at least two values in (0, 1], got {list(self.alphas)}")
+        distinct(self.alphas, "--alphas")
         if self.seeds < 1 or not self.widths or min(self.widths) < 1:
             raise SpecError("--seeds and every --width must be >= 1")
+        bounded(self.seeds, "--seeds", MAX_SEEDS)
+        for width in distinct(self.widths, "--width"):
+            bounded(width, "--width", MAX_WIDTH)
+        # every α and seed is trained in one batched tensor: (α, seed, rows, width) activations
+        rows = max(self.batch, self.n_val, self.n_test)
+        fits_in_memory(4.0 * 4 * len(self.alphas) * self.seeds * rows * (max(self.widths) + self.d),
+                       f"{len(self.alphas)} α x {self.seeds} seeds at width {max(self.widths):,}")
         if self.batch < 2 or min(self.max_steps) < 1 or self.eval_every < 1 or self.patience < 1:
             raise SpecError("batch, steps, eval_every and patience must be positive")
         if not (self.lr > 0 and self.correction_lr > 0 and 0 < self.lr_factor < 1 and self.reductions >= 0):
