@@ -361,7 +361,7 @@ def _test_p(entry: dict[str, Any]) -> tuple[float | None, str]:
                               (entry, "permutation_p_value", "permutation"), (entry, "p_value", str(entry.get("test") or "t")),
                               (tests, "p_t", "paired t")):
         p = _number(source.get(key))
-        if p is not None:
+        if p is not None and 0 <= p <= 1:
             return p, name
     return None, ""
 
