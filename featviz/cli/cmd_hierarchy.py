@@ -38,6 +38,11 @@ def _workers_options(fn):
                              "change.")(fn)
 
 
+# what --quick runs are, written into their results.json so that every page showing them says so
+QUICK_LABELS = {"alpha-sweep": "demo-sized: α 0.05,0.2, 2 seeds, 6 epochs, 1000 samples",
+                "scaling": "demo-sized: d 4,5, n 100,200, 2 seeds, 20 steps"}
+
+
 def _write(results: dict, out, write, as_json: bool, keys: tuple[str, ...]) -> None:
     """Write a sweep's folder with its study module's ``write`` and print its findings."""
     results["command"] = command_line()
@@ -137,6 +142,8 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, quick, threads, w
     _set_threads(threads)
     results = alpha_sweep.run(config, alphas, workers=workers, device=device,
                               log=lambda line: click.echo(line, err=True))
+    if quick:
+        results["label"] = QUICK_LABELS["alpha-sweep"]
     _write(results, out, alpha_sweep.write, as_json, ("alphas", "slopes", "slopes_from_teacher", "primary"))
 
 
@@ -177,6 +184,8 @@ def scaling(dims, sizes, seeds, steps, target_error, quick, threads, workers, se
     _set_threads(threads)
     results = study.run(config, dims, sizes, workers=workers, device=device,
                         log=lambda line: click.echo(line, err=True))
+    if quick:
+        results["label"] = QUICK_LABELS["scaling"]
     _write(results, out, study.write, as_json, ("exponents", "kernel_floor", "primary"))
 
 

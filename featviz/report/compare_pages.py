@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import FeatvizError
 from ..fileio import inside, read_json
+from .results import significance_table
 from .schema import COMPARE, validate
 
 PAGE = "modes.html"
@@ -44,7 +45,7 @@ def page_context(results: dict[str, Any]) -> dict[str, Any]:
                                                                              ("hf_ratio", "shift_stability",
                                                                               "relative_activation")}})
     headline = [t for t in results["tests"] if t.get("what", "").startswith(("robust accuracy", "clean accuracy"))]
-    return {"eps": eps, "rows": rows, "render": render, "headline": headline, "attack": _attack_label(results.get("attack") or {}),
+    return {"eps": eps, "rows": rows, "render": render, "headline": headline, "tests": significance_table(results), "attack": _attack_label(results.get("attack") or {}),
             "label": results.get("label", ""), "baseline": results.get("baseline", {}),
             "render_setup": results.get("render_setup", {}), "budget": results.get("budget", {}),
             "n_test": results.get("n_test"), "dataset": results.get("dataset", "")}

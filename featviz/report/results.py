@@ -300,13 +300,18 @@ def verdict(data: dict[str, Any], label: str = "", folder: str | Path | None = N
             plain = f"the interval includes {null:g}: no clear difference at this size."
     else:
         span, plain = f"{value:.3g}", "no interval was computed: read it as one estimate."
-    where = label or (f"results folder {Path(folder).name}" if folder else "this run")
-    demo = "demo" in where.lower() or "quick" in where.lower()
     return {"statement": f"{name[:1].upper()}{name[1:]}: {span}; {plain}",
             "detail": "The study's primary endpoint, declared before it ran; every other number on this page is "
                       "secondary.",
-            "provenance": f"Numbers from: {where}" + (" — demo-sized, for a first look, not a measurement."
-                                                     if demo else ".")}
+            "provenance": provenance(label, folder)}
+
+
+def provenance(label: str = "", folder: str | Path | None = None) -> str:
+    """Where a page's numbers come from (``label``, else the results folder), with the
+    demo-sized warning when the label says demo or quick."""
+    where = label or (f"results folder {Path(folder).name}" if folder else "this run")
+    demo = "demo" in where.lower() or "quick" in where.lower()
+    return f"Numbers from: {where}" + (" — demo-sized, for a first look, not a measurement." if demo else ".")
 
 
 def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
@@ -332,3 +337,87 @@ def purification_rows(data: dict[str, Any]) -> list[tuple[str, str]]:
             rows.append((f"‖v‖ / ‖β·w_adv‖, {block} (w_clean = β·w_adv + v)", pm_text(entry) if isinstance(entry, dict)
                          else str(entry)))
     return rows
+
+
+def _estimate_text(entry: dict[str, Any]) -> str:
+    """A comparison's estimate with its interval where the study wrote one."""
+    value = _number(entry.get("value"))
+    if value is None:
+        value = _number(entry.get("difference"))
+    if value is None:
+        return "–"
+    low, high = _number(entry.get("low")), _number(entry.get("high"))
+    if low is None or high is None:
+        return f"{value:.3g} (no interval)"
+    level = _number(entry.get("level"))
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]" + (f" ({100 * level:.0f} % CI)" if level else "")
+
+
+def _test_p(entry: dict[str, Any]) -> tuple[float | None, str]:
+    """The p-value a comparison reports and the test it comes from (paired permutation first)."""
+    paired = entry.get("paired") if isinstance(entry.get("paired"), dict) else {}
+    tests = entry.get("tests") if isinstance(entry.get("tests"), dict) else {}
+    for source, key, name in ((paired, "p_permutation", "paired permutation"), (tests, "p_permutation", "paired sign-flip permutation"),
+                              (entry, "permutation_p_value", "permutation"), (entry, "p_value", str(entry.get("test") or "t")),
+                              (tests, "p_t", "paired t")):
+        p = _number(source.get(key))
+        if p is not None and 0 <= p <= 1:
+            return p, name
+    return None, ""
+
+
+def significance_table(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The statistical tests of a study's ``results.json`` as one table, primary endpoint first:
+    rows ``{comparison, estimate, p, test, p_holm, role}``. Read from ``tests`` (``featviz
+    compare``: each with ``role`` and ``p_holm``) or ``comparisons`` (``featviz hierarchy run``:
+    each with ``p_holm``). The primary endpoint stands outside the multiple-comparison family;
+    the Holm-adjusted p of the others is the study's own where it wrote one, else computed here
+    across the page's secondary tests (``holm_source`` says which). None when the file has no
+    tests."""
+    from ..stats import holm
+
+    primary = data.get("primary") if isinstance(data.get("primary"), dict) else {}
+    rows: list[dict[str, Any]] = []
+    if isinstance(data.get("tests"), list):
+        for t in data["tests"]:
+            if not isinstance(t, dict):
+                continue
+            name = str(t.get("what") or "test")
+            if t.get("a") is not None and t.get("b") is not None:
+                name += f": {t['a']} − {t['b']}"
+            if t.get("eps") is not None and "ε" not in name:
+                name += f" (ε={t['eps']:g})" if isinstance(t.get("eps"), (int, float)) else ""
+            rows.append({"comparison": name, "entry": t, "role": t.get("role") or "secondary",
+                         "written": _number(t.get("p_holm")), "has_holm": "p_holm" in t})
+    elif isinstance(data.get("comparisons"), dict):
+        for key, c in data["comparisons"].items():
+            if not isinstance(c, dict):
+                continue
+            is_primary = (_number(c.get("value")) is not None and _number(c.get("value")) == _number(primary.get("value"))
+                          and str(key).split(" ")[0] in str(primary.get("name", "")))
+            rows.append({"comparison": str(key), "entry": c, "role": "primary" if is_primary else "secondary",
+                         "written": _number(c.get("p_holm")), "has_holm": "p_holm" in c})
+    if not rows:
+        return None
+    for r in rows:
+        r["p"], r["test"] = _test_p(r["entry"])
+        entry = r["entry"]
+        if r["role"] == "primary" and _number(entry.get("low")) is None and _number(primary.get("low")) is not None:
+            entry = primary  # the primary endpoint's interval, as the verdict box quotes it
+        r["estimate"] = _estimate_text(entry)
+    secondary = [r for r in rows if r["role"] != "primary"]
+    from_file = bool(secondary) and all(r["has_holm"] for r in secondary)
+    # a study that adjusted over every comparison, the primary included (hierarchy run)
+    with_primary = from_file and any(r["role"] == "primary" and r["written"] is not None for r in rows)
+    adjusted = [r["written"] for r in secondary] if from_file else holm([r["p"] for r in secondary])
+    for r, p in zip(secondary, adjusted):
+        r["p_holm"] = p
+    for r in rows:
+        r.setdefault("p_holm", None)
+        del r["entry"], r["written"], r["has_holm"]
+    rows.sort(key=lambda r: r["role"] != "primary")
+    family = (f"the study's own, over all {len(rows)} comparisons with the primary included (conservative for "
+              "the others)" if with_primary else
+              f"the study's own, over the {len(secondary)} secondary tests" if from_file else
+              f"computed here over the {len(secondary)} secondary tests")
+    return {"rows": rows, "holm_source": family, "secondary": len(secondary)}

@@ -18,7 +18,8 @@ from ..fileio import inside, read_json
 from .schema import GENERIC, validate
 from .schema import STUDIES as SCHEMAS
 from ..text import slug
-from .results import interval_text, pm_text, primary_rows, purification_rows, verdict
+from .results import (interval_text, pm_text, primary_rows, provenance, purification_rows, significance_table,
+                      verdict)
 from .site import Site
 
 TITLES = {
@@ -148,8 +149,8 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
     site.render(page, "study.html", verdict=verdict(data, label, folder), study={
-        "title": title, "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
-        "rows": rows, "figures": _figures(site, folder, data),
+        "title": title, "provenance": provenance(label, folder), "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
+        "rows": rows, "tests": significance_table(data), "figures": _figures(site, folder, data),
         "warnings": [str(w) for w in data.get("lr_edge_warnings", [])]})
     headline = findings[0] if findings else "; ".join(f"{k}: {v}" for k, v in rows[:2])
     return {"page": page, "title": title, "headline": headline}
@@ -185,6 +186,19 @@ PAGES: dict[str, Callable[..., dict[str, Any]]] = {"compare": _compare_page, "im
 Study = tuple[Path, str, str, dict[str, Any]]
 
 
+def study_label(label: str, data: dict[str, Any]) -> str:
+    """Where a study's numbers come from, as its page says it: ``label`` (given by the caller,
+    e.g. the folder's name) joined with the label the study wrote into its ``results.json``
+    (``label``, e.g. "demo-sized: 2 seeds, ..." of a ``--quick`` run). A result from a
+    ``--quick`` command that wrote no label is labelled demo-sized all the same."""
+    own = str(data.get("label") or "").strip()
+    if not own and "--quick" in str(data.get("command") or "").split():
+        own = "demo-sized: a --quick run"
+    if not own or own.lower() in label.lower():
+        return label
+    return f"{label}, {own}" if label else own
+
+
 def read_studies(studies: Sequence[tuple[str | Path, str]]) -> list[Study]:
     """``(folder, label, kind, results)`` of every ``(folder, label)``: read them all before any
     page is written, so a broken folder fails fast."""
@@ -197,6 +211,7 @@ def write_study_pages(site: Site, studies: Sequence[Study]) -> list[dict[str, An
     2 seeds" or "shipped study, 5 seeds")."""
     entries, taken = [], []
     for folder, label, kind, data in studies:
+        label = study_label(label, data)
         name = slug(f"{kind}-{label or folder.name}", taken, max_len=60)
         taken.append(name)
         page = f"study-{name}.html"
