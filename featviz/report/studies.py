@@ -194,7 +194,7 @@ def study_label(label: str, data: dict[str, Any]) -> str:
     own = str(data.get("label") or "").strip()
     if not own and "--quick" in str(data.get("command") or "").split():
         own = "demo-sized: a --quick run"
-    if not own or own.lower() in label.lower() or ("demo-sized" in label.lower() and "demo-sized" in own.lower()):
+    if not own or own.lower() in label.lower() or "demo-sized" in label.lower():
         return label  # the caller already says it (the demo labels its own demo-sized studies)
     return f"{label}, {own}" if label else own
 
