@@ -3,15 +3,13 @@
 A count that would take the machine (``--seeds 10**9``, ``--width 10**6``, ``--d 100000``)
 is refused with exit 2 naming the option and its limit; where the limit depends on the
 machine, the memory a setting needs is estimated and compared with this machine's RAM.
-Lists (``--alphas``, ``--eps``, ``--modes``, ``--d``, ``--n``) must not repeat a value, and
-every number must be finite.
+Lists (``--alphas``, ``--eps``, ``--modes``, ``--d``, ``--n``) must not repeat a value.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from .errors import SpecError
 
@@ -53,17 +51,6 @@ def distinct(values: Sequence, what: str) -> Sequence:
     return values
 
 
-def finite(values: Iterable[float] | None, what: str) -> list[float] | None:
-    """``values`` as floats if every one is finite; else exit 2 naming the option."""
-    if values is None:
-        return None
-    out = [float(v) for v in values]
-    bad = [v for v in out if not math.isfinite(v)]
-    if bad:
-        raise SpecError(f"{what} must be finite numbers, got {bad[0]}")
-    return out
-
-
 def machine_memory() -> int:
     """Bytes of physical memory (0 when the platform does not say)."""
     try:
@@ -100,5 +87,5 @@ def check_study_sizes(config) -> None:
 
 
 __all__ = ["MAX_DEPTH", "MAX_EPOCHS", "MAX_EXAMPLES", "MAX_INPUT_DIM", "MAX_LIST", "MAX_SAMPLES", "MAX_SEEDS",
-           "MAX_STEPS", "MAX_WIDTH", "MAX_WORKERS", "bounded", "check_study_sizes", "distinct", "finite", "fits_in_memory",
+           "MAX_STEPS", "MAX_WIDTH", "MAX_WORKERS", "bounded", "check_study_sizes", "distinct", "fits_in_memory",
            "machine_memory"]

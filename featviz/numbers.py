@@ -29,8 +29,10 @@ def parse_numbers(text: str | None, what: str, *, unique: bool = False) -> list[
     values = [parse_number(v, what) for v in str(text).split(",") if v.strip()]
     if not values:
         raise SpecError(f"{what} {text!r} holds no numbers", f"e.g. {what} 0.1,0.2")
-    if unique and len(set(values)) != len(values):
-        raise SpecError(f"{what} {text!r} repeats a value", "give each value once")
+    if unique:
+        from .limits import distinct  # the one check for repeated values (and list length)
+
+        distinct(values, what)
     return values
 
 
