@@ -29,7 +29,7 @@ def read_compare(results_dir: str | Path) -> dict[str, Any]:
 
 
 def page_context(results: dict[str, Any]) -> dict[str, Any]:
-    """What the page shows: rows of the accuracy table, render rows, the headline tests."""
+    """What the page shows: rows of the accuracy table, render rows, the table of tests."""
     eps = results.get("headline_eps") or [e for e in results.get("eps", []) if e > 0][:2]
     rows = []
     for mode, r in results["modes"].items():
@@ -44,8 +44,8 @@ def page_context(results: dict[str, Any]) -> dict[str, Any]:
                 render.append({"mode": mode, "block": block, "reg": reg, **{m: cell.get(m) for m in
                                                                              ("hf_ratio", "shift_stability",
                                                                               "relative_activation")}})
-    headline = [t for t in results["tests"] if t.get("what", "").startswith(("robust accuracy", "clean accuracy"))]
-    return {"eps": eps, "rows": rows, "render": render, "headline": headline, "tests": significance_table(results), "attack": _attack_label(results.get("attack") or {}),
+    return {"eps": eps, "rows": rows, "render": render, "tests": significance_table(results),
+            "attack": _attack_label(results.get("attack") or {}),
             "label": results.get("label", ""), "baseline": results.get("baseline", {}),
             "render_setup": results.get("render_setup", {}), "budget": results.get("budget", {}),
             "n_test": results.get("n_test"), "dataset": results.get("dataset", "")}
