@@ -140,7 +140,7 @@ class Maximization:
                 "median_shift_stability": median([i.shift_stability for i in imgs]),
                 "above_best_example": (sum(r > 1 for r in rel) / len(rel)) if rel else None,
                 "activation_vs_none": median(vs_none) if none else None,
-                "none_hf_over_this": (none_hf / hf) if none and hf and hf > 0 else None,
+                "none_hf_over_this": (none_hf / hf) if none_hf is not None and hf and hf > 0 else None,
                 "hf_over_data": _ratio(hf, base.get("hf_ratio")),
                 "tv_over_data": _ratio(median([i.tv for i in imgs]), base.get("tv")),
                 "n_flat": sum(i.flat for i in imgs),
