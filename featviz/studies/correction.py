@@ -252,7 +252,7 @@ def _gradients(q: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, dep
                grads: dict[str, torch.Tensor]) -> torch.Tensor:
     """The gradient of the mean squared error of every run, written into ``grads`` (seed-major views,
     only the parameters that train); returns the loss (S, A). Written out by hand (the learner is
-    two bilinear layers): autograd's bookkeeping cost more than the products themselves."""
+    two quadratic layers): no autograd bookkeeping, no products for frozen parameters."""
     n_s, n_a, m, d = q["w1"].shape
     runs, batch = n_s * n_a, x.shape[1]
     out, cache = _outputs(q, x, depth)
