@@ -64,6 +64,7 @@ def hf_ratio_plot(rows: Sequence[tuple[str, dict[str, float]]], path: str | Path
 
 # A log y axis when every value is positive and they span more than this factor.
 LOG_SPAN = 20.0
+LABEL_CHARS = 48  # a setting's label in the plot is cut here (the page shows it whole)
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 
 
@@ -97,16 +98,16 @@ def tradeoff_plot(series: dict[str, Sequence[tuple[float, float]]], path: str | 
             continue
         colour, marker = f"C{k % 10}", MARKERS[k % len(MARKERS)]
         ax.scatter([x for x, _ in pts], [y for _, y in pts], s=22, color=colour, marker=marker, alpha=0.55,
-                   label=_text(f"{label} ({len(pts)} units)"))
+                   label=_text(f"{label[:LABEL_CHARS]} ({len(pts)} units)"))
         mx, my = median(x for x, _ in pts), median(y for _, y in pts)
         ax.scatter([mx], [my], s=110, color=colour, marker=marker, edgecolor="black", linewidth=1.2, zorder=3)
-        ax.annotate(_text(f"{label} median"), (mx, my), xytext=(6, 5), textcoords="offset points", fontsize=9)
+        ax.annotate(_text(f"{label[:LABEL_CHARS]} median"), (mx, my), xytext=(6, 5), textcoords="offset points", fontsize=9)
     if log:
         ax.set_yscale("log")
     ax.set_xlim(min(-0.1, min(xs, default=0) - 0.05), max(1.15, max(xs, default=1) + 0.05))
     ax.set_xlabel("noise index (0 = the data, 1 = white noise)")
     ax.set_ylabel("activation ÷ best dataset example" + (" (log)" if log else ""))
-    ax.set_title(_text(f"{title}: what each setting keeps of the activation, and how noisy"), fontsize=10)
+    ax.set_title(_text(f"{title[:80]}: what each setting keeps of the activation, and how noisy"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save_figure(fig, path, svg=True)
