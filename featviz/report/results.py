@@ -404,9 +404,13 @@ def significance_table(data: dict[str, Any]) -> dict[str, Any] | None:
         for key, c in data["comparisons"].items():
             if not isinstance(c, dict):
                 continue
-            is_primary = (_number(c.get("value")) is not None and _number(c.get("value")) == _number(primary.get("value"))
-                          and str(key).split(" ")[0] in str(primary.get("name", "")))
-            rows.append({"comparison": str(key), "entry": c, "role": "primary" if is_primary else "secondary",
+            if c.get("role") in ("primary", "secondary"):
+                role = c["role"]
+            else:  # files written before comparisons carried their role
+                is_primary = (_number(c.get("value")) is not None and _number(c.get("value")) == _number(primary.get("value"))
+                              and str(key).split(" ")[0] in str(primary.get("name", "")))
+                role = "primary" if is_primary else "secondary"
+            rows.append({"comparison": str(key), "entry": c, "role": role,
                          "written": _number(c.get("p_holm")), "has_holm": "p_holm" in c})
     if not rows:
         return None
