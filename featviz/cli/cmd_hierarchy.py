@@ -198,8 +198,8 @@ def scaling(dims, sizes, seeds, steps, target_error, quick, threads, workers, se
 @click.option("--k", type=click.IntRange(1, 500), help="Teacher units per layer (default 2; needs d >= 2k).")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
               help="CPU threads for torch. The batched matrices are small: one thread is several times faster "
-                   "than torch's default on a 2-core machine (measured: stage 1 took 110 s with 2 threads, "
-                   "about 30 s with 1).")
+                   "than torch's default on a 2-core machine (measured with an earlier, slower version: stage 1 "
+                   "took 110 s with 2 threads, about 30 s with 1).")
 @common_options()
 @with_device
 def correction(quick, alphas, seeds, widths, d, k, threads, seed, device, out, force, as_json):
