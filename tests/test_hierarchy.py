@@ -17,7 +17,7 @@ from featviz.hierarchy import (LEARNERS, FeatureProbe, ToyTarget, deep_learner, 
                                fit_kernel, linear_cka, make_dataset, make_target, mean_cca, preset, shallow_learner,
                                shallow_width, stage_epochs, train_neural)
 from featviz.hierarchy.learners import monomial_features, parameter_count
-from featviz.stats import bootstrap, loglog_slope, slope_of_mean, threshold
+from featviz.stats import bootstrap, holm, loglog_slope, slope_of_mean, threshold
 from featviz.studies.hierarchy import lr_edge_warnings, run_study
 
 
@@ -293,7 +293,13 @@ def test_cli_writes_the_contract_fields(quick_run):
     control = results["frozen_control"]
     assert len(control["rel_test_mse_frozen_seeds"]) == 1
     assert control["rel_test_mse_unfrozen"] == pytest.approx(results["summary"]["layerwise+joint"]["rel_test_mse"])
-    assert "p_holm" in results["comparisons"]["layerwise/joint"]
+    comps = results["comparisons"]
+    # the primary endpoint stands outside the Holm family; the secondaries are adjusted among themselves
+    assert comps["layerwise/joint"]["role"] == "primary" and comps["layerwise/joint"]["p_holm"] is None
+    secondary = {k: v for k, v in comps.items() if k != "layerwise/joint"}
+    assert secondary and all(v["role"] == "secondary" for v in secondary.values())
+    assert [v["p_holm"] for v in secondary.values()] == list(
+        holm({k: v["tests"]["p_permutation"] for k, v in secondary.items()}).values())
     for name in ("joint", "layerwise", "layerwise+joint", "shallow"):
         (run,) = results["curves"][name]
         assert len(run["test_rel_mse"]) == len(run["feature_r2"]) == len(run["r2_from_teacher"]) == config.epochs

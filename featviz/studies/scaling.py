@@ -34,7 +34,7 @@ from .hierarchy import Task, choose_lr, run_jobs
 FORMAT = "featviz-hierarchy-scaling/1"
 LEARNERS = ("deep", "kernel")
 # up to the first d whose C(d+4, 4) = 17,550 monomials pass the largest n: there the exact kernel is
-# under-determined even at n = 16,000 (solved in its 16,000 × 16,000 dual: ~6 GiB, a few CPU-minutes a fit)
+# under-determined even at n = 16,000 (solved in its 16,000 × 16,000 dual: ~7 GiB, ~3 CPU-minutes a fit)
 DIMS = (4, 6, 8, 12, 16, 23)
 SIZES = (250, 1000, 4000, 16000)
 NUMERICAL_ZERO = 1e-8
