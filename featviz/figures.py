@@ -15,11 +15,18 @@ from matplotlib.figure import Figure  # noqa: E402
 from .fileio import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` as PNG atomically and close it; no timestamp or version metadata,
-    so the same data gives the same bytes."""
-    buf = io.BytesIO()
+def save_figure(fig: Figure, path: str | Path, svg: bool = False) -> Path:
+    """Write ``fig`` as PNG atomically (and, with ``svg``, beside it the same figure as
+    ``.svg``) and close it; no timestamp or version metadata and fixed SVG element ids,
+    so the same data gives the same bytes. Returns the PNG's path."""
+    path = Path(path)
     try:
+        if svg:
+            buf = io.BytesIO()
+            with plt.rc_context({"svg.hashsalt": "featviz"}):
+                fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+            atomic_write_bytes(path.with_suffix(".svg"), buf.getvalue())
+        buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
     finally:
         plt.close(fig)

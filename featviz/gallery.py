@@ -24,7 +24,10 @@ from .vis.matching import MATCHES_FORMAT, match_units, unit_activations
 MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
 # The contrast every layer page shows: noise (none), the lucid recipe, and the data prior that
 # renders quadratic units as images (pca; see studies/prior-renders). Priors need the dataset:
-# without it they are left out.
+# without it they are left out. The layer pages show the best of the priors rendered (a rule
+# stated on each page); sphere and generator are not rendered here: on digits-joint at 128 steps
+# either one alone took 60-75 % of the CPU time of these three, and neither beats pca under that
+# rule in studies/prior-renders (sphere: noise index 0.49; generator: a lower relative activation).
 GALLERY_REGS = ("none", "standard", "pca")
 
 
@@ -144,7 +147,7 @@ def prepare_gallery(root: str | Path, checkpoints: Sequence[str | Path | Checkpo
                     progress: bool = True) -> tuple[list[Checkpoint], list[list[Path]], Path]:
     """The model-running part of a gallery build, writing into ``root/results/``: render
     the units of every image checkpoint given no ``visuals`` (when ``render_steps`` > 0;
-    regularizers ``none`` and ``standard``) into ``vis/<name>/``, and match units across
+    the settings of :data:`GALLERY_REGS`) into ``vis/<name>/``, and match units across
     models into ``matches.json``. Returns the loaded checkpoints, the visual folders per
     checkpoint and the matches file, ready for :func:`~featviz.report.gallery.write_gallery`."""
     root = Path(root)
@@ -176,7 +179,7 @@ def build_gallery(checkpoints: Sequence[str | Path | Checkpoint], out: str | Pat
         visuals: for checkpoint ``i``, ``visuals[i]`` lists ``featviz maximize`` output
             folders (each with ``metrics.json``) whose images fill its layer pages.
         render_steps: when > 0, a checkpoint given no ``visuals`` has every unit rendered
-            here (regularizers ``none`` and ``standard``, this many steps) into
+            here (the settings of :data:`GALLERY_REGS`, this many steps) into
             ``out/results/vis/``.
         data_root: where mnist/fashion-mnist/cifar10 live (digits needs nothing); used
             for the dataset examples of renders and to match units.

@@ -65,6 +65,9 @@ def test_the_study_is_deterministic_and_reports_every_arm():
     assert first["prediction"]["layer1_error"] == pytest.approx({"0.1": 0.1, "0.4": 0.4})
     p = first["primary"]
     assert p["low"] <= p["value"] <= p["high"] and p["level"] == 0.95
+    # equal steps: the frozen control makes at least the steps of its unfrozen twin
+    for key, steps in first["stages"]["joint-stage"]["steps"].items():
+        assert all(f >= s for f, s in zip(first["stages"]["frozen-stage"]["steps"][key], steps))
     assert np.isfinite([first["slopes"][s]["value"] for s in ("stage1", "corrected")]).all()
 
 
@@ -86,3 +89,36 @@ def test_cli_writes_results_and_refuses_bad_alphas(tmp_path, capsys):
     assert data["alphas"] == [0.1, 0.3] and (out / "correction.png").exists()
     assert invoke(["hierarchy", "correction", "--quick", "--alphas", "0.1", "--out", str(tmp_path / "x")]) == 2
     assert "--alphas needs at least two values" in capsys.readouterr().err
+
+
+def test_the_hand_written_gradient_is_autograd_s():
+    config = study.replace(TINY, dtype="float64", d=6)
+    p = study.init_params(config, 5, [0, 1, 2], 2)
+    gen = torch.Generator().manual_seed(1)
+    p = {k: v + 0.3 * torch.randn(v.shape, generator=gen, dtype=v.dtype) for k, v in p.items()}
+    x = torch.randn(3, 64, 6, generator=gen, dtype=torch.float64)
+    y = study.target(x, torch.tensor([0.1, 0.4], dtype=torch.float64), 2)
+    frozen_w1 = ("u2", "v2", "a1", "a2", "c")
+    for depth, trainable in ((1, study.STAGE1), (2, study.STAGE2), (2, study.ALL), (2, frozen_w1)):
+        leaf = {k: v.clone().requires_grad_(k in trainable) for k, v in p.items()}
+        loss = ((study.forward(leaf, x, depth) - y) ** 2).mean(-1)
+        auto = torch.autograd.grad(loss.sum(), [leaf[k] for k in trainable])
+        q = {k: v.transpose(0, 1).contiguous() for k, v in p.items()}
+        grads = {k: torch.zeros_like(q[k]) for k in trainable}
+        mine = study._gradients(q, x, y.transpose(0, 1), depth, grads)
+        assert torch.allclose(mine.transpose(0, 1), loss.detach(), rtol=1e-12)
+        for k, a in zip(trainable, auto):
+            assert torch.allclose(grads[k].transpose(0, 1), a, rtol=1e-10, atol=1e-12), (depth, k)
+
+
+def test_the_floor_stops_runs_and_min_steps_keeps_them_going():
+    config = study.replace(TINY, floor=10.0)   # every relative MSE is under 10: converged at the first check
+    a = torch.tensor((0.1, 0.4), dtype=torch.float64)
+    val = study._fixed_samples(config, [0], config.n_val, 2, a, "cpu")
+    init = study.init_params(config, 6, [0], 2)
+    phase = study.Phase("stage 1", study.STAGE1, config.lr, 1, 200, 0)
+    _, record = study.train_phase(config, init, phase, a, [0], val)
+    assert record.floored.all() and not record.plateaued.any() and (record.steps == config.eval_every).all()
+    least = np.array([[60], [100]])
+    _, record = study.train_phase(config, init, phase, a, [0], val, min_steps=least)
+    assert record.floored.all() and (record.steps == least).all()

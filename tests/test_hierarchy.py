@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,7 +17,7 @@ from featviz.hierarchy import (LEARNERS, FeatureProbe, ToyTarget, deep_learner, 
                                fit_kernel, linear_cka, make_dataset, make_target, mean_cca, preset, shallow_learner,
                                shallow_width, stage_epochs, train_neural)
 from featviz.hierarchy.learners import monomial_features, parameter_count
-from featviz.stats import bootstrap, loglog_slope, slope_of_mean, threshold
+from featviz.stats import bootstrap, holm, loglog_slope, slope_of_mean, threshold
 from featviz.studies.hierarchy import lr_edge_warnings, run_study
 
 
@@ -241,6 +242,21 @@ def test_exact_kernel_is_the_polynomial_kernel_and_fits_its_degree():
     assert fit.rel_test_mse < 1e-6 and fit.info == {"degree": 4, "ridge": 1e-8, "features": 70}
 
 
+def test_exact_kernel_below_its_feature_count_solves_the_same_ridge_in_the_dual():
+    # n = 50 < 70 features: the n × n solve must give the primal (F × F) ridge solution
+    config = preset("quick", d=4, k=2, depth=2, n_train=50, n_val=100, n_test=200)
+    data = make_dataset(config, seed=1)
+    fit = fit_exact_kernel(data, degree=4, ridges=(1e-2,))
+    phi = [monomial_features(x.double().numpy(), 4) for x in (data.x_train, data.x_test)]
+    y_tr, y_te = data.y_train.double().numpy(), data.y_test.double().numpy()
+    mean = phi[0].mean(0)
+    a, b = phi[0] - mean, phi[1] - mean
+    cov = a.T @ a / len(a)
+    w = np.linalg.solve(cov + 1e-2 * np.trace(cov) / len(cov) * np.eye(len(cov)), a.T @ (y_tr - y_tr.mean()) / len(a))
+    primal = np.mean((b @ w + y_tr.mean() - y_te) ** 2) / y_te.var(ddof=1)
+    assert fit.rel_test_mse == pytest.approx(primal, rel=1e-8) and 0.01 < primal < 1  # underdetermined: a real error
+
+
 # --- the study and the command -------------------------------------------------------------------
 
 
@@ -277,7 +293,13 @@ def test_cli_writes_the_contract_fields(quick_run):
     control = results["frozen_control"]
     assert len(control["rel_test_mse_frozen_seeds"]) == 1
     assert control["rel_test_mse_unfrozen"] == pytest.approx(results["summary"]["layerwise+joint"]["rel_test_mse"])
-    assert "p_holm" in results["comparisons"]["layerwise/joint"]
+    comps = results["comparisons"]
+    # the primary endpoint stands outside the Holm family; the secondaries are adjusted among themselves
+    assert comps["layerwise/joint"]["role"] == "primary" and comps["layerwise/joint"]["p_holm"] is None
+    secondary = {k: v for k, v in comps.items() if k != "layerwise/joint"}
+    assert secondary and all(v["role"] == "secondary" for v in secondary.values())
+    assert [v["p_holm"] for v in secondary.values()] == list(
+        holm({k: v["tests"]["p_permutation"] for k, v in secondary.items()}).values())
     for name in ("joint", "layerwise", "layerwise+joint", "shallow"):
         (run,) = results["curves"][name]
         assert len(run["test_rel_mse"]) == len(run["feature_r2"]) == len(run["r2_from_teacher"]) == config.epochs
@@ -380,3 +402,32 @@ def test_scaling_writes_exponents_and_the_kernel_floor(tmp_path):
     assert results["learners"]["kernel"]["rel_test_mse"][0][-1] < 1e-6  # the kernel can express the target
     assert results["kernel_floor"]["n"] == 1600 and results["kernel_floor"]["reached"]
     assert (out / "scaling_nstar.png").stat().st_size > 1000
+
+
+def test_scaling_command_defaults_are_the_study_defaults():
+    from featviz.studies.scaling import DIMS, SIZES
+
+    params = {p.name: p.default for p in cli.commands["hierarchy"].commands["scaling"].params}
+    assert params["dims"] == ",".join(map(str, DIMS)) and params["sizes"] == ",".join(map(str, SIZES))
+    # the default dimensions end where the exact kernel's monomials first outnumber the largest n
+    assert math.comb(DIMS[-1] + 4, 4) > max(SIZES) >= math.comb(DIMS[-1] + 3, 4)
+
+
+def test_scaling_exponent_gap_never_fits_a_censored_threshold():
+    from featviz.studies.scaling import exponent_gap
+
+    def t(v, censored=None):
+        return {"value": None if censored else v, "low": v if censored == "right" else None,
+                "high": v if censored == "left" else None, "censored": censored}
+
+    dims = (4, 8, 16, 32)
+    kernel = [[t(10 * d ** 3) for d in dims] for _ in range(3)]
+    deep = [[t(20 * d) for d in dims] for _ in range(3)]
+    kernel[1][0] = t(250, "left")  # one seed at or below the smallest n at d = 4
+    deep[2][3] = t(16000, "right")  # one seed never reaching the level at d = 32
+    gap = exponent_gap(dims, kernel, deep)
+    assert gap["used"] == [8, 16] and gap["value"] == pytest.approx(2.0)
+    assert gap["low"] == pytest.approx(2.0) and gap["high"] == pytest.approx(2.0)  # exact power laws: no spread
+    kernel[0][2] = t(16000, "right")
+    gap = exponent_gap(dims, kernel, deep)
+    assert gap["value"] is None and gap["used"] == [8] and "at least 2" in gap["reason"]

@@ -73,7 +73,7 @@ SOURCES = {
     "studies/prior-renders/results.json": ["units.block2.none.noise_index.value",
                                            "units.block2.pca.relative_activation.value", "primary.value", "primary.low",
                                            "primary.high", "units.block3.pca.noise_index.value"],
-    "studies/purification-controls/results.json": [
+    "studies/purification/results.json": [
         "primary.value", "primary.low", "primary.high", "purification.controls.block3.adversarial_minus_noise.value",
         "purification.controls.block3.adversarial_minus_weight_decay.value", "config.eps",
         "purification.accuracy.adversarial.robust_accuracy.mean", "purification.accuracy.noise.robust_accuracy.mean"],

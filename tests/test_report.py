@@ -202,7 +202,7 @@ def test_index_reports_accuracy_and_robustness_at_the_adversarial_eps(gallery):
 def test_layer_page_shows_both_regularizers_examples_and_medians(gallery):
     out, _ = gallery
     page = (out / "model-joint-block2.html").read_text(encoding="utf-8")
-    units = re.findall(r"<h3>unit (\d+)</h3>", page)
+    units = re.findall(r'<tr class="unit-row" id="unit-(\d+)">', page)
     assert units == [str(u) for u in range(LAYERS["block2"])]
     assert page.count('class="noisy"') == LAYERS["block2"] and page.count('class="smooth"') == LAYERS["block2"]
     assert page.count('class="px small"') == 2 * LAYERS["block2"]  # two dataset examples per unit
@@ -312,7 +312,8 @@ def test_cli_gallery_json_and_errors(inputs, tmp_path, run_cli):
     rendered = json.loads((out / "results" / "vis" / "script-alert-x-script" / "metrics.json").read_text())
     assert {im["reg"] for im in rendered["images"]} == {"none", "standard", "pca"} and rendered["dataset_examples"]
     page = (out / "model-script-alert-x-script-block2.html").read_text(encoding="utf-8")
-    assert page.count("<h3>unit") == LAYERS["block2"] and "<code>standard</code>" in page
+    assert page.count('<tr class="unit-row"') == LAYERS["block2"] and "<code>standard</code>" in page
+    assert 'data-col="best-prior"' in page and (out / "img" / "script-alert-x-script" / "block2" / "tradeoff.png").is_file()
     assert "attacks.html" not in summary["pages"] and "hierarchy.html" in summary["pages"]
     for args, message in [((tmp_path / "nope",), "does not exist"),
                           ((joint, lw, "--vis", inputs["visuals"][0][0]), "say which checkpoint"),

@@ -85,3 +85,13 @@ def test_a_quick_scaling_run_writes_its_demo_label_and_its_page_shows_it(tmp_pat
     assert data["label"].startswith("demo-sized") and "2 seeds" in data["label"]
     html = _page(tmp_path, out, "scaling")
     assert "demo-sized: d 4,5, n 100,200, 2 seeds, 20 steps" in html and "not a measurement" in html
+
+
+def test_shipped_hierarchy_page_holds_the_primary_outside_the_holm_family():
+    data = json.loads((STUDIES / "hierarchy-default" / "results.json").read_text())
+    table = significance_table(data)
+    rows = table["rows"]
+    assert rows[0]["comparison"] == "layerwise/joint" and rows[0]["role"] == "primary" and rows[0]["p_holm"] is None
+    assert table["secondary"] == len(rows) - 1 == 5 and "secondary" in table["holm_source"]
+    pvals = [data["comparisons"][r["comparison"]]["tests"]["p_permutation"] for r in rows[1:]]
+    assert [r["p_holm"] for r in rows[1:]] == holm(pvals)

@@ -148,7 +148,10 @@ def alpha_sweep(target, alphas, seeds, width, epochs, n_train, quick, threads, w
 
 
 @command.command("scaling")
-@click.option("--d", "dims", default="4,6,8,12", show_default=True, help="Input dimensions.")
+@click.option("--d", "dims", default="4,6,8,12,16,23", show_default=True,
+              help="Input dimensions. The default ends at the first d whose exact kernel has more monomial features "
+                   "(C(d+4, 4) = 17,550) than the largest n: that fit needs ~7 GiB and ~3 CPU-minutes per seed "
+                   "(per worker with --workers).")
 @click.option("--n", "sizes", default="250,1000,4000,16000", show_default=True, help="Training-set sizes.")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Seeds per (d, n).")
 @click.option("--steps", type=int, help="Optimizer steps of the deep learner at every n (default 1000).")
@@ -198,8 +201,8 @@ def scaling(dims, sizes, seeds, steps, target_error, quick, threads, workers, se
 @click.option("--k", type=click.IntRange(1, 500), help="Teacher units per layer (default 2; needs d >= 2k).")
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True,
               help="CPU threads for torch. The batched matrices are small: one thread is several times faster "
-                   "than torch's default on a 2-core machine (measured: stage 1 took 110 s with 2 threads, "
-                   "about 30 s with 1).")
+                   "than torch's default on a 2-core machine (measured with an earlier, slower version: stage 1 "
+                   "took 110 s with 2 threads, about 30 s with 1).")
 @common_options()
 @with_device
 def correction(quick, alphas, seeds, widths, d, k, threads, seed, device, out, force, as_json):

@@ -190,39 +190,69 @@ def fit_kernel(data: Dataset, *, degrees: tuple[int, ...], ridges: tuple[float, 
 def monomial_features(x: np.ndarray, degree: int) -> np.ndarray:
     """The explicit feature map of k(x, x') = (x·x'/d + 1)^p: every monomial x^a with
     |a| ≤ p, scaled by √(p! / (a! (p - |a|)!) · d^-|a|), so φ(x)·φ(x') = k(x, x') exactly.
-    Shape (N, d) -> (N, C(d + p, p))."""
+    Shape (N, d) -> (N, C(d + p, p)), column-major (filled one monomial at a time, in place)."""
     from itertools import combinations_with_replacement
 
     n, d = x.shape
-    cols, scales = [np.ones(n)], [1.0]
+    out = np.empty((n, math.comb(d + degree, degree)), dtype=np.float64, order="F")
+    out[:, 0] = 1.0
+    j = 1
     for order in range(1, degree + 1):
         for idx in combinations_with_replacement(range(d), order):
             counts = np.bincount(idx, minlength=d)
             coef = math.factorial(degree) / (np.prod([math.factorial(c) for c in counts])
                                              * math.factorial(degree - order)) / d ** order
-            cols.append(np.prod(x[:, idx], axis=1))
-            scales.append(math.sqrt(coef))
-    return np.stack(cols, 1) * np.array(scales)
+            np.prod(x[:, idx], axis=1, out=out[:, j])
+            out[:, j] *= math.sqrt(coef)
+            j += 1
+    return out
+
+
+def _ridge_solve(gram: np.ndarray, shift: float, rhs: np.ndarray) -> np.ndarray:
+    """(gram + shift·I)⁻¹ rhs for a symmetric positive semi-definite ``gram`` and shift > 0:
+    a Cholesky factorization (half the work of LU), LU if rounding makes it indefinite."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    a = np.array(gram, order="F")  # column-major, so the factorization overwrites it instead of copying
+    a.flat[:: len(a) + 1] += shift
+    try:
+        return cho_solve(cho_factor(a, lower=True, overwrite_a=True, check_finite=False), rhs, check_finite=False)
+    except LinAlgError:
+        a = gram.copy()
+        a.flat[:: len(a) + 1] += shift
+        return np.linalg.solve(a, rhs)
 
 
 def fit_exact_kernel(data: Dataset, *, degree: int, ridges: tuple[float, ...]) -> Fit:
     """Exact polynomial-kernel ridge regression of degree ``degree`` through its explicit
     monomial features (exact, not approximated: the kernel can express every polynomial of
     that degree). The ridge λ (relative to the mean eigenvalue of the feature covariance,
-    so the ridge's bias does not change with n) is chosen on the validation set."""
+    so the ridge's bias does not change with n) is chosen on the validation set.
+
+    With n training points and F = C(d + p, p) features the same ridge solution is solved in
+    the smaller of the two spaces: primal (F × F covariance) when n ≥ F, dual (n × n Gram
+    matrix, w = Φᵀa) when n < F — so the cost is min(n, F)³, and the largest matrix
+    min(n, F)² floats."""
     feats = [monomial_features(x.double().numpy(), degree) for x in (data.x_train, data.x_val, data.x_test)]
     ys = [y.double().numpy() for y in (data.y_train, data.y_val, data.y_test)]
     mean_phi, mean_y = feats[0].mean(0), ys[0].mean()
-    phi = [f - mean_phi for f in feats]
-    cov = phi[0].T @ phi[0] / len(phi[0])
-    rhs = phi[0].T @ (ys[0] - mean_y) / len(phi[0])
-    scale = np.trace(cov) / len(cov)
+    for f in feats:
+        f -= mean_phi
+    phi, y_c = feats[0], ys[0] - mean_y
+    n, count = phi.shape
+    dual = n < count
+    gram = phi @ phi.T if dual else phi.T @ phi / n  # n × n kernel matrix, or F × F covariance
+    rhs = y_c if dual else phi.T @ y_c / n
+    scale = float(np.trace(gram)) / (n * count) if dual else float(np.trace(gram)) / count
     best: tuple[float, float, float] | None = None
     for ridge in ridges:
-        w = np.linalg.solve(cov + ridge * scale * np.eye(len(cov)), rhs)
-        errs = [float(np.mean((p @ w + mean_y - y) ** 2) / max(y.var(ddof=1), 1e-12)) for p, y in zip(phi[1:], ys[1:])]
+        # primal (ΦᵀΦ/n + λsI) w = Φᵀy/n  ⇔  dual (ΦΦᵀ + nλsI) a = y, w = Φᵀa
+        sol = _ridge_solve(gram, ridge * scale * (n if dual else 1.0), rhs)
+        w = phi.T @ sol if dual else sol
+        errs = [float(np.mean((p @ w + mean_y - y) ** 2) / max(y.var(ddof=1), 1e-12))
+                for p, y in zip(feats[1:], ys[1:])]
         if np.isfinite(errs[0]) and (best is None or errs[0] < best[0]):
             best = (errs[0], ridge, errs[1])
     if best is None:
         raise DivergenceError("exact kernel ridge regression gave no finite validation error", "use larger ridges")
-    return Fit(best[2], best[0], {}, [], Curve(), info={"degree": degree, "ridge": best[1], "features": len(cov)})
+    return Fit(best[2], best[0], {}, [], Curve(), info={"degree": degree, "ridge": best[1], "features": count})

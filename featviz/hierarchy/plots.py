@@ -173,7 +173,8 @@ def write_alpha_plots(results: dict[str, Any], out: str | Path) -> list[str]:
 
 
 def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
-    """``scaling_n``: error vs n per d for each learner; ``scaling_nstar``: n*(d) with fits."""
+    """``scaling_n``: error vs n per d for each learner; ``scaling_nstar``: n*(d) with fits, the two
+    measured sizes that bracket each n* as a bar, censored n* as bounds."""
     plt = _pyplot()
     out = Path(out)
     dims, sizes = results["d"], np.array(results["n"])
@@ -193,15 +194,19 @@ def write_scaling_plots(results: dict[str, Any], out: str | Path) -> list[str]:
     files = _save(fig, out, "scaling_n")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, color in zip(names, (COLORS["joint"], COLORS["kernel"])):
+    for j, (name, color) in enumerate(zip(names, (COLORS["joint"], COLORS["kernel"]))):
         nstar = np.array(results["learners"][name]["n_star"], dtype=float)
+        shift = 1 + 0.015 * (2 * j - 1)  # bars and bounds of the two learners side by side
         ax.plot(dims, nstar, marker="o", color=color,
                 label=_interval_label(name, results["exponents"][name]).replace("slope", "exponent"))
+        # a measured n* is interpolated between the two sizes that bracket it (drawn as a bar);
         # a censored n* is a bound: ▲ above the largest n measured, ▼ at or below the smallest
         for d, t in zip(dims, results["learners"][name].get("n_star_interval") or []):
+            if t.get("censored") is None and t.get("low") and t.get("high"):
+                ax.plot([d * shift] * 2, [t["low"], t["high"]], color=color, lw=4, alpha=0.25, solid_capstyle="butt")
             if t.get("censored") in ("left", "right"):
                 bound = t["high"] if t["censored"] == "left" else t["low"]
-                ax.plot([d], [bound], marker="v" if t["censored"] == "left" else "^", color=color, ls="none")
+                ax.plot([d * shift], [bound], marker="v" if t["censored"] == "left" else "^", color=color, ls="none")
     if any(t.get("censored") for name in names for t in results["learners"][name].get("n_star_interval") or []):
         ax.plot([], [], "v", color="0.4", ls="none", label="censored: n* ≤ smallest n (▼) or > largest (▲)")
     ax.set(xscale="log", yscale="log", xlabel="input dimension d",

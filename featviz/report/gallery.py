@@ -13,6 +13,7 @@ both.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -282,7 +283,8 @@ def _hierarchy_pages(site: Site, data: dict[str, Any], folder: Path) -> dict[str
 
 
 def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str, dict[str, float]]]:
-    """One unit-grid page per model and layer; returns the median hf_ratio rows for the index plot."""
+    """One page per model and layer (a row per unit and the trade-off plot, see :func:`unit_rows`);
+    returns the median hf_ratio rows for the index plot."""
     hf_rows = []
     for m in models:
         for layer in m.layers:
@@ -290,19 +292,90 @@ def _layer_pages(site: Site, models: list[GalleryModel], bar) -> list[tuple[str,
             summary = layer_summary(m.visuals, layer)
             if summary:
                 hf_rows.append((f"{m.label[:18]} {layer}", {r["reg"]: r["hf_ratio"] or 0.0 for r in summary}))
+            bands = m.visuals.noise_bands
+            best = best_prior(summary, m.visuals.priors, bands["like_data"]) if bands else None
+            columns = row_columns([reg for reg in m.visuals.regs if any(reg in u.images for u in units.values())], best)
             folder = f"img/{m.slug}/{slug(layer)}"
-            cards = [{"unit": unit,
-                      "images": [dict(site.image(units[unit].images[reg].file, folder), reg=reg,
-                                      metrics=units[unit].images[reg])
-                                 for reg in m.visuals.regs if reg in units[unit].images],
-                      "examples": [dict(site.image(f, f"{folder}/examples"), activation=a)
-                                   for f, a in units[unit].examples[:MAX_EXAMPLES]]}
-                     for unit in sorted(units)[:MAX_UNITS]]
-            site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, units=cards,
-                        total_units=len(units), regs=m.visuals.regs, models=models, noise_hf=NOISE_HF,
-                        bands=m.visuals.noise_bands, white=(m.visuals.baseline or {}).get("white_noise"))
+            rows = unit_rows(site, units, columns, folder)
+            tradeoff = _tradeoff(site, m, layer, units, columns, best, folder)
+            site.render(m.layer_page(layer), "layer.html", model=m, layer=layer, summary=summary, rows=rows,
+                        columns=columns, best=best, rule=BEST_PRIOR_RULE,
+                        layer_priors=[c["reg"] for c in columns if c["reg"] in m.visuals.priors],
+                        tradeoff=tradeoff, total_units=len(units), top_k=max((len(r["examples"]) for r in rows),
+                                                                          default=0),
+                        models=models, noise_hf=NOISE_HF, bands=bands,
+                        white=(m.visuals.baseline or {}).get("white_noise"))
             bar.update()
     return hf_rows
+
+
+# Stated on every layer page and in docs/guide.md.
+BEST_PRIOR_RULE = ("among the data-prior settings rendered for the layer, the one with the highest median "
+                   "relative activation among those whose median noise index is at most {like_data:g} "
+                   "(like the data); when none is, the one with the lowest median noise index")
+
+
+def best_prior(summary: list[dict[str, Any]], priors: Sequence[str], like_data: float) -> str | None:
+    """The layer's best prior by :data:`BEST_PRIOR_RULE`, from :func:`layer_summary` rows;
+    None when no data prior was rendered. A median that is missing counts last; ties go to
+    the setting rendered first."""
+    rows = [r for r in summary if r["reg"] in priors]
+    if not rows:
+        return None
+    like = [r for r in rows if r["noise_index"] is not None and r["noise_index"] <= like_data]
+    if like:
+        return max(like, key=lambda r: -math.inf if r["relative_activation"] is None else r["relative_activation"])["reg"]
+    return min(rows, key=lambda r: math.inf if r["noise_index"] is None else r["noise_index"])["reg"]
+
+
+def row_columns(regs: Sequence[str], best: str | None) -> list[dict[str, str]]:
+    """The picture columns of a layer page's unit rows, in order: ``none``, ``standard``, the
+    best prior, then any other setting rendered (each ``{"reg", "role"}``; role ``"best-prior"``
+    marks the prior's column, ``"reg"`` the others)."""
+    first = [r for r in ("none", "standard") if r in regs and r != best]
+    columns = [{"reg": r, "role": "reg"} for r in first]
+    if best is not None:
+        columns.append({"reg": best, "role": "best-prior"})
+    return columns + [{"reg": r, "role": "reg"} for r in regs if r not in first and r != best]
+
+
+def unit_rows(site: Site, units: dict[int, Any], columns: list[dict[str, str]], folder: str) -> list[dict[str, Any]]:
+    """Per unit (the first :data:`MAX_UNITS`): one cell per column (its image and metrics, or
+    None where the unit has no such render) and its top dataset examples, each with its
+    activation and its activation relative to the unit's best example."""
+    rows = []
+    for unit in sorted(units)[:MAX_UNITS]:
+        uv = units[unit]
+        cells = [dict(site.image(uv.images[c["reg"]].file, folder), **c, metrics=uv.images[c["reg"]])
+                 if c["reg"] in uv.images else None for c in columns]
+        top = uv.examples[0][1] if uv.examples else None
+        examples = [dict(site.image(f, f"{folder}/examples"), activation=a,
+                         relative=a / top if a is not None and top else None)
+                    for f, a in uv.examples[:MAX_EXAMPLES]]
+        rows.append({"unit": unit, "cells": cells, "examples": examples})
+    return rows
+
+
+def _tradeoff(site: Site, m: GalleryModel, layer: str, units: dict[int, Any], columns: list[dict[str, str]],
+              best: str | None, folder: str) -> dict[str, Any] | None:
+    """The layer's trade-off plot (PNG and SVG) with what its caption states; None when no
+    render has both a noise index and a relative activation."""
+    series = {c["reg"]: [(uv.images[c["reg"]].noise_index, uv.images[c["reg"]].relative_activation)
+                         for uv in units.values() if c["reg"] in uv.images] for c in columns}
+    shown = {reg: [(x, y) for x, y in pts if x is not None and y is not None] for reg, pts in series.items()}
+    if not any(shown.values()):
+        return None
+    shape = m.visuals.input_shape
+    size = f"{shape[-2]}×{shape[-1]}" if shape and len(shape) >= 2 else None
+    bands = m.visuals.noise_bands
+    labels = {reg: f"{reg} (best prior)" if reg == best else reg for reg in shown}
+    log = plots.use_log_scale([y for pts in shown.values() for _, y in pts])
+    entry = site.plot(f"{folder}/tradeoff.png", lambda path: plots.tradeoff_plot(
+        {labels[r]: pts for r, pts in shown.items()}, path, title=f"{m.label} {layer}", bands=bands, data_size=size,
+        log=log))
+    missing = sum(len(series[r]) - len(shown[r]) for r in series)
+    return dict(entry, svg=f"{folder}/tradeoff.svg", log=log, data_size=size, missing=missing,
+                n=sum(len(p) for p in shown.values()), settings=[labels[r] for r in shown])
 
 
 def _comparisons(site: Site, models: list[GalleryModel], matches: dict[str, Any] | None) -> dict[str, Any]:
@@ -352,4 +425,5 @@ def _compare_cell(site: Site, m: GalleryModel, layer: str, unit: int | None, cor
     return cell
 
 
-__all__ = ["GalleryModel", "layer_summary", "write_gallery"]
+__all__ = ["BEST_PRIOR_RULE", "GalleryModel", "best_prior", "layer_summary", "row_columns", "unit_rows",
+           "write_gallery"]

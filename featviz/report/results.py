@@ -68,6 +68,8 @@ class UnitImage:
     shift_stability: float | None = None
     steps: int | None = None
     noise_index: float | None = None  # 0 = like the data, 1 = like white noise (metrics.json, when written)
+    converged: bool | None = None  # None: not checked (or not written)
+    flat: bool = False  # TV below the flat threshold: no hf_ratio, no noise index
 
 
 @dataclass
@@ -88,6 +90,8 @@ class Visuals:
     regs: list[str] = field(default_factory=list)
     baseline: dict[str, Any] | None = None  # the data's median hf_ratio and TV, when metrics.json has them
     noise_bands: dict[str, float] | None = None  # metrics.json's noise_index_bands, when written
+    priors: list[str] = field(default_factory=list)  # the settings that are data priors (metrics.json's priors)
+    input_shape: list[int] | None = None  # the model's input (C, H, W), when metrics.json has it
 
     def unit(self, layer: str, unit: int) -> UnitVisuals:
         units = self.layers.setdefault(layer, {})
@@ -122,6 +126,11 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
         bands = metrics.get("noise_index_bands")
         if isinstance(bands, dict) and all(_number(bands.get(k)) is not None for k in ("like_data", "noisy")):
             vis.noise_bands = {"like_data": float(bands["like_data"]), "noisy": float(bands["noisy"])}
+        if isinstance(metrics.get("priors"), dict):
+            vis.priors += [str(reg) for reg in metrics["priors"] if str(reg) not in vis.priors]
+        shape = metrics.get("input_shape")
+        if isinstance(shape, list) and shape and all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+            vis.input_shape = shape
         for entry in images:
             if not isinstance(entry, dict):
                 raise FeatvizError(f"{source}: 'images' must hold objects")
@@ -133,7 +142,9 @@ def read_visuals(folders: list[Path], into: Visuals | None = None) -> Visuals:
                 activation=_number(entry.get("activation")),
                 relative_activation=_number(entry.get("relative_activation")), hf_ratio=_number(entry.get("hf_ratio")),
                 tv=_number(entry.get("tv")), shift_stability=_number(entry.get("shift_stability")),
-                steps=None if steps is None else int(steps), noise_index=_number(entry.get("noise_index")))
+                steps=None if steps is None else int(steps), noise_index=_number(entry.get("noise_index")),
+                converged=entry["converged"] if isinstance(entry.get("converged"), bool) else None,
+                flat=entry.get("flat") is True)
             if reg not in vis.regs:
                 vis.regs.append(reg)
         for entry in metrics.get("dataset_examples") or []:
@@ -393,9 +404,13 @@ def significance_table(data: dict[str, Any]) -> dict[str, Any] | None:
         for key, c in data["comparisons"].items():
             if not isinstance(c, dict):
                 continue
-            is_primary = (_number(c.get("value")) is not None and _number(c.get("value")) == _number(primary.get("value"))
-                          and str(key).split(" ")[0] in str(primary.get("name", "")))
-            rows.append({"comparison": str(key), "entry": c, "role": "primary" if is_primary else "secondary",
+            if c.get("role") in ("primary", "secondary"):
+                role = c["role"]
+            else:  # files written before comparisons carried their role
+                is_primary = (_number(c.get("value")) is not None and _number(c.get("value")) == _number(primary.get("value"))
+                              and str(key).split(" ")[0] in str(primary.get("name", "")))
+                role = "primary" if is_primary else "secondary"
+            rows.append({"comparison": str(key), "entry": c, "role": role,
                          "written": _number(c.get("p_holm")), "has_holm": "p_holm" in c})
     if not rows:
         return None

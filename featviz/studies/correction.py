@@ -20,9 +20,15 @@ The learner: two quadratic layers without biases or normalization, h₁ = (W₁x
 output a₁·h₁ + a₂·h₂ + c. Training: Adam on a fresh batch of Gaussian samples every step (the
 population gradient, so no sample noise enters); every stage runs until its validation loss
 plateaus: the learning rate is cut by ``lr_factor`` when the relative validation MSE has not
-improved by ``plateau_tol`` over ``patience`` evaluations, and the stage ends after
-``reductions`` cuts (or at ``max_steps``); each run stops on its own (its rate goes to zero), and
-the steps each run made are recorded.
+improved by ``plateau_tol`` over ``patience`` evaluations, and the stage ends at the next such
+stall after ``reductions`` cuts (or at ``max_steps``; optionally also once the relative validation
+MSE is under ``floor``, off by default); each run stops on its own (its rate goes to zero), and the
+steps each run made, and whether it reached the rule, are recorded. The frozen control's joint
+stage goes on at its last rate until it has made as many steps as its unfrozen twin (equal steps).
+
+The gradient is written out by hand and the runs of a seed share one product with its inputs (all
+its α see the same x): a step costs about half what autograd over broadcast products did
+(benchmarks/bench_correction.py).
 
 Arms (all α × seeds of an arm are one batched tensor program; every arm of a seed starts from the
 same initial weights, and the two correction arms see the same samples):
@@ -72,7 +78,8 @@ SADDLE = math.sqrt(0.5)  # span error of the 45° configuration (x1 ± x2)² of 
 class Config:
     """One run of the study. ``widths``: learner widths (the first is the main one, reported under
     ``arms``; a width equal to k is the teacher's and gets the saddle count). Steps are caps
-    per stage; ``joint`` from scratch gets the sum of the three stages' caps."""
+    per stage; ``joint`` from scratch gets the sum of the three stages' caps. ``floor``: a relative
+    validation MSE under it also counts as converged (0: off)."""
 
     d: int = 10
     k: int = 2
@@ -82,12 +89,13 @@ class Config:
     batch: int = 1024
     lr: float = 0.01
     correction_lr: float = 0.003
-    max_steps: tuple[int, int, int] = (3000, 3000, 3000)
+    max_steps: tuple[int, int, int] = (6000, 16000, 16000)
     eval_every: int = 50
     patience: int = 8
     plateau_tol: float = 0.001
     lr_factor: float = 0.25
     reductions: int = 3
+    floor: float = 0.0
     n_val: int = 4096
     n_test: int = 16384
     dtype: str = "float32"
@@ -113,6 +121,8 @@ class Config:
             raise SpecError("batch, steps, eval_every and patience must be positive")
         if not (self.lr > 0 and self.correction_lr > 0 and 0 < self.lr_factor < 1 and self.reductions >= 0):
             raise SpecError("learning rates must be > 0 and lr_factor in (0, 1)")
+        if not (self.floor >= 0 and math.isfinite(self.floor)):
+            raise SpecError(f"floor must be a finite number >= 0, got {self.floor}")
         if self.dtype not in ("float32", "float64"):
             raise SpecError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
@@ -204,14 +214,76 @@ def init_params(config: Config, width: int, seeds: list[int], n_alphas: int) -> 
         [-1] * (per_seed[0][name].dim() + 1))).to(dtype).contiguous() for name in per_seed[0]}
 
 
+NAMES = ("w1", "u2", "v2", "a1", "a2", "c")
+
+
+def _run_major(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """(A, S, ...) -> (S, A, ...): the runs of a seed side by side, so that one matrix product per seed
+    serves every α (they share the seed's inputs)."""
+    return {name: v.transpose(0, 1) for name, v in p.items()}
+
+
+def _outputs(q: dict[str, torch.Tensor], x: torch.Tensor, depth: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Outputs (S, A, B) of every run on x (S, B, d), parameters ``q`` seed-major (S, A, ...), and the
+    activations the gradient needs (each (S·A, width, B): the batch is the last, contiguous axis).
+    One product per seed computes W₁x (and U₂x) for every α at once."""
+    n_s, n_a, m, d = q["w1"].shape
+    runs, xt = n_s * n_a, x.transpose(1, 2)
+    w = q["w1"] if depth == 1 else torch.cat([q["w1"], q["u2"]], 2)
+    z = torch.bmm(w.reshape(n_s, -1, d), xt).view(runs, -1, x.shape[1])         # (R, m or 2m, B)
+    z1 = z[:, :m]
+    h1 = z1 * z1
+    out = torch.bmm(q["a1"].reshape(runs, 1, m), h1)                            # (R, 1, B)
+    cache = {"z1": z1, "h1": h1}
+    if depth == 2:
+        z2 = torch.baddbmm(z[:, m:], q["v2"].reshape(runs, m, m), h1)
+        h2 = z2 * z2
+        out = torch.baddbmm(out, q["a2"].reshape(runs, 1, m), h2)
+        cache |= {"z2": z2, "h2": h2}
+    return out.view(n_s, n_a, -1) + q["c"].unsqueeze(-1), cache
+
+
 def forward(p: dict[str, torch.Tensor], x: torch.Tensor, depth: int) -> torch.Tensor:
     """Outputs (A, S, B) of every run on x (S, B, d) (runs of a seed share its inputs)."""
-    h1 = torch.matmul(x.unsqueeze(0), p["w1"].transpose(-1, -2)) ** 2          # (A, S, B, m)
-    out = torch.matmul(h1, p["a1"].unsqueeze(-1)).squeeze(-1) + p["c"].unsqueeze(-1)
+    return _outputs(_run_major(p), x, depth)[0].transpose(0, 1)
+
+
+def _gradients(q: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, depth: int,
+               grads: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The gradient of the mean squared error of every run, written into ``grads`` (seed-major views,
+    only the parameters that train); returns the loss (S, A). Written out by hand (the learner is
+    two quadratic layers): no autograd bookkeeping, no products for frozen parameters."""
+    n_s, n_a, m, d = q["w1"].shape
+    runs, batch = n_s * n_a, x.shape[1]
+    out, cache = _outputs(q, x, depth)
+    diff = out - y
+    loss = (diff * diff).mean(-1)
+    r = (diff * (2.0 / batch)).view(runs, 1, batch)                               # dLoss/dout
+    z1, h1 = cache["z1"], cache["h1"]
+    if "a1" in grads:   # (row vector) x (matrix): several times faster than (matrix) x (column vector) here
+        torch.bmm(r, h1.transpose(1, 2), out=grads["a1"].view(runs, 1, m))
+    if "c" in grads:
+        grads["c"].copy_(r.view(n_s, n_a, batch).sum(-1))
     if depth == 2:
-        z2 = torch.matmul(x.unsqueeze(0), p["u2"].transpose(-1, -2)) + torch.matmul(h1, p["v2"].transpose(-1, -2))
-        out = out + torch.matmul(z2 * z2, p["a2"].unsqueeze(-1)).squeeze(-1)
-    return out
+        z2 = cache["z2"]
+        if "a2" in grads:
+            torch.bmm(r, cache["h2"].transpose(1, 2), out=grads["a2"].view(runs, 1, m))
+        two_a2 = 2 * q["a2"].reshape(runs, m, 1)
+        g2 = (z2 * r).mul_(two_a2)                                                  # dLoss/dz₂
+        if "u2" in grads:
+            torch.bmm(g2.view(n_s, n_a * m, batch), x, out=grads["u2"].view(n_s, n_a * m, d))
+        if "v2" in grads:
+            torch.bmm(g2, h1.transpose(1, 2), out=grads["v2"].view(runs, m, m))
+        if "w1" in grads:
+            # dLoss/dh₁ = r·(a₁ + V₂ᵀ(2a₂ ⊙ z₂)); dLoss/dz₁ = 2 z₁ ⊙ dLoss/dh₁
+            vt = (q["v2"].reshape(runs, m, m) * two_a2).transpose(1, 2)
+            g1 = torch.baddbmm(q["a1"].reshape(runs, m, 1), vt, z2).mul_(z1).mul_(r)
+    elif "w1" in grads:
+        g1 = (z1 * r).mul_(q["a1"].reshape(runs, m, 1))
+    if "w1" in grads:
+        torch.bmm(g1.view(n_s, n_a * m, batch), x, out=grads["w1"].view(n_s, n_a * m, d))
+        grads["w1"].mul_(2)
+    return loss
 
 
 @dataclass
@@ -235,78 +307,103 @@ ALL = ("w1", "u2", "v2", "a1", "a2", "c")
 @dataclass
 class PhaseRecord:
     steps: np.ndarray            # (A, S) steps each run made
-    plateaued: np.ndarray        # (A, S) whether it stopped on the plateau criterion (else at the cap)
+    plateaued: np.ndarray        # (A, S) whether it stopped on the plateau criterion
     val_rel_mse: np.ndarray      # (A, S) final relative validation MSE
+    floored: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (A, S) stopped under the floor
     curve: list[list[float]] = field(default_factory=list)  # per evaluation: seed-mean rel. val MSE per α
 
 
 def _rel_mse(p, x, y, depth, chunk: int = 4096) -> torch.Tensor:
     """Relative MSE (A, S) on fixed samples x (S, N, d), y (A, S, N), in chunks."""
+    q = _run_major(p)
+    yt = y.transpose(0, 1)
     with torch.no_grad():
-        err = sum(((forward(p, x[:, i:i + chunk], depth) - y[..., i:i + chunk]) ** 2).sum(-1)
+        err = sum(((_outputs(q, x[:, i:i + chunk], depth)[0] - yt[..., i:i + chunk]) ** 2).sum(-1)
                   for i in range(0, x.shape[1], chunk))
-        return err / x.shape[1] / y.var(-1)
+        return (err / x.shape[1] / yt.var(-1)).transpose(0, 1)
 
 
 def train_phase(config: Config, params: dict[str, torch.Tensor], phase: Phase, alphas: torch.Tensor,
                 seeds: list[int], val: tuple[torch.Tensor, torch.Tensor],
-                device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], PhaseRecord]:
+                device: torch.device | str = "cpu", min_steps: np.ndarray | None = None,
+                ) -> tuple[dict[str, torch.Tensor], PhaseRecord]:
     """Train every run of ``params`` (A, S, ...) through ``phase`` as one batched program: Adam with a
-    per-run rate, cut by ``lr_factor`` on every validation plateau, stopped after ``reductions``
-    cuts. Returns the new parameters and the record."""
-    p = {k: v.detach().clone().to(device) for k, v in params.items()}
-    for name in phase.trainable:
-        p[name].requires_grad_(True)
-    n_a, n_s = p["w1"].shape[:2]
+    per-run rate, cut by ``lr_factor`` on every validation plateau; a run is converged after
+    ``reductions`` cuts and one more plateau, or once its relative validation MSE is under
+    ``config.floor``, and then stops — unless ``min_steps`` (A, S) asks it to go on (at its last
+    rate) until it has made that many steps, e.g. to match the steps of the arm it is compared with.
+    Returns the new parameters and the record."""
+    n_a, n_s = params["w1"].shape[:2]
+    dtype = params["w1"].dtype
+    # every parameter, seed-major (S, A, ...), in one flat buffer: Adam updates them all at once; the
+    # gradient of a frozen parameter stays zero, so its Adam step is exactly zero
+    blocks = [params[n].detach().transpose(0, 1).to(device).reshape(-1) for n in NAMES]
+    sizes = [b.numel() for b in blocks]
+
+    def views(buffer: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {n: t.view(n_s, n_a, *params[n].shape[2:]) for n, t in zip(NAMES, buffer.split(sizes))}
+
+    flat = torch.cat(blocks)
+    grad = torch.zeros_like(flat)
+    q, grads = views(flat), {n: g for n, g in views(grad).items() if n in phase.trainable}
+    p_as = {n: v.transpose(0, 1) for n, v in q.items()}             # (A, S, ...) views for the evaluations
+    m1, m2 = torch.zeros_like(flat), torch.zeros_like(flat)
+    per_run = [size // (n_s * n_a) for size in sizes]
+
+    def rate_vector(rate: torch.Tensor) -> torch.Tensor:            # (A, S) -> one rate per entry of flat
+        rate = rate.t().reshape(n_s, n_a, 1).to(device=device, dtype=dtype)
+        return torch.cat([rate.expand(n_s, n_a, k).reshape(-1) for k in per_run])
+
     gens = [generator(s * 1000 + 10 + phase.stream) for s in seeds]
-    dtype = p["w1"].dtype
-    moments = {n: (torch.zeros_like(p[n]), torch.zeros_like(p[n])) for n in phase.trainable}
-    lr = torch.full((n_a, n_s), phase.lr, dtype=dtype, device=device)
+    x_cpu = torch.empty(n_s, config.batch, config.d, dtype=dtype)
+    alphas_d = alphas.to(device=device, dtype=dtype)
+    lr = torch.full((n_a, n_s), phase.lr, dtype=torch.float64)
     cuts = torch.zeros((n_a, n_s), dtype=torch.long)
     bad = torch.zeros((n_a, n_s), dtype=torch.long)
     best = torch.full((n_a, n_s), math.inf, dtype=torch.float64)
     active = torch.ones((n_a, n_s), dtype=torch.bool)
     plateaued = torch.zeros((n_a, n_s), dtype=torch.bool)
+    floored = torch.zeros((n_a, n_s), dtype=torch.bool)
     steps = torch.zeros((n_a, n_s), dtype=torch.long)
+    least = torch.zeros((n_a, n_s), dtype=torch.long) if min_steps is None else torch.as_tensor(min_steps).long()
     record = PhaseRecord(np.zeros(0), np.zeros(0), np.zeros(0))
+    rates = rate_vector(lr)
     b1, b2, eps = 0.9, 0.999, 1e-12
     for t in range(1, phase.max_steps + 1):
-        x = torch.stack([torch.randn(config.batch, config.d, generator=g, dtype=torch.float64) for g in gens])
-        x = x.to(device=device, dtype=dtype)
-        y = target(x, alphas.to(device=device, dtype=dtype), config.k)
-        loss = ((forward(p, x, phase.depth) - y) ** 2).mean(-1)      # (A, S)
-        grads = torch.autograd.grad(loss.sum(), [p[n] for n in phase.trainable])
-        rate = (lr * active.to(device)).to(dtype)
-        with torch.no_grad():
-            for name, g in zip(phase.trainable, grads):
-                m, v = moments[name]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                step = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps)
-                p[name] -= rate.view(n_a, n_s, *[1] * (g.dim() - 2)) * step
+        for i, gen in enumerate(gens):   # drawn in the training dtype, per seed (a run's samples do not
+            torch.randn(config.batch, config.d, generator=gen, dtype=dtype, out=x_cpu[i])  # depend on the others)
+        x = x_cpu.to(device)
+        y = target(x, alphas_d, config.k).transpose(0, 1)                          # (S, A, B)
+        loss = _gradients(q, x, y, phase.depth, grads)
+        m1.mul_(b1).add_(grad, alpha=1 - b1)
+        m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        denom = (m2 / (1 - b2 ** t)).sqrt_().add_(eps)
+        flat.addcdiv_(m1 * rates, denom, value=-1 / (1 - b1 ** t))
         steps += active.long()
         if not torch.isfinite(loss).all():
             raise DivergenceError(f"{phase.name}: the training loss is not finite at step {t}",
                                   "use a smaller learning rate")
         if t % config.eval_every == 0 or t == phase.max_steps:
-            current = _rel_mse(p, *val, phase.depth).double().cpu()
+            current = _rel_mse(p_as, *val, phase.depth).double().cpu()
             record.curve.append([round(float(v), 8) for v in current.mean(1)])
             improved = current < best * (1 - config.plateau_tol)
             best = torch.where(improved, current, best)
             bad = torch.where(improved, torch.zeros_like(bad), bad + 1)
-            stall = active & (bad >= config.patience)
+            stall = active & ~(plateaued | floored) & (bad >= config.patience)
             finished = stall & (cuts >= config.reductions)
             plateaued |= finished
-            active &= ~finished
+            floored |= active & ~plateaued & (current < config.floor)
+            active &= ~((plateaued | floored) & (steps >= least))
             cut = stall & ~finished
             cuts += cut.long()
             bad = torch.where(cut, torch.zeros_like(bad), bad)
-            lr = torch.where(cut.to(device), lr * config.lr_factor, lr)
+            lr = torch.where(cut, lr * config.lr_factor, lr)
+            rates = rate_vector(lr * active)
             if not active.any():
                 break
-    record.steps, record.plateaued = steps.numpy(), plateaued.numpy()
-    record.val_rel_mse = _rel_mse(p, *val, phase.depth).double().cpu().numpy()
-    return {k: v.detach() for k, v in p.items()}, record
+    record.steps, record.plateaued, record.floored = steps.numpy(), plateaued.numpy(), floored.numpy()
+    record.val_rel_mse = _rel_mse(p_as, *val, phase.depth).double().cpu().numpy()
+    return {n: v.transpose(0, 1).contiguous() for n, v in q.items()}, record
 
 
 # --- the study -----------------------------------------------------------------------------------------
@@ -350,8 +447,10 @@ def run_width(config: Config, width: int, *, device: torch.device | str = "cpu",
     for name, start in (("stage1", None), ("stage2", "stage1"), ("joint-stage", "stage2"),
                         ("frozen-stage", "stage2"), ("scratch", None)):
         clock = time.perf_counter()
+        # the frozen control makes at least the steps its unfrozen twin made (equal-step comparison)
+        least = done["joint-stage"][1].steps if name == "frozen-stage" else None
         done[name] = train_phase(config, init if start is None else done[start][0], phases[name], alphas, seeds,
-                                 val, device)
+                                 val, device, min_steps=least)
         say(f"width {width}: {phases[name].name}: {int(done[name][1].steps.max())} steps at most, "
             f"{time.perf_counter() - clock:.1f} s")
     arms = {"layerwise": ("stage1", "stage2"), "layerwise+joint": ("stage1", "stage2", "joint-stage"),
@@ -364,6 +463,7 @@ def run_width(config: Config, width: int, *, device: torch.device | str = "cpu",
             "final_rel_mse": _rel_mse(params, *test, 2).double().cpu().numpy(),
             "steps": sum(done[c][1].steps for c in chain),
             "plateaued": np.all([done[c][1].plateaued for c in chain], axis=0),
+            "converged": np.all([done[c][1].plateaued | done[c][1].floored for c in chain], axis=0),
         }
     p1 = done["stage1"][0]
     a_forms = torch.einsum("asm,asmi,asmj->asij", p1["a1"].double().cpu(), p1["w1"].double().cpu(),
@@ -371,7 +471,8 @@ def run_width(config: Config, width: int, *, device: torch.device | str = "cpu",
     out["stage1"] = {**_measures(p1, config.k), "rel_mse": _rel_mse(p1, *test, 1).double().cpu().numpy(),
                      "steps": done["stage1"][1].steps, "form": a_forms.numpy()}
     out["curves"] = {name: rec.curve for name, (_, rec) in done.items()}
-    out["stages"] = {name: {"steps": rec.steps, "plateaued": rec.plateaued} for name, (_, rec) in done.items()}
+    out["stages"] = {name: {"steps": rec.steps, "plateaued": rec.plateaued, "floored": rec.floored}
+                     for name, (_, rec) in done.items()}
     return out
 
 
@@ -422,7 +523,7 @@ def _saddle(config: Config, result: dict[str, Any]) -> dict[str, Any]:
 
 def _arms_json(config: Config, result: dict[str, Any]) -> dict[str, Any]:
     return {arm: {key: _per_alpha(config, r[key]) for key in
-                  ("layer1_error", "layer1_span_error", "final_rel_mse", "steps", "plateaued")}
+                  ("layer1_error", "layer1_span_error", "final_rel_mse", "steps", "plateaued", "converged")}
             for arm, r in result["arms"].items()}
 
 
@@ -453,9 +554,12 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
         "plateau_criterion": (f"every {config.eval_every} steps the relative validation MSE ({config.n_val} fixed "
                               f"samples per seed) is compared with its best; no improvement by "
                               f"{config.plateau_tol:.1%} in {config.patience} evaluations cuts the rate by "
-                              f"{config.lr_factor:g}; the {config.reductions + 1}th such stall ends the stage "
-                              f"(caps: {config.max_steps} steps per stage, joint from scratch "
-                              f"{sum(config.max_steps)})"),
+                              f"{config.lr_factor:g}; the {config.reductions + 1}th such stall ends the stage"
+                              + (f", as does a relative validation MSE under {config.floor:g}" if config.floor > 0
+                                 else "")
+                              + f" (caps: {config.max_steps} steps per stage, joint from scratch "
+                              f"{sum(config.max_steps)}); the frozen control's joint stage goes on at its last "
+                              f"rate until it has made as many steps as its unfrozen twin"),
         "alphas": list(alphas),
         "primary": {"name": "final relative test MSE, layerwise+joint with layer 1 frozen / unfrozen (geometric "
                             "mean over α of the ratio of seed means; paired bootstrap over seeds)",
@@ -482,7 +586,7 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
                                                                              lj[i], seed=config.seed)
                                                      for i, a in enumerate(alphas)},
         },
-        "stages": {name: {key: _per_alpha(config, v[key]) for key in ("steps", "plateaued")}
+        "stages": {name: {key: _per_alpha(config, v[key]) for key in ("steps", "plateaued", "floored")}
                    for name, v in main["stages"].items()},
         "curves": main["curves"],
     }
@@ -517,10 +621,15 @@ def findings(results: Result) -> list[str]:
         f"[{ratio['low']:.3g}, {ratio['high']:.3g}] (95 % paired bootstrap; geometric mean over α)",
         f"after the correction, layer-1 span error vs α: slope {_ci(sl['corrected'])} (the talk's law would be 2)",
     ]
-    ended = {name: sum(sum(v) for v in st["plateaued"].values()) for name, st in results["stages"].items()}
     runs = len(alphas) * len(results["config"]["seeds"])
-    lines.append("stages that ended on the plateau rule (the rest at their step cap): "
-                 + ", ".join(f"{name} {n}/{runs}" for name, n in ended.items()))
+    ended = {name: (sum(sum(v) for v in st["plateaued"].values()), sum(sum(v) for v in st["floored"].values()))
+             for name, st in results["stages"].items()}
+    floor = results["config"].get("floor", 0) > 0
+    lines.append("stages that reached the plateau rule" + (" (+ under the floor)" if floor else "")
+                 + " (the rest ended at their step cap): "
+                 + ", ".join(f"{name} {p}" + (f"+{f}" if floor else "") + f"/{runs}" for name, (p, f) in ended.items()))
+    steps = {arm: float(np.mean([s for v in r["steps"].values() for s in v])) for arm, r in results["arms"].items()}
+    lines.append("optimizer steps per run (mean over runs): " + ", ".join(f"{arm} {v:.0f}" for arm, v in steps.items()))
     m = results["ratios"]["layerwise_over_layerwise_joint_min_at_alpha_ge_0.1"]
     if m is not None:
         lines.append(f"layerwise / layerwise+joint final relative MSE, smallest over seeds at α ≥ 0.1: {m:.3g}×")

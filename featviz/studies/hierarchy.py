@@ -75,6 +75,7 @@ class Task:
 # The frozen-lower-layer control: layerwise+joint with block 1 frozen in the joint stage, at the
 # learning rate chosen for layerwise+joint (same seed, so the layerwise stages are the same run's).
 FROZEN = "layerwise+joint-frozen"
+PRIMARY_PAIR = ("layerwise", "joint")  # the primary endpoint's comparison
 
 
 def fit_learner(config: StudyConfig, task: Task, data: Dataset, probe: FeatureProbe,
@@ -356,7 +357,7 @@ def assemble(config: StudyConfig, fits: dict[str, list[Fit]], chosen: dict[str, 
         "summary": summary, "ratios": ratios, "ratios_ci": ratios_ci, "ratios_seeds": ratios_seeds,
         "correction": correction(config, fits["layerwise+joint"]),
         "frozen_control": frozen_control(config, fits),
-        "comparisons": comparisons(config, fits),
+        "comparisons": comparisons(config, {name: _mse(f) for name, f in fits.items()}),
         "lr_search": {name: {str(s): {f"{lr:g}": (f.rel_val_mse if f else None) for lr, f in by_lr.items()}
                              for s, by_lr in per_seed.items()} for name, per_seed in lr_search.items()},
         "lr_edge_warnings": lr_edge_warnings(config.lr_grid, chosen),
@@ -373,22 +374,35 @@ def _mse(fits: list[Fit]) -> list[float]:
     return [f.rel_test_mse for f in fits]
 
 
-def comparisons(config: StudyConfig, fits: dict[str, list[Fit]]) -> dict[str, dict[str, Any]]:
-    """Paired comparisons of relative test MSE over seeds (same seeds = same teacher and data):
-    ``a/b`` -> the ratio of means with a paired 95 % bootstrap interval, the paired tests, and
-    ``p_holm``, the sign-flip permutation p Holm-corrected over all comparisons listed here.
-    The first, layerwise / joint, is the study's primary endpoint; the rest are secondary."""
-    pairs = [("layerwise", "joint"), ("layerwise+joint", "joint"), ("layerwise", "layerwise+joint"),
+def comparisons(config: StudyConfig, mse: dict[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """Paired comparisons of relative test MSE over seeds (same seeds = same teacher and data),
+    from each learner's per-seed values ``mse``: ``a/b`` -> the ratio of means with a paired 95 %
+    bootstrap interval, the paired tests, ``role`` and ``p_holm``. The first, layerwise / joint, is
+    the study's primary endpoint: it stands outside the multiple-comparison family (``p_holm``
+    null, its own p read as it is); the rest are secondary, their sign-flip permutation p
+    Holm-corrected across the secondary comparisons only."""
+    pairs = [PRIMARY_PAIR, ("layerwise+joint", "joint"), ("layerwise", "layerwise+joint"),
              (FROZEN, "layerwise+joint"), ("shallow", "joint"), ("kernel", "joint")]
     out = {}
     for a, b in pairs:
-        if a in fits and b in fits:
-            out[f"{a}/{b}"] = {**ratio_of_means(_mse(fits[a]), _mse(fits[b]), seed=config.seed),
-                               "tests": paired_test(_mse(fits[a]), _mse(fits[b]), seed=config.seed)}
-    adjusted = holm({k: v["tests"]["p_permutation"] for k, v in out.items()})
-    for key, p in adjusted.items():
-        out[key]["p_holm"] = p
+        if a in mse and b in mse:
+            out[f"{a}/{b}"] = {**ratio_of_means(mse[a], mse[b], seed=config.seed),
+                               "tests": paired_test(mse[a], mse[b], seed=config.seed),
+                               "role": "primary" if (a, b) == PRIMARY_PAIR else "secondary"}
+    adjusted = holm({k: v["tests"]["p_permutation"] for k, v in out.items() if v["role"] == "secondary"})
+    for key, value in out.items():
+        value["p_holm"] = adjusted.get(key)
     return out
+
+
+def per_seed_mse(results: dict[str, Any]) -> dict[str, list[float]]:
+    """Each learner's per-seed relative test MSE from a results.json dict (the frozen control's
+    from ``frozen_control``): what :func:`comparisons` reads, so shipped results can be recomputed."""
+    mse = {name: list(s["rel_test_mse_seeds"]) for name, s in results["summary"].items()}
+    frozen = (results.get("frozen_control") or {}).get("rel_test_mse_frozen_seeds")
+    if frozen is not None:
+        mse[FROZEN] = list(frozen)
+    return mse
 
 
 def frozen_control(config: StudyConfig, fits: dict[str, list[Fit]]) -> dict[str, Any]:
