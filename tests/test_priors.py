@@ -13,8 +13,9 @@ from torch import nn
 from featviz.devices import generator, seeded
 from featviz.errors import SpecError
 from featviz.vis import maximize, parse_regs, render
-from featviz.vis.metrics import data_baseline, noise_band, noise_index, white_noise_baseline
+from featviz.vis.metrics import data_baseline, is_converged, noise_band, noise_index, white_noise_baseline
 from featviz.vis.priors import fit_prior
+from featviz.vis.render import CONTINUE_LR_FRACTION, learning_rate
 from featviz.vis.regularizers import PRIORS, REGULARIZERS, SPECS, RegSpec, docs_table, reg_help
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "regularizers.md"
@@ -119,6 +120,28 @@ def test_sphere_render_of_a_quadratic_unit_is_its_top_eigenvector():
     assert float(offset.norm()) == pytest.approx(radius, rel=1e-4)
     assert float(result.scores[0]) == pytest.approx(float(torch.linalg.eigvalsh(a)[-1]) * radius ** 2, rel=1e-3)
 
+
+
+def test_every_render_decays_its_rate_and_the_check_runs_a_smaller_second_cycle():
+    lr, steps, more = 0.05, 100, 60
+    rates = [learning_rate(t, steps, more, lr) for t in range(steps + more)]
+    assert rates[0] == lr and rates[steps - 1] < 1e-3 * lr  # cosine from lr to ~0 over the render
+    assert all(a >= b for a, b in zip(rates[:steps], rates[1:steps]))
+    assert max(rates[steps:]) == pytest.approx(CONTINUE_LR_FRACTION * lr) == rates[steps]  # the check's peak
+    assert rates[-1] < 1e-3 * CONTINUE_LR_FRACTION * lr  # and it settles at the end too
+
+
+def test_a_quadratic_unit_rendered_in_pixel_space_converges_under_the_schedule():
+    # (x - 0.5)^T A (x - 0.5) with A positive semi-definite: the maximum over the pixel box is a
+    # corner; plain ascent (sigmoid pixels, no prior) gets there and the check sees it stop.
+    m = torch.randn(36, 36, generator=generator(0))
+    unit = QuadraticUnit(m @ m.T / 36, torch.full((36,), 0.5))
+    early = render(unit, "unit:0", steps=32, lr=0.05, continue_steps=32)
+    assert not is_converged(float(early.scores[0]), float(early.continued_scores[0]))
+    done = render(unit, "unit:0", steps=256, lr=0.05, continue_steps=256)
+    assert is_converged(float(done.scores[0]), float(done.continued_scores[0]))
+    assert float(done.scores[0]) > 5 * float(early.scores[0])
+    assert float((done.images - 0.5).abs().min()) > 0.45  # every pixel at the box's edge
 
 def _toy_data(n=200):
     gen = generator(3)

@@ -470,14 +470,15 @@ def test_flat_image_is_flagged_and_not_scored(tiny_convnet, tiny_digits):
 
 
 def test_convergence_flag_early_stop_vs_converged(tiny_convnet):
-    early = maximize(tiny_convnet, "block2:4-5", ["none"], steps=2, lr=0.05).images
+    # Stopped while still climbing: the check's smaller second cycle still finds > 1 % more.
+    early = maximize(tiny_convnet, "block2:4-5", ["none"], steps=32, lr=0.05).images
     assert all(img.converged is False for img in early)
-    assert all(abs(img.activation_doubled - img.activation) > 0.01 * abs(img.activation) for img in early)
+    assert all(img.activation_doubled - img.activation > 0.01 * abs(img.activation) for img in early)
     # Pixels saturate under a large step: going on changes nothing any more.
-    done = maximize(tiny_convnet, "block1:0-3", ["none"], steps=200, lr=1.0).images
+    done = maximize(tiny_convnet, "block1:0-3", ["none"], steps=400, lr=1.0).images
     assert all(img.converged is True for img in done)
     # The reported image is the one at `steps`, not the continued one.
-    plain = render(tiny_convnet, "block1:0-3", steps=200, lr=1.0)
+    plain = render(tiny_convnet, "block1:0-3", steps=400, lr=1.0)
     assert torch.equal(torch.stack([img.image for img in done]), plain.images)
     assert not is_converged(1.0, 1.02) and is_converged(1.0, 0.995) and not is_converged(1.0, float("nan"))
 

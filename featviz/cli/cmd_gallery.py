@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import FeatvizError
+from ..vis.render import DEFAULT_STEPS
 from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
@@ -47,7 +48,7 @@ def _assign_visuals(checkpoints: tuple[Path, ...], specs: tuple[str, ...]) -> li
               help="Dataset folder for mnist/fashion-mnist/cifar10 (used to match units across models).")
 @click.option("--reference-eps", type=click.FloatRange(0, None),
               help="ε at which the overview reports robust accuracy (default: the adversarial-training ε).")
-@click.option("--render-steps", type=click.IntRange(0, 100000), default=256, show_default=True,
+@click.option("--render-steps", type=click.IntRange(0, 100000), default=DEFAULT_STEPS, show_default=True,
               help="Render the units of checkpoints given no --vis (regularizers none, standard and pca) with this "
                    "many steps; 0 skips.")
 @click.option("--title", default="featviz gallery", show_default=True, help="Title shown on every page.")

@@ -8,6 +8,7 @@ import click
 
 from ..data.images import IMAGE_DATASETS
 from ..vis.regularizers import reg_help
+from ..vis.render import DEFAULT_STEPS
 from ._common import check_out, common_options, emit_json, model_options, with_device
 
 
@@ -21,9 +22,10 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
                    "[default: none]")
 @click.option("--param", type=click.Choice(["pixel", "fft"]), help="Image parameterization (default: pixel, or "
               "fft when a regularizer implies it).")
-@click.option("--steps", type=click.IntRange(0, 100000), default=256, show_default=True, help="Gradient steps.")
+@click.option("--steps", type=click.IntRange(0, 100000), default=DEFAULT_STEPS, show_default=True,
+              help="Gradient steps (the learning rate decays along a cosine over them).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
-              help="Adam learning rate.")
+              help="Adam peak learning rate.")
 @click.option("--compare-regs", is_flag=True, help="Render each --reg setting separately (default: "
               "none, l2, tv, blur, jitter, fft, standard) and write grid.png plus a metrics table.")
 @click.option("--top-k", type=click.IntRange(0, 100), default=6, show_default=True,

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..stats import bootstrap, median
+from ..vis.render import DEFAULT_STEPS
 
 FORMAT = "featviz-prior-renders/1"
 
@@ -51,7 +52,7 @@ class Config:
     units: str = "*"  # which units of each block: "*" or "A-B"
     regs: tuple[str, ...] = ("none", "standard", "sphere", "pca", "generator")
     class_regs: tuple[str, ...] = ("none", "standard", "pca", "generator")
-    steps: int = 256
+    steps: int = DEFAULT_STEPS
     lr: float = 0.05
     seed: int = 0
     top_k: int = 3

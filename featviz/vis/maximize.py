@@ -65,7 +65,7 @@ from .metrics import (CONVERGENCE_TOLERANCE, NOISE_INDEX_LIKE_DATA, NOISE_INDEX_
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
 from .priors import fit_prior, prior_summary
 from .regularizers import Recipe, parse_regs
-from .render import data_decorrelation, input_shape_of, model_device, render
+from .render import DEFAULT_STEPS, data_decorrelation, input_shape_of, model_device, render
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -140,7 +140,7 @@ class Maximization:
                 "median_shift_stability": median([i.shift_stability for i in imgs]),
                 "above_best_example": (sum(r > 1 for r in rel) / len(rel)) if rel else None,
                 "activation_vs_none": median(vs_none) if none else None,
-                "none_hf_over_this": (none_hf / hf) if none and hf and hf > 0 else None,
+                "none_hf_over_this": (none_hf / hf) if none_hf is not None and hf and hf > 0 else None,
                 "hf_over_data": _ratio(hf, base.get("hf_ratio")),
                 "tv_over_data": _ratio(median([i.tv for i in imgs]), base.get("tv")),
                 "n_flat": sum(i.flat for i in imgs),
@@ -172,7 +172,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def maximize(model: nn.Module, neurons: str | Sequence[str],
              regs: Sequence[str | Sequence[str] | Recipe] = ("none",), *, shape: Sequence[int] | None = None,
-             steps: int = 256, lr: float = 0.05, param: str | None = None,
+             steps: int = DEFAULT_STEPS, lr: float = 0.05, param: str | None = None,
              seed: int = 0, device: torch.device | str | None = None, preprocess: Preprocess | None = None,
              dataset: torch.Tensor | Iterable | None = None, top_k: int = 6,
              decorrelation: torch.Tensor | None = None, max_batch: int = 256,
@@ -198,8 +198,10 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
             are dealt out to the ranks in contiguous runs and gathered on rank 0, which
             gets the same result as one process with the same ``max_batch``; other
             ranks get ``None``. Use ``max_batch`` = units / ranks to spread one layer.
-        check_convergence: run every render ``steps`` more and flag units whose
-            activation moved by more than 1 % as not converged (doubles the time).
+        check_convergence: run every render ``steps`` more (a second cosine cycle at a
+            tenth of the rate, see ``continue_steps`` of :func:`~featviz.vis.render.render`)
+            and flag units whose activation moved by more than 1 % as not converged
+            (doubles the time).
         baseline: the data's ``{"hf_ratio", "tv"}`` medians; default computed from
             ``dataset`` when it is a tensor (see :func:`~featviz.vis.metrics.data_baseline`);
             white noise at the input size is added when missing.

@@ -32,6 +32,10 @@ from .regularizers import Recipe, Regularizer, TransformLike, build_recipe
 from .transforms import fit
 
 
+# Default ascent steps of ``render``, ``maximize`` and the commands that render.
+DEFAULT_STEPS = 1024
+
+
 @dataclass
 class RenderResult:
     """What a render produced.
@@ -86,7 +90,7 @@ def _diverged(step: int, lr: float, what: str) -> DivergenceError:
 
 def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int] | None = None,
            batch: int | None = None, regs: Recipe | str | Sequence[str] = "none", param: str | None = None,
-           steps: int = 256, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
+           steps: int = DEFAULT_STEPS, lr: float = 0.05, seed: int = 0, device: torch.device | str | None = None,
            preprocess: Preprocess | None = None, decorrelation: torch.Tensor | None = None,
            init_std: float = 0.01, progress: bool = False, transforms: Sequence[TransformLike] = (),
            regularizers: Sequence[Regularizer] = (), continue_steps: int = 0, data: torch.Tensor | None = None,
@@ -104,7 +108,8 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         regs: a :class:`Recipe` or regularizer names (``"standard"``,
             ``"tv:0.1+jitter:1"``, ``["tv", "jitter"]``); see ``REGULARIZERS``.
         param: ``"pixel"`` / ``"fft"`` to override the recipe's parameterization.
-        steps, lr: Adam steps and learning rate (defaults 256, 0.05).
+        steps, lr: Adam steps and peak learning rate (defaults :data:`DEFAULT_STEPS`,
+            0.05); the rate follows a cosine decay from ``lr`` to 0 over ``steps``.
         seed: seeds the initial image and every random transform.
         device: default the model's device.
         preprocess: applied to the images before the model (e.g. normalization).
@@ -119,12 +124,13 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
         continue_steps: after ``steps``, keep optimizing (same optimizer state, same
             random stream) this many steps more and report only the objective reached,
             as ``continued_scores``: the convergence check. Costs that many steps.
-            Under a data prior the learning rate decays along a cosine over ``steps``
-            and the continuation runs a second cosine cycle peaking at
+            The continuation runs a second cosine cycle peaking at
             :data:`CONTINUE_LR_FRACTION` × ``lr`` (at the full rate it would leave the
-            maximum for another one: a restart, not a convergence test); its
-            ``continued_scores`` is the highest objective the continuation reached, so
-            "not converged" there means "more steps found a higher activation".
+            maximum for another one: a restart, not a convergence test). Without random
+            transforms ``continued_scores`` is the highest objective the continuation
+            reached, so "not converged" means "more steps found a higher activation";
+            with them (a stochastic objective) it is the untransformed objective at the
+            end of the cycle, where the rate has decayed to 0 and the image settled.
         data: dataset images (N, C, H, W) in [0, 1] at the model's input size, for the
             data priors (``regs="sphere"``, ``"pca"``, ``"generator"``); or pass
             ``prior``, a :class:`~featviz.vis.priors.DataPrior` fitted once by
@@ -176,7 +182,7 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
 
             got = _ascend(start_image(gen), objective=objective, cap=cap, recipe=recipe, transform=transform,
                           shape=shape, batch=batch, steps=steps, continue_steps=continue_steps, lr=lr, gen=gen,
-                          progress=progress and restart == 0, schedule=recipe.prior is not None)
+                          progress=progress and restart == 0)
             history = history or got[3]
             best = got if best is None else _keep_better(got, best)
     final, final_scores, continued, _ = best
@@ -188,8 +194,17 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
                         continued_scores=None if continued is None else continued.cpu())
 
 
-# Peak learning rate of a scheduled render's continuation, as a fraction of ``lr``.
+# Peak learning rate of the convergence check's continuation cycle, as a fraction of ``lr``.
 CONTINUE_LR_FRACTION = 0.1
+
+
+def learning_rate(step: int, steps: int, continue_steps: int, lr: float) -> float:
+    """The rate of optimizer step ``step`` (0-based): a cosine decay from ``lr`` to 0 over
+    ``steps``, then the convergence check's continuation, a second cosine cycle over
+    ``continue_steps`` peaking at :data:`CONTINUE_LR_FRACTION` × ``lr`` (a local test of
+    "do more steps still climb?", not a restart from a new maximum)."""
+    peak, t, span = (lr, step, steps) if step < steps else (lr * CONTINUE_LR_FRACTION, step - steps, continue_steps)
+    return peak * 0.5 * (1 + math.cos(math.pi * t / max(1, span)))
 
 
 def _keep_better(new: tuple, old: tuple) -> tuple:
@@ -203,8 +218,8 @@ def _keep_better(new: tuple, old: tuple) -> tuple:
 
 
 def _ascend(image: ImageParam, *, objective: Objective, cap: ActivationCapture, recipe: Recipe, transform, shape,
-            batch: int, steps: int, continue_steps: int, lr: float, gen: torch.Generator, progress: bool,
-            schedule: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[float]]:
+            batch: int, steps: int, continue_steps: int, lr: float, gen: torch.Generator,
+            progress: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list[float]]:
     """One optimization of ``image``: (images at ``steps``, their scores, the scores after
     ``continue_steps`` more or None, the per-step mean objective)."""
     params = [p for p in image.parameters() if p.requires_grad]
@@ -220,24 +235,15 @@ def _ascend(image: ImageParam, *, objective: Objective, cap: ActivationCapture, 
                 raise _diverged(at, lr, "image")
             return now, objective(cap.run(now)).detach().float()
 
-    def rate(step: int) -> float:
-        if not schedule:
-            return lr
-        # cosine decay over the render; the continuation (the convergence check) runs a
-        # second, smaller cycle: a local test of "still climbing", not a new restart
-        peak, t, span = (lr, step, steps) if step < steps else (lr * CONTINUE_LR_FRACTION, step - steps,
-                                                                 continue_steps)
-        return peak * 0.5 * (1 + math.cos(math.pi * t / max(1, span)))
-
     final = final_scores = continued = None
-    climbed = None  # scheduled renders: the highest objective the continuation reached
+    climbed = None  # deterministic objectives: the highest objective the continuation reached
     bar = tqdm(range(steps + continue_steps), desc=f"render {objective}"[:60], file=sys.stderr,
                disable=not progress, leave=False)
     for step in bar:
         if step == steps:
             final, final_scores = snapshot(step)
         for group in optimizer.param_groups:
-            group["lr"] = rate(step)
+            group["lr"] = learning_rate(step, steps, continue_steps, lr)
         images = image()
         seen = fit(transform(images, gen), shape[1:]) if transform is not None else images
         scores = objective(cap.run(seen))
@@ -253,7 +259,7 @@ def _ascend(image: ImageParam, *, objective: Objective, cap: ActivationCapture, 
                 continued = torch.full((batch,), float("nan"))
                 break
             raise _diverged(step, lr, "objective")
-        if schedule and step >= steps and transform is None:
+        if step >= steps and transform is None:
             climbed = scores.detach().float() if climbed is None else torch.fmax(climbed, scores.detach().float())
         grads = torch.autograd.grad(loss, params)
         for p, g in zip(params, grads):
@@ -282,4 +288,5 @@ def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tens
     return color_decorrelation(images[:4096])
 
 
-__all__ = ["RenderResult", "data_decorrelation", "input_shape_of", "model_device", "render"]
+__all__ = ["CONTINUE_LR_FRACTION", "DEFAULT_STEPS", "RenderResult", "data_decorrelation", "input_shape_of",
+           "learning_rate", "model_device", "render"]
