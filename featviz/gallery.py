@@ -20,6 +20,7 @@ from .fileio import atomic_directory, atomic_write_json, check_contained
 from .report import read_attacks, read_hierarchy, read_studies, write_gallery
 from .text import slug
 from .vis.matching import MATCHES_FORMAT, match_units, unit_activations
+from .vis.render import DEFAULT_STEPS
 
 MATCH_EXAMPLES = 1000   # data examples used to correlate units across models
 # The contrast every layer page shows: noise (none), the lucid recipe, and the data prior that
@@ -32,7 +33,7 @@ GALLERY_REGS = ("none", "standard", "pca")
 
 
 def render_visuals(ckpt: Checkpoint, out: str | Path, *, layers: Sequence[str] | None = None,
-                   regs: Sequence[str] = GALLERY_REGS, steps: int = 256, top_k: int = 5,
+                   regs: Sequence[str] = GALLERY_REGS, steps: int = DEFAULT_STEPS, top_k: int = 5,
                    data_limit: int | None = None, data_root: str | Path | None = None, seed: int = 0,
                    device: torch.device | str = "cpu", progress: bool = True) -> Path:
     """Render every unit of ``layers`` (default: all) of a checkpoint under each setting
