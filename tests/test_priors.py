@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from featviz.devices import generator, seeded
+from featviz.devices import generator
 from featviz.errors import SpecError
 from featviz.vis import maximize, parse_regs, render
 from featviz.vis.metrics import data_baseline, is_converged, noise_band, noise_index, white_noise_baseline
@@ -256,3 +256,20 @@ def test_prior_renders_names_its_own_options_before_any_work(run_cli, tmp_path):
         r = run_cli("prior-renders", *args, "--out", out)
         assert r.code == 2 and fragment in r.err and "--neuron" not in r.err and "Traceback" not in r.err
         assert not out.exists()
+
+
+def test_prior_renders_tradeoff_uses_the_shared_plot_with_the_results_medians(tmp_path, monkeypatch):
+    import featviz.figures as figures
+    from featviz.studies.prior_renders import write_tradeoff
+
+    results = json.loads((Path(__file__).parent.parent / "studies" / "prior-renders" / "results.json").read_text())
+    seen = {}
+    real = figures.tradeoff_plot
+    monkeypatch.setattr(figures, "tradeoff_plot", lambda series, path, **kw: seen.update(series=series, **kw) or
+                        real(series, path, **kw))
+    path = write_tradeoff(results, tmp_path / "tradeoff.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "tradeoff.svg").exists()
+    pca = results["units"]["block3"]["pca"]
+    assert seen["medians"]["pca (block3)"] == (pca["noise_index"]["value"], pca["relative_activation"]["value"])
+    assert seen["log"] is True and set(seen["series"]) == {f"{reg} ({b})" for b, regs in results["units"].items()
+                                                           for reg in regs}

@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
 from ..errors import FeatvizError
+from ..figures import tradeoff_plot, use_log_scale
 from ..stats import median
 from ..text import slug
 from . import plots
@@ -369,8 +370,8 @@ def _tradeoff(site: Site, m: GalleryModel, layer: str, units: dict[int, Any], co
     size = f"{shape[-2]}×{shape[-1]}" if shape and len(shape) >= 2 else None
     bands = m.visuals.noise_bands
     labels = {reg: f"{reg} (best prior)" if reg == best else reg for reg in shown}
-    log = plots.use_log_scale([y for pts in shown.values() for _, y in pts])
-    entry = site.plot(f"{folder}/tradeoff.png", lambda path: plots.tradeoff_plot(
+    log = use_log_scale([y for pts in shown.values() for _, y in pts])
+    entry = site.plot(f"{folder}/tradeoff.png", lambda path: tradeoff_plot(
         {labels[r]: pts for r, pts in shown.items()}, path, title=f"{m.label} {layer}", bands=bands, data_size=size,
         log=log))
     missing = sum(len(series[r]) - len(shown[r]) for r in series)

@@ -7,7 +7,6 @@ from typing import Sequence
 
 from ..figures import literal as _text
 from ..figures import plt, save_figure
-from ..stats import median
 
 
 def robustness_plot(series: Sequence[tuple[str, str, Sequence[float], Sequence[float | None]]], path: str | Path,
@@ -60,54 +59,3 @@ def hf_ratio_plot(rows: Sequence[tuple[str, dict[str, float]]], path: str | Path
     if regs:
         ax.legend(fontsize=8)
     return save_figure(fig, path)
-
-
-# A log y axis when every value is positive and they span more than this factor.
-LOG_SPAN = 20.0
-LABEL_CHARS = 48  # a setting's label in the plot is cut here (the page shows it whole)
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
-
-
-def use_log_scale(values: Sequence[float]) -> bool:
-    """Whether :func:`tradeoff_plot` draws its y axis on a log scale: all values positive and
-    spanning more than :data:`LOG_SPAN`."""
-    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_SPAN
-
-
-def tradeoff_plot(series: dict[str, Sequence[tuple[float, float]]], path: str | Path, *, title: str,
-                  bands: dict[str, float] | None = None, data_size: str | None = None, log: bool = False) -> Path:
-    """One layer's renders: activation relative to the unit's best dataset example (y) against
-    noise index (x), one labelled marker set per regularizer setting (``series[label]`` holds
-    ``(noise_index, relative_activation)`` per unit) with its median as a large marker.
-
-    Dashed vertical lines mark the data (0, at the model's input size ``data_size``) and white
-    noise (1), a dotted horizontal line the best dataset example (1); ``bands``
-    (``like_data``/``noisy``) shade the noise-index bands the page's outlines use. Written as
-    PNG and SVG (same stem); returns the PNG's path.
-    """
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    if bands:
-        ax.axvspan(-1, bands["like_data"], color="#1e7b34", alpha=0.07, lw=0)
-        ax.axvspan(bands["noisy"], 10, color="#b3261e", alpha=0.07, lw=0)
-    ax.axvline(0, color="#1e7b34", ls="--", lw=1.2, label=_text(f"data ({data_size})" if data_size else "data"))
-    ax.axvline(1, color="#b3261e", ls="--", lw=1.2, label="white noise")
-    ax.axhline(1, color="0.4", ls=":", lw=1.2, label="best dataset example")
-    xs = [x for pts in series.values() for x, _ in pts]
-    for k, (label, pts) in enumerate(series.items()):
-        if not pts:
-            continue
-        colour, marker = f"C{k % 10}", MARKERS[k % len(MARKERS)]
-        ax.scatter([x for x, _ in pts], [y for _, y in pts], s=22, color=colour, marker=marker, alpha=0.55,
-                   label=_text(f"{label[:LABEL_CHARS]} ({len(pts)} units)"))
-        mx, my = median(x for x, _ in pts), median(y for _, y in pts)
-        ax.scatter([mx], [my], s=110, color=colour, marker=marker, edgecolor="black", linewidth=1.2, zorder=3)
-        ax.annotate(_text(f"{label[:LABEL_CHARS]} median"), (mx, my), xytext=(6, 5), textcoords="offset points", fontsize=9)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlim(min(-0.1, min(xs, default=0) - 0.05), max(1.15, max(xs, default=1) + 0.05))
-    ax.set_xlabel("noise index (0 = the data, 1 = white noise)")
-    ax.set_ylabel("activation ÷ best dataset example" + (" (log)" if log else ""))
-    ax.set_title(_text(f"{title[:80]}: what each setting keeps of the activation, and how noisy"), fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return save_figure(fig, path, svg=True)

@@ -214,9 +214,6 @@ def init_params(config: Config, width: int, seeds: list[int], n_alphas: int) -> 
         [-1] * (per_seed[0][name].dim() + 1))).to(dtype).contiguous() for name in per_seed[0]}
 
 
-NAMES = ("w1", "u2", "v2", "a1", "a2", "c")
-
-
 def _run_major(p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """(A, S, ...) -> (S, A, ...): the runs of a seed side by side, so that one matrix product per seed
     serves every α (they share the seed's inputs)."""
@@ -337,11 +334,11 @@ def train_phase(config: Config, params: dict[str, torch.Tensor], phase: Phase, a
     dtype = params["w1"].dtype
     # every parameter, seed-major (S, A, ...), in one flat buffer: Adam updates them all at once; the
     # gradient of a frozen parameter stays zero, so its Adam step is exactly zero
-    blocks = [params[n].detach().transpose(0, 1).to(device).reshape(-1) for n in NAMES]
+    blocks = [params[n].detach().transpose(0, 1).to(device).reshape(-1) for n in ALL]
     sizes = [b.numel() for b in blocks]
 
     def views(buffer: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {n: t.view(n_s, n_a, *params[n].shape[2:]) for n, t in zip(NAMES, buffer.split(sizes))}
+        return {n: t.view(n_s, n_a, *params[n].shape[2:]) for n, t in zip(ALL, buffer.split(sizes))}
 
     flat = torch.cat(blocks)
     grad = torch.zeros_like(flat)

@@ -205,7 +205,7 @@ def write(results: dict[str, Any], out: str | Path) -> list[str]:
         if results.get("_units") is not None:
             atomic_write_bytes(folder / "rows.png", rows_png(results))
             files.append("rows.png")
-        atomic_write_bytes(folder / "tradeoff.png", tradeoff_png(data))
+        write_tradeoff(data, folder / "tradeoff.png")
         return files + ["tradeoff.png"]
 
     return write_results({k: v for k, v in results.items() if not k.startswith("_")}, out, figures)
@@ -272,45 +272,24 @@ def rows_png(results: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def tradeoff_png(results: dict[str, Any]) -> bytes:
-    """Relative activation (log) against noise index: one small dot per unit and setting,
-    one labelled marker per setting and block at the medians; the data (noise index 0,
-    the best image = 1) and white noise (noise index 1) marked."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def write_tradeoff(results: dict[str, Any], path: str | Path) -> Path:
+    """The trade-off plot (:func:`featviz.figures.tradeoff_plot`, PNG): per setting and block, each
+    unit's render (noise index, activation ÷ best training image, log scale), with the medians of
+    ``results["units"]`` as large labelled markers and the noise-index bands shaded."""
+    from ..figures import tradeoff_plot
+    from ..vis.metrics import NOISE_INDEX_LIKE_DATA, NOISE_INDEX_NOISY
 
-    fig = Figure(figsize=(7.5, 4.8), dpi=110)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    markers = {"block2": "o", "block3": "s"}
-    colours = {}
+    series, medians = {}, {}
     for b, regs in results["units"].items():
         for reg, s in regs.items():
-            colour = colours.setdefault(reg, f"C{len(colours)}")
-            pts = [(u["noise_index"], u["relative_activation"]) for u in s["per_unit"]
-                   if u["noise_index"] is not None and u["relative_activation"] and u["relative_activation"] > 0]
-            if pts:
-                ax.scatter(*zip(*pts), s=6, color=colour, alpha=0.35, marker=markers.get(b, "o"))
+            label = f"{reg} ({b})"
+            series[label] = [(u["noise_index"], u["relative_activation"]) for u in s["per_unit"]
+                             if u["noise_index"] is not None and u["relative_activation"] and u["relative_activation"] > 0]
             x, y = s["noise_index"]["value"], s["relative_activation"]["value"]
-            if x is not None and y and y > 0:
-                ax.scatter([x], [y], s=60, color=colour, edgecolor="black", marker=markers.get(b, "o"), zorder=3)
-                ax.annotate(f"{reg} ({b})", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    ax.axvline(0, color="#1a9850", lw=1, ls="--")
-    ax.axvline(1, color="#d73027", lw=1, ls="--")
-    ax.axhline(1, color="gray", lw=0.8, ls=":")
-    ax.text(0.01, 0.02, "data", color="#1a9850", fontsize=8, transform=ax.get_xaxis_transform())
-    ax.text(1.01, 0.02, "white noise", color="#d73027", fontsize=8, transform=ax.get_xaxis_transform())
-    ax.text(1.0, 1, " best real image", color="gray", fontsize=7, va="bottom", ha="right",
-            transform=ax.get_yaxis_transform())
-    ax.set_yscale("log")
-    ax.set_xlim(-0.12, 1.2)
-    ax.set_xlabel("noise index (0 = the data's median, 1 = white noise's, at the model's input size)")
-    ax.set_ylabel("activation ÷ best training image")
-    ax.set_title("Renders of block-2 (○) and block-3 (□) units: medians labelled, dots = units", fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+            medians[label] = (x, y) if x is not None and y and y > 0 else None
+    blocks = " and ".join(results["units"])
+    return tradeoff_plot(series, path, title=f"renders of {blocks} units", log=True, medians=medians, svg=False,
+                         bands={"like_data": NOISE_INDEX_LIKE_DATA, "noisy": NOISE_INDEX_NOISY})
 
 
-__all__ = ["Config", "FORMAT", "PRESETS", "best_prior", "rows_png", "run", "tradeoff_png", "write"]
+__all__ = ["Config", "FORMAT", "PRESETS", "best_prior", "rows_png", "run", "write", "write_tradeoff"]
