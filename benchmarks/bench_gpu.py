@@ -122,7 +122,7 @@ def main() -> None:
     report["render"] = bench_render(device, 128 if big else 4)
     print(json.dumps(report, indent=2))
     tr, pg, rd = report["training"], report["pgd"], report["render"]
-    print(f"training images/s: " + ", ".join(f"{k} {v:,.0f} ({tr['ratio_vs_fp32'][k]:.2f}x)"
+    print("training images/s: " + ", ".join(f"{k} {v:,.0f} ({tr['ratio_vs_fp32'][k]:.2f}x)"
                                            for k, v in tr["images_per_s"].items()), file=sys.stderr)
     print(f"PGD image-steps/s: featviz {pg['image_steps_per_s']['featviz']:,.0f}, torchattacks "
           f"{pg['image_steps_per_s']['torchattacks']:,.0f} (time ratio {pg['time_ratio_featviz_over_torchattacks']:.2f}), "

@@ -15,7 +15,7 @@ from torch import nn
 
 from tests.attack_models import small_digits, trained_tiny
 from featviz.attacks import (ATTACKS, AtDepth, CarliniWagnerL2, DeepFool, GradientAttack, Normalized, attribute,
-                             fgsm, make_attack, parse_eps_sweep, pgd, pgd_l2, robustness_curve, run_checks,
+                             fgsm, make_attack, parse_eps_sweep, pgd, robustness_curve, run_checks,
                              training_adversary)
 from featviz.devices import generator, seeded
 from featviz.errors import FeatvizError, SpecError

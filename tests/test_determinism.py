@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 
 TIMING_KEYS = ("seconds", "time", "elapsed", "wall")
 

@@ -9,7 +9,6 @@ the folder they came from and must stay inside it (a hostile ``file`` field such
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field

@@ -179,7 +179,7 @@ def resolve_neurons(model: nn.Module, spec: str, input_shape: Sequence[int], pre
     if parsed.position is not None:
         if len(shape) != 3:
             raise SpecError(f"--neuron {spec}: {parsed.layer} has output shape {shape}, not (C, H, W), "
-                            "so it has no positions", f"drop the @Y,X part")
+                            "so it has no positions", "drop the @Y,X part")
         y, x = parsed.position
         if y >= shape[1] or x >= shape[2]:
             raise SpecError(f"--neuron {spec}: position {y},{x} is outside {parsed.layer} "
