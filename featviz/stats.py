@@ -475,8 +475,20 @@ def fit_exponent(d: Sequence[float], thresholds: Sequence[Any], *, level: float 
     return out
 
 
+def interval_text(entry: Any, spec: str = ".3g") -> str:
+    """``value [low, high]`` of an estimate with an interval (``{value, low, high}``, as this
+    module's functions return them), each number formatted with ``spec``; the value alone when
+    the interval is missing; "–" when there is no value."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
+        return "–"
+    low, high = entry.get("low"), entry.get("high")
+    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+        return f"{entry['value']:{spec}} [{low:{spec}}, {high:{spec}}]"
+    return f"{entry['value']:{spec}}"
+
+
 __all__ = [
-    "METHODS", "bootstrap", "finite", "fit_exponent", "holm", "loglog_slope", "mean_ci", "mean_std",
+    "METHODS", "bootstrap", "finite", "fit_exponent", "holm", "interval_text", "loglog_slope", "mean_ci", "mean_std",
     "median", "paired_difference", "paired_test", "ratio_of_means", "sign_test", "slope_of_mean",
     "summarize", "threshold", "unpaired_test",
 ]

@@ -296,3 +296,12 @@ def test_fit_exponent_per_seed_bootstrap():
     assert out == S.fit_exponent(d, table, draws=1000)
     assert out["value"] == pytest.approx(S.loglog_slope(d[:3], np.exp(np.log(np.array(
         [row[:3] for row in table], dtype=float)).mean(0))))
+
+
+def test_interval_text_formats_an_estimate_and_degrades_to_its_value_or_a_dash():
+    from featviz.stats import interval_text
+
+    assert interval_text({"value": 1.2345, "low": 1.1, "high": 1.45678}) == "1.23 [1.1, 1.46]"
+    assert interval_text({"value": 0.99098, "low": 0.98852, "high": 0.99346}, ".2f") == "0.99 [0.99, 0.99]"
+    assert interval_text({"value": 2.0, "low": None, "high": 3.0}, ".2f") == "2.00"
+    assert interval_text({"value": None}) == interval_text(None) == "–"

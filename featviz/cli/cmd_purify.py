@@ -34,7 +34,7 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
 
     Writes OUT/results.json, OUT/hf_ratio.png, OUT/residual.png and OUT/renders.png.
     """
-    from ..report.results import interval_text
+    from ..stats import interval_text
     from ..studies import purification as P
 
     check_out(out, force, inputs=parts)

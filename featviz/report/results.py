@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
+from ..stats import interval_text
 from ..fileio import inside, read_json
 from .schema import HIERARCHY, validate
 
@@ -267,16 +268,6 @@ def pm_text(entry: Any, digits: int = 3) -> str:
         return "–"
     std = entry.get("std")
     return f"{entry['mean']:.{digits}g}" + (f" ± {std:.2g}" if isinstance(std, (int, float)) else "")
-
-
-def interval_text(entry: Any) -> str:
-    """``value [low, high]`` of an estimate with an interval (``{value, low, high}``), or "–"."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("value"), (int, float)):
-        return "–"
-    low, high = entry.get("low"), entry.get("high")
-    if isinstance(low, (int, float)) and isinstance(high, (int, float)):
-        return f"{entry['value']:.3g} [{low:.3g}, {high:.3g}]"
-    return f"{entry['value']:.3g}"
 
 
 def primary_rows(data: dict[str, Any]) -> list[tuple[str, str]]:

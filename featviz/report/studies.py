@@ -17,8 +17,9 @@ from ..errors import FeatvizError
 from ..fileio import inside, read_json
 from .schema import GENERIC, validate
 from .schema import STUDIES as SCHEMAS
+from ..stats import interval_text
 from ..text import slug
-from .results import (interval_text, pm_text, primary_rows, provenance, purification_rows, significance_table,
+from .results import (pm_text, primary_rows, provenance, purification_rows, significance_table,
                       verdict)
 from .site import Site
 

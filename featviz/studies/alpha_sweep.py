@@ -37,7 +37,7 @@ from .. import __version__
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.alignment import EXACT
 from ..hierarchy.targets import StudyConfig
-from ..stats import bootstrap, mean_std, slope_of_mean
+from ..stats import bootstrap, interval_text, mean_std, slope_of_mean
 from .common import primary_endpoint, write_results
 from .hierarchy import Task, choose_lr, run_jobs
 
@@ -157,19 +157,18 @@ def summarize_alpha(config: StudyConfig, alphas: tuple[float, ...], best: dict, 
     sl, sr, sf = results["slopes"], results["slopes_r2"], results["slopes_from_teacher"]
     results["primary"] = primary_endpoint("log-log slope of the layer-1 error against α after layerwise stage 1 "
                                           f"({results['slopes_measure']})", sl["stage1"])
+    ci = {name: interval_text(entry, ".2f") for name, entry in (
+        ("stage1", sl["stage1"]), ("joint", sl["joint"]), ("r2_stage1", sr["stage1"]), ("r2_joint", sr["joint"]),
+        ("from_stage1", sf["stage1"]), ("from_joint", sf["joint"]))}
     results["findings"] = [
-        f"{config.target}: layer-1 error vs α, log-log slope after layerwise stage 1 {_fmt(sl['stage1'])}, "
-        f"after the joint stage {_fmt(sl['joint'])} ({results['slopes_measure']}; the claim predicts about 1 and 2)",
-        f"{config.target}: with √(1 − R²) on samples (R² learner -> teacher is the sampled counterpart of the span error): R² learner -> "
-        f"teacher stage 1 {_fmt(sr['stage1'])}, joint {_fmt(sr['joint'])}; teacher -> learner stage 1 "
-        f"{_fmt(sf['stage1'])}, joint {_fmt(sf['joint'])}",
+        f"{config.target}: layer-1 error vs α, log-log slope after layerwise stage 1 {ci['stage1']}, "
+        f"after the joint stage {ci['joint']} ({results['slopes_measure']}; the claim predicts about 1 and 2)",
+        f"{config.target}: with √(1 − R²) on samples (R² learner -> teacher is the sampled counterpart of the span "
+        f"error): R² learner -> teacher stage 1 {ci['r2_stage1']}, joint {ci['r2_joint']}; teacher -> learner "
+        f"stage 1 {ci['from_stage1']}, joint {ci['from_joint']}",
     ]
     results["seconds"] = round(seconds, 2)
     return results
-
-
-def _fmt(s: dict[str, float]) -> str:
-    return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
 
 
 # the surface every study module has (docs/studies.md)

@@ -65,7 +65,7 @@ from ..devices import generator
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.alignment import QuadraticForms, projection_error, span_error
 from ..limits import MAX_INPUT_DIM, MAX_SEEDS, MAX_WIDTH, bounded, distinct, fits_in_memory
-from ..stats import bootstrap, loglog_slope, ratio_of_means
+from ..stats import bootstrap, interval_text, loglog_slope, ratio_of_means
 from .common import write_results
 
 FORMAT = "featviz-hierarchy-correction/1"
@@ -601,22 +601,19 @@ def run(config: Config, *, device: torch.device | str = "cpu", log: Callable[[st
     return results
 
 
-def _ci(s: dict[str, float], digits: int = 2) -> str:
-    return f"{s['value']:.{digits}f} [{s['low']:.{digits}f}, {s['high']:.{digits}f}]"
-
-
 def findings(results: Result) -> list[str]:
     """One line per headline number, with its interval."""
     sl, alphas = results["slopes"], results["alphas"]
     ratio = results["ratios"]["frozen_over_unfrozen"]
     over = results["stage1"]["error_over_prediction"]
     lines = [
-        f"stage-1 layer-1 error vs α: log-log slope {_ci(sl['stage1'])} (90 % bootstrap over seeds; the "
-        f"Hermite projection predicts exactly 1); measured / predicted at each α: "
+        f"stage-1 layer-1 error vs α: log-log slope {interval_text(sl['stage1'], '.2f')} (90 % bootstrap over "
+        f"seeds; the Hermite projection predicts exactly 1); measured / predicted at each α: "
         + ", ".join(f"{a}: {over[f'{a:g}']:.3f}" for a in alphas),
         f"layer 1 frozen / unfrozen in the joint stage, final relative test MSE: {ratio['value']:.3g}× "
         f"[{ratio['low']:.3g}, {ratio['high']:.3g}] (95 % paired bootstrap; geometric mean over α)",
-        f"after the correction, layer-1 span error vs α: slope {_ci(sl['corrected'])} (the talk's law would be 2)",
+        f"after the correction, layer-1 span error vs α: slope {interval_text(sl['corrected'], '.2f')} "
+        "(the talk's law would be 2)",
     ]
     runs = len(alphas) * len(results["config"]["seeds"])
     ended = {name: (sum(sum(v) for v in st["plateaued"].values()), sum(sum(v) for v in st["floored"].values()))

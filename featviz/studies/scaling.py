@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..errors import DivergenceError, SpecError
 from ..hierarchy.targets import StudyConfig
-from ..stats import bootstrap, fit_exponent, loglog_slope, mean_std, slope_of_mean, threshold
+from ..stats import bootstrap, fit_exponent, interval_text, loglog_slope, mean_std, slope_of_mean, threshold
 from .common import primary_endpoint, write_results
 from .hierarchy import Task, choose_lr, run_jobs
 
@@ -225,9 +225,7 @@ def _n_text(d: int, t: dict[str, Any]) -> str:
 def _fmt(s: dict[str, Any]) -> str:
     if s.get("value") is None:
         return f"not fitted ({s.get('reason') or 'no value'})"
-    if s.get("low") is None or s.get("high") is None:
-        return f"{s['value']:.2f}"
-    return f"{s['value']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+    return interval_text(s, ".2f")
 
 
 # the surface every study module has (docs/studies.md)
