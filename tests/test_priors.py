@@ -15,7 +15,7 @@ from featviz.errors import SpecError
 from featviz.vis import maximize, parse_regs, render
 from featviz.vis.metrics import data_baseline, is_converged, noise_band, noise_index, white_noise_baseline
 from featviz.vis.priors import fit_prior
-from featviz.vis.render import CONTINUE_LR_FRACTION, learning_rate
+from featviz.vis.render import CHECK_STEPS, CONTINUE_LR_FRACTION, check_steps, learning_rate
 from featviz.vis.regularizers import PRIORS, REGULARIZERS, SPECS, RegSpec, docs_table, reg_help
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "regularizers.md"
@@ -129,6 +129,20 @@ def test_every_render_decays_its_rate_and_the_check_runs_a_smaller_second_cycle(
     assert all(a >= b for a, b in zip(rates[:steps], rates[1:steps]))
     assert max(rates[steps:]) == pytest.approx(CONTINUE_LR_FRACTION * lr) == rates[steps]  # the check's peak
     assert rates[-1] < 1e-3 * CONTINUE_LR_FRACTION * lr  # and it settles at the end too
+
+
+def test_the_check_asks_every_budget_the_same_question():
+    # as many steps again up to CHECK_STEPS, then a fixed length: a longer render is not
+    # tested by a longer (farther-reaching) continuation
+    assert CHECK_STEPS == 256
+    assert [check_steps(n) for n in (0, 8, 256, 257, 1024, 2048, 100000)] == [0, 8, 256, 256, 256, 256, 256]
+
+
+def test_maximize_runs_and_records_the_fixed_length_check():
+    unit = QuadraticUnit(torch.eye(36), torch.full((36,), 0.5))
+    short = maximize(unit, "unit:0", ["none"], steps=40, top_k=0).to_dict()["convergence"]
+    long = maximize(unit, "unit:0", ["none"], steps=300, top_k=0).to_dict()["convergence"]
+    assert short["extra_steps"] == 40 and long["extra_steps"] == CHECK_STEPS
 
 
 def test_a_quadratic_unit_rendered_in_pixel_space_converges_under_the_schedule():

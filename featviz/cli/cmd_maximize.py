@@ -39,8 +39,8 @@ from ._common import check_out, common_options, emit_json, model_options, with_d
 @click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
               help="Most units rendered in one batch.")
 @click.option("--converge-check/--no-converge-check", default=True, show_default=True,
-              help="Run every render as many steps again and flag it not converged if its activation moves by "
-                   "more than 1 % (doubles the time).")
+              help="Continue every render for as many steps again (at most 256, at a tenth of the rate) and flag "
+                   "it not converged if its activation moves by more than 1 %.")
 @click.option("--judge/--no-judge", default=True, show_default=True,
               help="Judge logits:CLASS renders with an independently trained ReLU CNN (trained on the dataset's "
                    "labelled training images once, then cached).")

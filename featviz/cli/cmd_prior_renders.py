@@ -15,7 +15,7 @@ from ._common import check_out, command_line, common_options, emit_json, with_de
               default=Path("models/digits-joint"), show_default=True, help="The checkpoint whose units are rendered.")
 @click.option("--quick", is_flag=True, help="4 units per block, 2 settings, 24 steps: seconds, not a measurement.")
 @click.option("--steps", type=click.IntRange(1, 100000), help="Ascent steps per render (default: "
-              "maximize's default; the convergence check runs as many again).")
+              "maximize's default; the convergence check runs as many again, at most 256).")
 @click.option("--units", help="Units of each block: * (default) or A-B.")
 @click.option("--blocks", help="Comma-separated layers whose units are rendered (default block2,block3).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="Where the generator and the judge are cached.")

@@ -18,7 +18,7 @@ from ._common import check_out, common_options, emit_json, with_device
 @click.option("--eps", type=click.FloatRange(0, 1, min_open=True), help="L∞ radius of the PGD training examples "
               "(default 0.1).")
 @click.option("--render-steps", type=click.IntRange(1, 100000), help="Ascent steps per render (default 512; the "
-              "convergence check runs as many again).")
+              "convergence check runs as many again, at most 256).")
 @click.option("--combine", "parts", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Instead of running: merge the OUT folders of runs over disjoint seeds (e.g. one process per seed) "
                    "into one (repeatable; renders.png comes from the first).")

@@ -178,12 +178,14 @@ def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | 
             "classes_recognized": class_summary.get(best, {}).get("recognized"),
             "classes_recognized_at_least_8": (class_summary.get(best, {}).get("recognized") or 0) >= 8,
             "converged_at_least_80_percent": convergence.get(best, 0.0) >= 0.8,
+            "every_setting_converged_at_least_80_percent": all(v >= 0.8 for v in convergence.values()),
         }
     results = {
         "format": FORMAT, "config": asdict(config), "model": target.name,
         "baseline": units.config["baseline"], "noise_index_bands": units.config["noise_index_bands"],
         "priors": units.config["priors"], "judge": judge.info,
         "units": per_unit, "classes": class_summary, "convergence": convergence,
+        "convergence_check": units.config["convergence"],
         "best_prior": best, "rule": "among priors with median noise_index <= 0.1 in every block, the highest "
                                     "smallest-over-blocks median relative_activation",
         "primary": primary, "acceptance": acceptance,

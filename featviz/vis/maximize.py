@@ -33,10 +33,11 @@ noise at that size, and of the data at its native size); ``noise_index`` places 
 render between the two references (0 = data, 1 = white noise); and
 ``hf_over_data`` / ``tv_over_data`` compare a setting's medians with it. An image
 whose TV is below ``flat_tv_threshold`` is ``flat``: its ``hf_ratio`` is null and
-it is left out of the hf medians. ``converged`` is false when running the same
-number of steps again moved the activation by more than 1 % (``activation_doubled``
-is the activation after 2 × ``steps``); null when the check was switched off. The
-check doubles the optimization time.
+it is left out of the hf medians. ``converged`` is false when the convergence check
+(the render continued for as many steps again, at most ``CHECK_STEPS`` = 256; see
+:func:`~featviz.vis.render.check_steps`) moved the activation by more than 1 %
+(``activation_doubled`` is the activation the check reached; the name dates from
+when the check ran as long as the render); null when the check was switched off.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from .metrics import (CONVERGENCE_TOLERANCE, NOISE_INDEX_LIKE_DATA, NOISE_INDEX_
 from .neurons import Neuron, NeuronSet, layer_shapes, resolve_neurons
 from .priors import fit_prior, prior_summary
 from .regularizers import Recipe, parse_regs
-from .render import DEFAULT_STEPS, data_decorrelation, input_shape_of, model_device, render
+from .render import DEFAULT_STEPS, check_steps, data_decorrelation, input_shape_of, model_device, render
 
 if TYPE_CHECKING:
     from .judge import Judge
@@ -198,10 +199,11 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
             are dealt out to the ranks in contiguous runs and gathered on rank 0, which
             gets the same result as one process with the same ``max_batch``; other
             ranks get ``None``. Use ``max_batch`` = units / ranks to spread one layer.
-        check_convergence: run every render ``steps`` more (a second cosine cycle at a
-            tenth of the rate, see ``continue_steps`` of :func:`~featviz.vis.render.render`)
-            and flag units whose activation moved by more than 1 % as not converged
-            (doubles the time).
+        check_convergence: continue every render for ``check_steps(steps)`` more steps
+            (as many again, at most :data:`~featviz.vis.render.CHECK_STEPS`; a second
+            cosine cycle at a tenth of the rate, see ``continue_steps`` of
+            :func:`~featviz.vis.render.render`) and flag units whose activation moved
+            by more than 1 % as not converged.
         baseline: the data's ``{"hf_ratio", "tv"}`` medians; default computed from
             ``dataset`` when it is a tensor (see :func:`~featviz.vis.metrics.data_baseline`);
             white noise at the input size is added when missing.
@@ -249,7 +251,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
         result = render(model, objective, shape=shape, batch=len(part.units), regs=recipe, steps=steps,
                         lr=lr, seed=seed, device=device, preprocess=preprocess,
                         decorrelation=decorrelation, progress=progress, prior=priors.get(recipe.label),
-                        continue_steps=steps if check_convergence else 0)
+                        continue_steps=check_steps(steps) if check_convergence else 0)
         hf = hf_ratio(result.images)
         tv = total_variation(result.images)
         with frozen_eval(model):  # in train mode BatchNorm would use (and update) batch statistics
@@ -281,7 +283,7 @@ def maximize(model: nn.Module, neurons: str | Sequence[str],
               "priors": {label: prior_summary(p) for label, p in priors.items()},
               "judge": None if judge is None else judge.info,
               "convergence": {"checked": check_convergence, "tolerance": CONVERGENCE_TOLERANCE,
-                              "extra_steps": steps if check_convergence else 0},
+                              "extra_steps": check_steps(steps) if check_convergence else 0},
               "seconds": round(time.perf_counter() - start, 3)}
     return Maximization(images, examples, recipes, sets, config)
 

@@ -20,8 +20,8 @@ Numbers alone overclaim, so three guards go with them:
   median TV (or below :data:`FLAT_TV_ABSOLUTE` without data) is nearly uniform; its
   spectrum is the spectrum of tiny ripples, so its hf_ratio is not scored;
 - :func:`is_converged`: an activation that still moves by more than
-  :data:`CONVERGENCE_TOLERANCE` when the optimization runs as long again has not
-  converged (see ``continue_steps`` of :func:`~featviz.vis.render.render`).
+  :data:`CONVERGENCE_TOLERANCE` when the optimization goes on (the check's
+  continuation, :func:`~featviz.vis.render.check_steps`) has not converged.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
 FLAT_FRACTION = 0.1
 # ... or, when there is no data to compare with, below this absolute TV (images in [0, 1]).
 FLAT_TV_ABSOLUTE = 0.01
-# A render converged when doubling its steps changes its activation by at most this fraction.
+# A render converged when the check's continuation changes its activation by at most this fraction.
 CONVERGENCE_TOLERANCE = 0.01
 # The baseline is the median over at most this many dataset images (the first ones).
 BASELINE_MAX_IMAGES = 4096
@@ -158,7 +158,7 @@ def is_flat(tv: float, baseline: dict | None) -> bool:
 
 
 def is_converged(activation: float, continued: float, tolerance: float = CONVERGENCE_TOLERANCE) -> bool:
-    """Whether ``continued`` (the activation after as many steps again) is within
+    """Whether ``continued`` (the activation the convergence check reached) is within
     ``tolerance`` × |activation| of ``activation``; never for non-finite values."""
     if not (math.isfinite(activation) and math.isfinite(continued)):
         return False

@@ -33,7 +33,7 @@ from .transforms import fit
 
 
 # Default ascent steps of ``render``, ``maximize`` and the commands that render.
-DEFAULT_STEPS = 1024
+DEFAULT_STEPS = 2048
 
 
 @dataclass
@@ -196,6 +196,17 @@ def render(model: nn.Module, objective: Objective | str, *, shape: Sequence[int]
 
 # Peak learning rate of the convergence check's continuation cycle, as a fraction of ``lr``.
 CONTINUE_LR_FRACTION = 0.1
+# Most steps the convergence check continues a render for (see :func:`check_steps`).
+CHECK_STEPS = 256
+
+
+def check_steps(steps: int) -> int:
+    """Length of the convergence check's continuation after a ``steps``-step render:
+    as many steps again, at most :data:`CHECK_STEPS`. A fixed length keeps the test
+    equally strict at every budget; one that grew with the budget would ask a longer
+    render a harder question (reach farther, find a higher nearby maximum) and could
+    not be used to choose a budget."""
+    return min(int(steps), CHECK_STEPS)
 
 
 def learning_rate(step: int, steps: int, continue_steps: int, lr: float) -> float:
@@ -288,5 +299,5 @@ def data_decorrelation(images: torch.Tensor | None, channels: int) -> torch.Tens
     return color_decorrelation(images[:4096])
 
 
-__all__ = ["CONTINUE_LR_FRACTION", "DEFAULT_STEPS", "RenderResult", "data_decorrelation", "input_shape_of",
-           "learning_rate", "model_device", "render"]
+__all__ = ["CHECK_STEPS", "CONTINUE_LR_FRACTION", "DEFAULT_STEPS", "RenderResult", "data_decorrelation", "input_shape_of",
+           "check_steps", "learning_rate", "model_device", "render"]
