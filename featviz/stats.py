@@ -487,8 +487,20 @@ def interval_text(entry: Any, spec: str = ".3g") -> str:
     return f"{entry['value']:{spec}}"
 
 
+def mean_std_text(entry: Any, spec: str = ".3g", std_spec: str = ".2g", scale: float = 1.0) -> str:
+    """``mean ± std`` of a spread entry (``{mean, std, ...}``, as :func:`summarize` gives),
+    the mean formatted with ``spec`` and the std with ``std_spec``, both times ``scale``
+    (100 for percentages); the mean alone when the std is missing; "–" when there is no mean."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("mean"), (int, float)):
+        return "–"
+    std = entry.get("std")
+    text = f"{scale * entry['mean']:{spec}}"
+    return text + (f" ± {scale * std:{std_spec}}" if isinstance(std, (int, float)) else "")
+
+
 __all__ = [
     "METHODS", "bootstrap", "finite", "fit_exponent", "holm", "interval_text", "loglog_slope", "mean_ci", "mean_std",
+    "mean_std_text",
     "median", "paired_difference", "paired_test", "ratio_of_means", "sign_test", "slope_of_mean",
     "summarize", "threshold", "unpaired_test",
 ]

@@ -359,6 +359,12 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
+def _terminal_sigint() -> None:
+    """In the child before exec: Ctrl-C's default action, as in a terminal. A suite started as
+    a background job (``make test &``) runs with SIGINT ignored, which children inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_ctrl_c_during_workers_stops_them_without_tracebacks(tmp_path):
     """Ctrl-C in a terminal reaches the whole process group: the parent and both workers."""
@@ -367,7 +373,7 @@ def test_ctrl_c_during_workers_stops_them_without_tracebacks(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "featviz", "hierarchy", "run", "--preset", "quick", "--seeds", "2",
                              "--epochs", "400", "--workers", "2", "--threads", "1", "--out", str(out)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_terminal_sigint)
     try:
         deadline = time.monotonic() + 90
         while len(_children(proc.pid)) < 2 and time.monotonic() < deadline and proc.poll() is None:

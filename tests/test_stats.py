@@ -305,3 +305,12 @@ def test_interval_text_formats_an_estimate_and_degrades_to_its_value_or_a_dash()
     assert interval_text({"value": 0.99098, "low": 0.98852, "high": 0.99346}, ".2f") == "0.99 [0.99, 0.99]"
     assert interval_text({"value": 2.0, "low": None, "high": 3.0}, ".2f") == "2.00"
     assert interval_text({"value": None}) == interval_text(None) == "–"
+
+
+def test_mean_std_text_formats_a_spread_entry_and_degrades_to_its_mean_or_a_dash():
+    from featviz.stats import mean_std_text
+
+    assert mean_std_text({"mean": 0.12345, "std": 0.0123}) == "0.123 ± 0.012"
+    assert mean_std_text({"mean": 0.319, "std": 0.0412}, ".1f", ".1f", 100) == "31.9 ± 4.1"
+    assert mean_std_text({"mean": 0.5, "std": None}, ".3f") == "0.500"
+    assert mean_std_text({"mean": None, "std": 0.1}) == mean_std_text(None) == "–"

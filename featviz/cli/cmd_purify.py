@@ -97,8 +97,12 @@ def _fmt(value) -> str:
 
 
 def _ci(d: dict) -> str:
-    return "-" if d["value"] is None else f"{d['value']:+.3f} [{_fmt(d['low'])}, {_fmt(d['high'])}]"
+    from ..stats import interval_text
+
+    return interval_text(d, "+.3f")
 
 
 def _pm(stat: dict) -> str:
-    return "-" if stat["mean"] is None else f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+    from ..stats import mean_std_text
+
+    return mean_std_text(stat, ".3f", ".3f")

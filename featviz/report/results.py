@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FeatvizError
-from ..stats import interval_text
+from ..stats import interval_text, mean_std_text
 from ..fileio import inside, read_json
 from .schema import HIERARCHY, validate
 
@@ -263,11 +263,9 @@ def read_matches(path: Path, models: list[str]) -> dict[str, Any]:
 # ---------------------------------------------------------------- study numbers as text
 
 def pm_text(entry: Any, digits: int = 3) -> str:
-    """``mean ± std`` of a spread entry (``{mean, std, ...}``), or "–"."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("mean"), (int, float)):
-        return "–"
-    std = entry.get("std")
-    return f"{entry['mean']:.{digits}g}" + (f" ± {std:.2g}" if isinstance(std, (int, float)) else "")
+    """``mean ± std`` of a spread entry (``{mean, std, ...}``), or "–" (see
+    :func:`featviz.stats.mean_std_text`)."""
+    return mean_std_text(entry, f".{digits}g")
 
 
 def primary_rows(data: dict[str, Any]) -> list[tuple[str, str]]:

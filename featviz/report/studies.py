@@ -17,7 +17,7 @@ from ..errors import FeatvizError
 from ..fileio import inside, read_json
 from .schema import GENERIC, validate
 from .schema import STUDIES as SCHEMAS
-from ..stats import interval_text
+from ..stats import interval_text, mean_std_text
 from ..text import slug
 from .results import (pm_text, primary_rows, provenance, purification_rows, significance_table,
                       verdict)
@@ -129,9 +129,8 @@ def _rows(kind: str, data: dict[str, Any]) -> list[tuple[str, str]]:
         rows = primary_rows(data)
         for name, entry in (data.get("summary") or {}).items():
             if isinstance(entry, dict) and isinstance(entry.get("rel_test_mse"), (int, float)):
-                std = entry.get("rel_test_mse_std")
-                rows.append((f"relative test MSE, {name}", f"{entry['rel_test_mse']:.3g}"
-                             + (f" ± {std:.2g}" if isinstance(std, (int, float)) else "")))
+                rows.append((f"relative test MSE, {name}",
+                             mean_std_text({"mean": entry["rel_test_mse"], "std": entry.get("rel_test_mse_std")})))
         return rows
     return []
 

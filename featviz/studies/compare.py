@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SpecError
 from ..figures import literal, plt, save_figure
-from ..stats import holm, paired_difference, paired_test, unpaired_test
+from ..stats import holm, mean_std_text, paired_difference, paired_test, unpaired_test
 from ..stats import median as _median
 from .common import map_jobs, primary_endpoint, spread, train_stages
 from .names import COMPARE_MODES, DEFAULT_EPS
@@ -579,11 +579,7 @@ def compare_render_plot(modes: dict[str, dict[str, Any]], baseline: dict[str, An
 
 
 def _pm(cell: dict[str, Any] | None, pct: bool = False, digits: int = 3) -> str:
-    if not cell or cell.get("mean") is None:
-        return "–"
-    k = 100 if pct else 1
-    return (f"{k * cell['mean']:.1f} ± {k * cell['std']:.1f}" if pct
-            else f"{cell['mean']:.{digits}g} ± {cell['std']:.2g}")
+    return mean_std_text(cell, ".1f", ".1f", 100) if pct else mean_std_text(cell, f".{digits}g")
 
 
 def format_table(results: dict[str, Any]) -> str:
