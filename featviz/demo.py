@@ -74,7 +74,8 @@ class Budget:
     hierarchy_overrides: dict[str, Any] = field(default_factory=dict)
     # 128 steps already separate noise from image: on the digits joint model, median hf_ratio
     # 0.83 (none) vs 0.25 (standard) over all 80 units, though 78 of each still climb (flagged not
-    # converged); maximize's default 1,024 steps converge most `none` renders at 8x the cost.
+    # converged); maximize's default 2,048 steps (and a 256-step check) converge at least 80 % of
+    # every setting's renders at about 9x the cost (docs/regularizers.md).
     vis_steps: int = 128
     vis_layers: tuple[str, ...] | None = None   # None: every layer
     vis_top_k: int = 5

@@ -34,8 +34,11 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
 
     Writes OUT/results.json, OUT/hf_ratio.png, OUT/residual.png and OUT/renders.png.
     """
-    from ..stats import interval_text
+    from ..stats import interval_text, mean_std_text
     from ..studies import purification as P
+
+    def pm(stat: dict) -> str:
+        return mean_std_text(stat, ".3f", ".3f")
 
     check_out(out, force, inputs=parts)
     if parts:
@@ -52,21 +55,22 @@ def command(seeds, quick, epochs, eps, render_steps, parts, seed, device, out, f
     click.echo(f"budget: {p['budget']}")
     click.echo(f"{'median hf_ratio':<18}" + "".join(f"{b:>16}" for b in p["adv_over_clean"]))
     for name in P.MODELS:
-        click.echo(f"{name:<18}" + "".join(f"{_pm(p['hf_ratio'][name][b]):>16}" for b in p["adv_over_clean"]))
+        click.echo(f"{name:<18}" + "".join(f"{pm(p['hf_ratio'][name][b]):>16}" for b in p["adv_over_clean"]))
     click.echo(f"{'adv / clean':<18}" + "".join(f"{interval_text(p['adv_over_clean'][b]):>16}"
                                               for b in p["adv_over_clean"]))
     click.echo(f"primary: {results['primary']['name']}: {interval_text(results['primary'])}")
     click.echo(f"{'data':<18}{_fmt(p['hf_ratio']['data']):>16}")
-    click.echo("median |v| / |β·w_adv|: " + ", ".join(f"{b} {_pm(v)}" for b, v in p["residual_ratio"].items()))
-    click.echo("clean vs clean (baseline): " + ", ".join(f"{b} {_pm(v)}"
+    click.echo("median |v| / |β·w_adv|: " + ", ".join(f"{b} {pm(v)}" for b, v in p["residual_ratio"].items()))
+    click.echo("clean vs clean (baseline): " + ", ".join(f"{b} {pm(v)}"
                                                          for b, v in p["residual_ratio_clean_clean"].items()))
     click.echo("unused filter energy (init / clean / adversarial / noise): " + ", ".join(
         f"{b} " + " / ".join(_fmt(p["unused_energy"][m][b]["mean"]) for m in ("init", "clean", "adversarial", "noise"))
         for b in p["unused_energy"]["init"]))
     for b, claim in p["claims"].items():
         d = p["controls"][b]
-        click.echo(f"{b}: adversarial - noise {_ci(d['adversarial_minus_noise'])}, adversarial - weight decay "
-                   f"{_ci(d['adversarial_minus_weight_decay'])} -> purification claimed: "
+        noise, decay = (interval_text(d[k], "+.3f") for k in ("adversarial_minus_noise",
+                                                              "adversarial_minus_weight_decay"))
+        click.echo(f"{b}: adversarial - noise {noise}, adversarial - weight decay {decay} -> purification claimed: "
                    f"{'yes' if claim['purification'] else 'no'}")
     click.echo(f"{p['seeds']} seed(s) -> {out}/ in {results['seconds']:.1f} s")
 
@@ -95,14 +99,3 @@ def _combine(P, parts, out: Path) -> dict:
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
-
-def _ci(d: dict) -> str:
-    from ..stats import interval_text
-
-    return interval_text(d, "+.3f")
-
-
-def _pm(stat: dict) -> str:
-    from ..stats import mean_std_text
-
-    return mean_std_text(stat, ".3f", ".3f")

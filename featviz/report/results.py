@@ -343,13 +343,14 @@ def _estimate_text(entry: dict[str, Any]) -> str:
     value = _number(entry.get("value"))
     if value is None:
         value = _number(entry.get("difference"))
-    if value is None:
-        return "–"
     low, high = _number(entry.get("low")), _number(entry.get("high"))
+    text = interval_text({"value": value, "low": low, "high": high})
+    if value is None:
+        return text
     if low is None or high is None:
-        return f"{value:.3g} (no interval)"
+        return f"{text} (no interval)"
     level = _number(entry.get("level"))
-    return f"{value:.3g} [{low:.3g}, {high:.3g}]" + (f" ({100 * level:.0f} % CI)" if level else "")
+    return text + (f" ({100 * level:.0f} % CI)" if level else "")
 
 
 def _test_p(entry: dict[str, Any]) -> tuple[float | None, str]:

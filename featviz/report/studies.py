@@ -15,10 +15,10 @@ from typing import Any, Callable, Sequence
 
 from ..errors import FeatvizError
 from ..fileio import inside, read_json
-from .schema import GENERIC, validate
-from .schema import STUDIES as SCHEMAS
 from ..stats import interval_text, mean_std_text
 from ..text import slug
+from .schema import GENERIC, validate
+from .schema import STUDIES as SCHEMAS
 from .results import (pm_text, primary_rows, provenance, purification_rows, significance_table,
                       verdict)
 from .site import Site
@@ -149,8 +149,8 @@ def write_study_page(site: Site, folder: str | Path, page: str, kind: str, data:
     findings = [str(f) for f in data.get("findings", []) if isinstance(f, str)]
     rows = _rows(kind, data)
     site.render(page, "study.html", verdict=verdict(data, label, folder), study={
-        "title": title, "provenance": provenance(label, folder), "command": data.get("command"), "seconds": data.get("seconds"), "findings": findings,
-        "rows": rows, "tests": significance_table(data), "figures": _figures(site, folder, data),
+        "title": title, "provenance": provenance(label, folder), "command": data.get("command"),
+        "seconds": data.get("seconds"), "findings": findings, "rows": rows, "tests": significance_table(data), "figures": _figures(site, folder, data),
         "warnings": [str(w) for w in data.get("lr_edge_warnings", [])]})
     headline = findings[0] if findings else "; ".join(f"{k}: {v}" for k, v in rows[:2])
     return {"page": page, "title": title, "headline": headline}

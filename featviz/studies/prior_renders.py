@@ -84,7 +84,6 @@ def best_prior(units: dict[str, dict[str, dict[str, Any]]], priors: list[str], n
     return max(ok, key=lambda p: min(units[b][p]["relative_activation"]["value"] or -np.inf for b in units))
 
 
-
 def check_units(model, config: Config, input_shape, preprocess) -> None:
     """Every ``--blocks`` layer and the ``--units`` range exist in ``model``; else exit 2 naming
     the option (not the neuron spec the study builds from them)."""
@@ -97,6 +96,7 @@ def check_units(model, config: Config, input_shape, preprocess) -> None:
             resolve_neurons(model, f"{block}:{config.units}", input_shape, preprocess, shapes=shapes)
         except SpecError as error:
             raise SpecError(f"--blocks {block} --units {config.units}: {str(error).split(': ', 1)[-1]}") from None
+
 
 def run(config: Config, *, device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
         progress: bool = False) -> dict[str, Any]:
